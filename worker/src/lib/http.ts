@@ -1,0 +1,83 @@
+/** Replies and request bodies for the HTTP side of the protocol. */
+import { Failure } from "./errors";
+import { isJsonObject, type JsonObject } from "./json";
+import { failureReply, MAX_BODY_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, type Reply } from "./protocol";
+
+export function replyHeaders(): Record<string, string> {
+  return { "Content-Type": "application/json", [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) };
+}
+
+/** An HTTP response carrying an object's reply. */
+export function respond(reply: Reply): Response {
+  return new Response(reply.body, { status: reply.status, headers: replyHeaders() });
+}
+
+export function respondJson(status: number, body: JsonObject): Response {
+  return respond({ status, body: JSON.stringify(body) });
+}
+
+/** The error envelope response for `failure`. */
+export function respondFailure(failure: Failure): Response {
+  return respond(failureReply(failure));
+}
+
+const tooLarge = () => new Failure("payload_too_large", `body larger than ${MAX_BODY_BYTES} bytes`);
+
+/** Reads the body, refusing more than the limit whatever Content-Length says. */
+async function readLimited(request: Request): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("Content-Length") ?? "0");
+  if (declared > MAX_BODY_BYTES) throw tooLarge();
+  if (request.body === null) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > MAX_BODY_BYTES) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return concat(chunks, total);
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
+
+function isJsonMediaType(contentType: string | null): boolean {
+  if (contentType === null) return false;
+  return contentType.split(";")[0]!.trim().toLowerCase() === "application/json";
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * The request body as a JSON object. An empty body reads as `{}`; anything
+ * else must be `application/json`, at most 1 MiB, and a JSON object.
+ */
+export async function readJsonObject(request: Request): Promise<JsonObject> {
+  const bytes = await readLimited(request);
+  if (bytes.byteLength === 0) return {};
+  if (!isJsonMediaType(request.headers.get("Content-Type"))) {
+    throw new Failure("unsupported_media_type", "send the body as Content-Type: application/json");
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(decoder.decode(bytes));
+  } catch {
+    throw new Failure("bad_request", "the body is not valid UTF-8 JSON");
+  }
+  if (!isJsonObject(body)) throw new Failure("bad_request", "the body must be a JSON object");
+  return body;
+}

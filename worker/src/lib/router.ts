@@ -1,0 +1,171 @@
+/**
+ * The Worker's front door: checks the token, the protocol version, the path
+ * and the body, then hands one operation to the object's Durable Object.
+ */
+import { authorized } from "./auth";
+import { Failure } from "./errors";
+import { readJsonObject, respond, respondFailure, respondJson } from "./http";
+import type { ModelClass } from "./object";
+import {
+  checkMethodName,
+  checkModelName,
+  checkObjectId,
+  parseCallBody,
+  parseCreateBody,
+  parseDeleteBody,
+  parseUpdateBody,
+  PROTOCOL_HEADER,
+  PROTOCOL_VERSION,
+  type Operation,
+  type Reply,
+} from "./protocol";
+
+/** The RPC surface of a model object, as the router sees it. */
+interface ModelStub {
+  dispatch(operation: Operation): Promise<Reply>;
+  fetch(request: Request): Promise<Response>;
+}
+
+type Namespace = DurableObjectNamespace;
+
+/** The environment the router reads: the token and the namespace bindings. */
+type RouterEnv = { API_TOKEN?: string } & object;
+
+/** Maps env binding names to the model classes bound there: `{ COUNTER: Counter }`. */
+export type ModelBindings = Record<string, ModelClass>;
+
+/** A request's route after the path was split and decoded. */
+type Route =
+  | { kind: "health" }
+  | { kind: "object"; model: string; id: string }
+  | { kind: "call"; model: string; id: string; method: string }
+  | { kind: "socket"; model: string; id: string };
+
+const ALLOWED: Record<Route["kind"], readonly string[]> = {
+  health: ["GET"],
+  object: ["GET", "PUT", "PATCH", "DELETE"],
+  call: ["POST"],
+  socket: ["GET"],
+};
+
+/** Builds the Worker's `fetch` handler serving the given models. */
+export function createRouter(bindings: ModelBindings): ExportedHandler<RouterEnv> {
+  const namespaces = new Map<string, string>();
+  for (const [binding, model] of Object.entries(bindings)) namespaces.set(model.spec.name, binding);
+  return {
+    async fetch(request, env) {
+      try {
+        return await route(request, env, namespaces);
+      } catch (error) {
+        if (error instanceof Failure) return respondFailure(error);
+        return respondFailure(unexpected(error));
+      }
+    },
+  };
+}
+
+async function route(request: Request, env: RouterEnv, namespaces: Map<string, string>): Promise<Response> {
+  const path = new URL(request.url).pathname;
+  if (path !== "/v1/health") await checkToken(request, env);
+  checkProtocol(request);
+  const target = parsePath(path);
+  if (!ALLOWED[target.kind].includes(request.method)) {
+    throw new Failure("method_not_allowed", `${request.method} is not allowed on ${path}`);
+  }
+  if (target.kind === "health") return respondJson(200, { status: "ok", protocol: PROTOCOL_VERSION });
+  const stub = objectStub(env, namespaces, target.model, target.id);
+  if (target.kind === "socket") return openSocket(request, stub);
+  const operation = await readOperation(request, target);
+  return respond(await dispatch(stub, operation));
+}
+
+async function checkToken(request: Request, env: RouterEnv): Promise<void> {
+  const token = env.API_TOKEN;
+  if (token === undefined || token === "") return;
+  if (!(await authorized(request.headers.get("Authorization"), token))) {
+    throw new Failure("unauthorized", "missing or wrong bearer token");
+  }
+}
+
+function checkProtocol(request: Request): void {
+  const version = request.headers.get(PROTOCOL_HEADER);
+  if (version !== null && version.trim() !== String(PROTOCOL_VERSION)) {
+    throw new Failure("unsupported_protocol", `this server speaks ${PROTOCOL_HEADER} ${PROTOCOL_VERSION}, not ${JSON.stringify(version)}`);
+  }
+}
+
+/** Splits the raw path first, then decodes each segment once. */
+function parsePath(path: string): Route {
+  if (path === "/v1/health") return { kind: "health" };
+  const segments = path.split("/");
+  if (segments.length < 5 || segments[1] !== "v1" || segments[2] !== "objects") throw notFound(path);
+  const [model, id] = [decodeSegment(segments[3]!), decodeSegment(segments[4]!)];
+  const rest = segments.slice(5);
+  if (rest.length === 0) return { kind: "object", model, id };
+  if (rest.length === 1 && rest[0] === "ws") return { kind: "socket", model, id };
+  if (rest.length === 2 && rest[0] === "call") return { kind: "call", model, id, method: decodeSegment(rest[1]!) };
+  throw notFound(path);
+}
+
+function notFound(path: string): Failure {
+  return new Failure("not_found", `no endpoint at ${path}`);
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new Failure("bad_request", "malformed percent-encoding in the path");
+  }
+}
+
+function objectStub(env: RouterEnv, namespaces: Map<string, string>, model: string, id: string): ModelStub {
+  checkModelName(model);
+  const binding = namespaces.get(model);
+  const namespace = binding === undefined ? undefined : (env as Record<string, unknown>)[binding];
+  if (namespace === undefined) throw new Failure("unknown_model", `no model named ${JSON.stringify(model)} is served`);
+  checkObjectId(id);
+  const ns = namespace as Namespace;
+  return ns.get(ns.idFromName(id)) as unknown as ModelStub;
+}
+
+async function readOperation(request: Request, target: Exclude<Route, { kind: "health" | "socket" }>): Promise<Operation> {
+  if (target.kind === "call") {
+    checkMethodName(target.method);
+    return parseCallBody(target.method, await readJsonObject(request));
+  }
+  switch (request.method) {
+    case "PUT":
+      return parseCreateBody(await readJsonObject(request));
+    case "PATCH":
+      return parseUpdateBody(await readJsonObject(request));
+    case "DELETE":
+      return parseDeleteBody(await readJsonObject(request));
+    default:
+      return { op: "read" };
+  }
+}
+
+function openSocket(request: Request, stub: ModelStub): Promise<Response> {
+  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+    throw new Failure("bad_request", "this endpoint needs a WebSocket upgrade (Upgrade: websocket)");
+  }
+  return stub.fetch(request);
+}
+
+async function dispatch(stub: ModelStub, operation: Operation): Promise<Reply> {
+  try {
+    return await stub.dispatch(operation);
+  } catch (error) {
+    throw unexpected(error);
+  }
+}
+
+/** Maps a failure of the runtime (not of the request) onto `overloaded`, `unavailable` or `internal`. */
+function unexpected(error: unknown): Failure {
+  const flags = (typeof error === "object" && error !== null ? error : {}) as { overloaded?: boolean; retryable?: boolean };
+  if (flags.overloaded === true) return new Failure("overloaded", "the object is overloaded; retry later");
+  if (flags.retryable === true) return new Failure("unavailable", "the object is restarting; retry");
+  console.error("unexpected failure:", error);
+  return new Failure("internal", "unexpected server failure");
+}
