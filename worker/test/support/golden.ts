@@ -1,0 +1,110 @@
+/** Runs the golden cases of docs/golden/ against the Worker through `SELF`. */
+import { SELF } from "cloudflare:test";
+import { expect } from "vitest";
+import { mismatch } from "./match";
+import { FrameQueue } from "./sockets";
+
+export const GOLDEN_TOKEN = "golden-token";
+const ORIGIN = "http://golden.test";
+
+type Auth = string | null | undefined;
+type Headers = Record<string, string>;
+
+interface HttpStep {
+  request: { method: string; path: string; headers?: Headers; body?: unknown; raw_body?: string; auth?: Auth };
+  response: { status: number; body?: unknown };
+}
+
+export type Step =
+  | HttpStep
+  | { ws_open: string; auth?: Auth }
+  | { ws_send: unknown }
+  | { ws_send_raw: string }
+  | { ws_expect: unknown }
+  | { ws_open_refused: string; auth?: Auth; headers?: Headers; status: number; body?: unknown };
+
+export interface GoldenCase {
+  name: string;
+  steps: Step[];
+}
+
+/** Request headers for a step: `auth` omitted sends the right token, null none, a string as is. */
+function headersFor(auth: Auth, hasAuth: boolean, extra: Headers = {}, json = false): Headers {
+  const headers: Headers = {};
+  if (json) headers["Content-Type"] = "application/json";
+  if (!hasAuth) headers.Authorization = `Bearer ${GOLDEN_TOKEN}`;
+  else if (auth !== null && auth !== undefined) headers.Authorization = auth;
+  return { ...headers, ...extra };
+}
+
+function expectMatch(expected: unknown, actual: unknown, where: string): void {
+  const problem = mismatch(expected, actual);
+  expect(problem, `${where}: ${problem}\nactual: ${JSON.stringify(actual)}`).toBeNull();
+}
+
+async function expectReply(res: Response, status: number, body: unknown, where: string): Promise<void> {
+  const text = await res.text();
+  expect(res.status, `${where}: status (body ${text})`).toBe(status);
+  expect(res.headers.get("Durable-Protocol"), `${where}: Durable-Protocol header`).toBe("1");
+  if (body !== undefined) expectMatch(body, JSON.parse(text), where);
+}
+
+async function runHttp(step: HttpStep, run: string, where: string): Promise<void> {
+  const { request } = step;
+  const hasBody = "body" in request || "raw_body" in request;
+  const init: RequestInit = {
+    method: request.method,
+    headers: headersFor(request.auth, "auth" in request, request.headers, hasBody),
+  };
+  if ("raw_body" in request) init.body = request.raw_body;
+  else if ("body" in request) init.body = JSON.stringify(request.body);
+  const res = await SELF.fetch(ORIGIN + request.path.replaceAll("{run}", run), init);
+  await expectReply(res, step.response.status, step.response.body, where);
+}
+
+function upgradeInit(auth: Auth, hasAuth: boolean, extra?: Headers): RequestInit {
+  return { headers: { Upgrade: "websocket", ...headersFor(auth, hasAuth, extra) } };
+}
+
+/** Runs one case: its steps in order, with one WebSocket at most. */
+export async function runCase(golden: GoldenCase, run: string): Promise<void> {
+  let socket: FrameQueue | null = null;
+  try {
+    for (const [index, step] of golden.steps.entries()) {
+      const where = `${golden.name} / step ${index + 1}`;
+      socket = (await runStep(step, run, socket, where)) ?? socket;
+    }
+  } finally {
+    socket?.close();
+  }
+}
+
+async function runStep(step: Step, run: string, socket: FrameQueue | null, where: string): Promise<FrameQueue | null> {
+  if ("request" in step) {
+    await runHttp(step, run, where);
+  } else if ("ws_open" in step) {
+    const res = await SELF.fetch(ORIGIN + step.ws_open.replaceAll("{run}", run), upgradeInit(step.auth, "auth" in step));
+    expect(res.status, `${where}: handshake status`).toBe(101);
+    expect(res.headers.get("Durable-Protocol"), `${where}: Durable-Protocol header`).toBe("1");
+    return FrameQueue.accept(res);
+  } else if ("ws_open_refused" in step) {
+    const res = await SELF.fetch(ORIGIN + step.ws_open_refused.replaceAll("{run}", run), upgradeInit(step.auth, "auth" in step, step.headers));
+    expect(res.webSocket, `${where}: refused handshake must not upgrade`).toBeNull();
+    await expectReply(res, step.status, step.body, where);
+  } else {
+    runSocketStep(step, requireSocket(socket, where), where);
+    if ("ws_expect" in step) expectMatch(step.ws_expect, await requireSocket(socket, where).next(), where);
+  }
+  return null;
+}
+
+function requireSocket(socket: FrameQueue | null, where: string): FrameQueue {
+  if (socket === null) throw new Error(`${where}: no WebSocket open`);
+  return socket;
+}
+
+function runSocketStep(step: Step, socket: FrameQueue, where: string): void {
+  if ("ws_send" in step) socket.send(JSON.stringify(step.ws_send));
+  else if ("ws_send_raw" in step) socket.send(step.ws_send_raw);
+  else if (!("ws_expect" in step)) throw new Error(`${where}: unknown step ${JSON.stringify(step)}`);
+}
