@@ -1,0 +1,245 @@
+"""The exceptions raised by cloudflare-durable.
+
+Every error the library raises derives from one root::
+
+    DurableError                      root of everything raised here
+    ├── UsageError                    the library was used wrongly (closed client, bad handle)
+    │   └── NotLoadedError            a handle's field was read before any state was seen
+    ├── ModelDefinitionError          a DurableModel or Event class is ill-formed (at class creation)
+    ├── InvalidIdError                an object id, model name or request id is malformed
+    ├── ValidationError               arguments, fields or a result do not validate
+    ├── RemoteError                   the remote method raised; carries its type name and message
+    ├── InvalidResultError            the remote method returned a value its annotation rejects
+    ├── NotFoundError                 no such model, method, or object state
+    │   ├── UnknownModelError         the server serves no model of that name
+    │   ├── UnknownMethodError        the model has no remote method of that name
+    │   └── ObjectNotFoundError       the object has no state and cannot default it
+    ├── ConflictError                 an ``if_version`` did not match; nothing changed
+    │   └── AlreadyExistsError        ``create`` on an object that already has state
+    ├── UnauthorizedError             the token is missing or wrong
+    ├── OverloadedError               the server or object is overloaded; not retried
+    ├── ServerError                   the server failed unexpectedly; nothing was applied (retryable)
+    ├── ProtocolError                 the peer broke the wire protocol (bad reply, other version)
+    │   └── BadRequestError           the server rejected a request as malformed
+    └── TransportError                the request may not have reached its end (``retryable``)
+        ├── ConnectError              no connection could be made
+        ├── TimeoutError              no reply within the configured timeout
+        ├── ConnectionLostError       the connection dropped mid-request or mid-stream
+        └── UnavailableError          the server answered that it cannot serve now
+
+A server-side failure reaches the client as the same class it was raised as on
+the server: the wire carries a stable code (see ``docs/protocol.md``) and the
+client maps it back. Exceptions of third-party libraries are translated at the
+boundary (``raise ... from exc``), so callers only ever catch ``DurableError``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, ClassVar
+
+__all__ = [
+    "AlreadyExistsError",
+    "BadRequestError",
+    "ConflictError",
+    "ConnectError",
+    "ConnectionLostError",
+    "DurableError",
+    "InvalidIdError",
+    "InvalidResultError",
+    "ModelDefinitionError",
+    "NotFoundError",
+    "NotLoadedError",
+    "ObjectNotFoundError",
+    "OverloadedError",
+    "ProtocolError",
+    "RemoteError",
+    "ServerError",
+    "TimeoutError",
+    "TransportError",
+    "UnauthorizedError",
+    "UnavailableError",
+    "UnknownMethodError",
+    "UnknownModelError",
+    "UsageError",
+    "ValidationError",
+]
+
+
+class DurableError(Exception):
+    """Root of every exception raised by cloudflare-durable.
+
+    ``code`` is the stable wire code (``docs/protocol.md``), ``status`` the HTTP
+    status that carries it, ``retryable`` whether repeating the same request
+    (with the same request id) may succeed, ``details`` extra JSON data.
+    """
+
+    code: ClassVar[str] = "internal"
+    status: ClassVar[int] = 500
+    default_retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+        self.retryable = self.default_retryable if retryable is None else retryable
+
+
+class UsageError(DurableError):
+    """The library was used in a way it does not support."""
+
+    code = "usage_error"
+
+
+class NotLoadedError(UsageError, AttributeError):
+    """A handle's field was read before the handle saw any state (``await handle.load()``)."""
+
+
+class ModelDefinitionError(DurableError, TypeError):
+    """A ``DurableModel`` or ``Event`` subclass is ill-formed; raised when the class is created."""
+
+    code = "model_definition"
+
+
+class InvalidIdError(DurableError, ValueError):
+    """An object id, model name, method name or request id is malformed."""
+
+    code = "bad_request"
+    status = 400
+
+
+class ValidationError(DurableError, ValueError):
+    """Arguments, fields or state do not validate against the model.
+
+    ``details["errors"]`` lists pydantic's errors (location, message, type).
+    """
+
+    code = "validation_error"
+    status = 422
+
+
+class RemoteError(DurableError):
+    """The remote method raised. ``type_name`` is the exception's class name on the server."""
+
+    code = "remote_error"
+    status = 422
+
+    @property
+    def type_name(self) -> str:
+        return str(self.details.get("type", "Exception"))
+
+
+class InvalidResultError(DurableError):
+    """The remote method returned a value its return annotation rejects; nothing changed."""
+
+    code = "invalid_result"
+    status = 500
+
+
+class NotFoundError(DurableError, LookupError):
+    """Something named by the request does not exist."""
+
+    code = "not_found"
+    status = 404
+
+
+class UnknownModelError(NotFoundError):
+    """No model of that name is served."""
+
+    code = "unknown_model"
+
+
+class UnknownMethodError(NotFoundError, AttributeError):
+    """The model has no remote method of that name."""
+
+    code = "unknown_method"
+
+
+class ObjectNotFoundError(NotFoundError):
+    """The object has no stored state and its model has fields without defaults."""
+
+    code = "object_not_found"
+
+
+class ConflictError(DurableError):
+    """A conditional update's ``if_version`` did not match; nothing changed.
+
+    ``details`` holds ``expected`` and ``actual`` versions.
+    """
+
+    code = "conflict"
+    status = 409
+
+
+class AlreadyExistsError(ConflictError):
+    """``create`` was called on an object that already has state."""
+
+    code = "already_exists"
+
+
+class UnauthorizedError(DurableError):
+    """The server needs a token and the one sent (if any) is wrong."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class OverloadedError(DurableError):
+    """The server or the object is overloaded. Not retried automatically."""
+
+    code = "overloaded"
+    status = 503
+
+
+class ServerError(DurableError):
+    """The server failed unexpectedly; nothing was applied, so a retry is safe."""
+
+    code = "internal"
+    status = 500
+    default_retryable = True
+
+
+class ProtocolError(DurableError):
+    """The peer does not speak this protocol version, or sent something malformed."""
+
+    code = "protocol_error"
+    status = 502
+
+
+class BadRequestError(ProtocolError):
+    """The server rejected the request as malformed (a client bug or a version mismatch)."""
+
+    code = "bad_request"
+    status = 400
+
+
+class TransportError(DurableError):
+    """The request or stream failed in transit; ``retryable`` says whether to try again."""
+
+    code = "transport_error"
+    status = 503
+    default_retryable = True
+
+
+class ConnectError(TransportError):
+    """No connection to the server could be made."""
+
+
+class TimeoutError(TransportError, builtins.TimeoutError):
+    """No reply arrived within the configured timeout."""
+
+
+class ConnectionLostError(TransportError):
+    """The connection dropped while a request or stream was in progress."""
+
+
+class UnavailableError(TransportError):
+    """The server answered that it cannot serve right now (shutting down, restarting)."""
+
+    code = "unavailable"

@@ -1,0 +1,106 @@
+"""Everything that reaches into pydantic beyond its public API, in one place.
+
+The model metaclass must derive from pydantic's private ``ModelMetaclass``, and
+remote method signatures are turned into validators here. If pydantic changes,
+this is the module to mend.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+from pydantic._internal._model_construction import ModelMetaclass
+
+from . import _exceptions as exc
+
+__all__ = ["ModelMetaclass", "Signature", "translate", "validation_details"]
+
+
+def validation_details(error: pydantic.ValidationError) -> dict[str, Any]:
+    errors = [
+        {"loc": [str(part) for part in item["loc"]], "msg": item["msg"], "type": item["type"]}
+        for item in error.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    return {"errors": errors}
+
+
+def translate(error: pydantic.ValidationError, what: str) -> exc.ValidationError:
+    """Our ``ValidationError`` for pydantic's, with a one-line summary of each problem."""
+    details = validation_details(error)
+    summary = "; ".join(
+        f"{'.'.join(item['loc']) or '(root)'}: {item['msg']}" for item in details["errors"]
+    )
+    return exc.ValidationError(f"{what}: {summary}", details=details)
+
+
+@dataclass(slots=True)
+class Signature:
+    """Validators for one remote method: its arguments by name, and its result."""
+
+    name: str
+    signature: inspect.Signature
+    arguments: type[pydantic.BaseModel]
+    result: pydantic.TypeAdapter[Any]
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Arguments given positionally or by keyword, as JSON by name (client side)."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise exc.ValidationError(f"{self.name}(): {error}") from None
+        return self.dump_arguments(self.validate_arguments(bound.arguments))
+
+    def validate_arguments(self, data: dict[str, Any]) -> pydantic.BaseModel:
+        try:
+            return self.arguments.model_validate(data)
+        except pydantic.ValidationError as error:
+            raise translate(error, f"invalid arguments for {self.name}()") from error
+
+    def dump_arguments(self, model: pydantic.BaseModel) -> dict[str, Any]:
+        return model.model_dump(mode="json", exclude_unset=True)
+
+    def keywords(self, model: pydantic.BaseModel) -> dict[str, Any]:
+        return {name: getattr(model, name) for name in type(model).model_fields}
+
+    def dump_result(self, value: Any) -> Any:
+        """Validate what a method body returned and turn it into JSON (host side)."""
+        try:
+            checked = self.result.validate_python(value, strict=True)
+            return self.result.dump_python(checked, mode="json", warnings="error")
+        except (pydantic.ValidationError, pydantic.PydanticSerializationError) as error:
+            raise exc.InvalidResultError(
+                f"{self.name}() returned {type(value).__name__} {str(value)[:100]!r}, "
+                f"which does not match its return annotation: {error}"
+            ) from error
+
+    def load_result(self, value: Any) -> Any:
+        """Validate a result received from the wire (client side)."""
+        try:
+            return self.result.validate_python(value)
+        except pydantic.ValidationError as error:
+            raise translate(error, f"result of {self.name}() does not validate") from error
+
+
+def build_signature(owner: str, fn: Callable[..., Any]) -> Signature:
+    """Validators for ``fn``'s parameters after ``self`` and for its return type."""
+    signature = inspect.signature(fn)
+    params = list(signature.parameters.values())[1:]
+    hints = typing.get_type_hints(fn, include_extras=True)
+    fields: dict[str, Any] = {}
+    for param in params:
+        annotation = hints.get(param.name, Any)
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[param.name] = (annotation, default)
+    arguments = pydantic.create_model(  # type: ignore[call-overload]
+        f"{owner}.{fn.__name__}.arguments",
+        __config__=pydantic.ConfigDict(extra="forbid", arbitrary_types_allowed=False),
+        **fields,
+    )
+    result: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(hints.get("return", Any))
+    qualified = f"{owner}.{fn.__name__}"
+    return Signature(qualified, signature.replace(parameters=params), arguments, result)

@@ -1,0 +1,140 @@
+"""Subscriptions: async iterators over snapshots or events that survive disconnects.
+
+A subscription reads its stream inline, in the caller's task: no background
+task and no cancel scope stays open between two ``__anext__`` calls, so it can
+be iterated from any async code, under any timeout. When the stream breaks with
+a retryable error it reconnects with jittered, capped backoff and resumes from
+the last version it yielded: versions only go up, and none repeats.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any, Generic, Self, TypeVar
+
+import anyio
+
+from . import _exceptions as exc
+from . import _protocol as proto
+from . import _telemetry as telemetry
+from ._config import MAX_BACKOFF
+from ._transports.base import MessageStream
+
+__all__ = ["Subscription"]
+
+T = TypeVar("T")
+logger = logging.getLogger("cloudflare_durable.subscription")
+
+
+def _delays(base: float) -> Iterator[float]:
+    from ._client import backoff
+
+    return backoff(base, MAX_BACKOFF)
+
+
+class Subscription(Generic[T]):
+    """An async iterator of validated items (snapshots or events) of one object.
+
+    Iterate it with ``async for``; use ``async with`` around it (or call
+    ``aclose()``) to close its connection as soon as you stop.
+    """
+
+    def __init__(
+        self,
+        open_stream: Callable[[int | None], Awaitable[MessageStream]],
+        convert: Callable[[proto.Snapshot | proto.EventMessage], T | None],
+        *,
+        since: int | None,
+        timeout: float,
+        reconnect_delay: float,
+        metadata: Mapping[str, Any],
+    ) -> None:
+        self._open = open_stream
+        self._convert = convert
+        self._since = since
+        self._timeout = timeout
+        self._reconnect_delay = reconnect_delay
+        self._metadata = dict(metadata)
+        self._stream: MessageStream | None = None
+        self._closed = False
+        self._delays: Iterator[float] | None = None
+        self.reconnects = 0
+
+    @property
+    def version(self) -> int | None:
+        """The last snapshot version yielded (``None`` before the first)."""
+        return self._since
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> T:
+        while True:
+            if self._closed:
+                raise StopAsyncIteration
+            stream = self._stream or await self._connect()
+            try:
+                message = await stream.receive()
+            except exc.TransportError as error:
+                if not error.retryable:
+                    await self.aclose()
+                    raise
+                await self._lost(error)
+                continue
+            if isinstance(message, proto.Snapshot):
+                if self._since is not None and message.version <= self._since:
+                    continue
+                self._since = message.version
+            item = self._convert(message)
+            if item is not None:
+                return item
+
+    async def _connect(self) -> MessageStream:
+        while True:
+            try:
+                with anyio.fail_after(self._timeout):
+                    self._stream = await self._open(self._since)
+            except TimeoutError as error:
+                failure: exc.DurableError = (
+                    error if isinstance(error, exc.DurableError) else exc.TimeoutError("connect timed out")
+                )
+            except exc.DurableError as error:
+                if not error.retryable:
+                    self._closed = True
+                    raise
+                failure = error
+            else:
+                self._delays = None
+                return self._stream
+            await self._wait_before_retry(failure)
+
+    async def _lost(self, error: exc.DurableError) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await stream.aclose()
+        telemetry.emit("websocket.disconnected", {}, {**self._metadata, "error": error})
+        self.reconnects += 1
+        if not isinstance(error, proto.SubscriberLagged):
+            await self._wait_before_retry(error)
+
+    async def _wait_before_retry(self, error: exc.DurableError) -> None:
+        if self._delays is None:
+            self._delays = _delays(self._reconnect_delay)
+        delay = next(self._delays)
+        logger.info("subscription %s lost (%s); reconnecting in %.3f s", self._metadata, error, delay)
+        await anyio.sleep(delay)
+
+    async def aclose(self) -> None:
+        """Stop the subscription and close its connection; idempotent."""
+        self._closed = True
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -1,0 +1,77 @@
+"""Telemetry: the five events of the Elixir client, as hooks.
+
+``attach(event, handler)`` registers ``handler(event, measurements, metadata)``
+for one of :data:`EVENTS` and returns a function that detaches it. Handlers run
+inline and must be quick; an exception in a handler is logged, never raised
+into the caller. Every event is also logged at DEBUG on the
+``cloudflare_durable.telemetry`` logger, and, when ``opentelemetry-api`` is
+installed, requests are wrapped in spans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final, Literal, TypeAlias
+
+__all__ = ["EVENTS", "Handler", "TelemetryEvent", "attach"]
+
+TelemetryEvent: TypeAlias = Literal[
+    "request.start", "request.stop", "websocket.connected", "websocket.disconnected", "error"
+]
+EVENTS: Final[tuple[TelemetryEvent, ...]] = (
+    "request.start",
+    "request.stop",
+    "websocket.connected",
+    "websocket.disconnected",
+    "error",
+)
+Handler: TypeAlias = Callable[[str, Mapping[str, float], Mapping[str, Any]], None]
+
+logger = logging.getLogger("cloudflare_durable.telemetry")
+_handlers: dict[str, list[Handler]] = {event: [] for event in EVENTS}
+
+try:  # pragma: no cover - depends on the optional extra
+    from opentelemetry import trace as _otel_trace
+
+    _tracer: Any = _otel_trace.get_tracer("cloudflare_durable")
+except ImportError:  # pragma: no cover
+    _tracer = None
+
+
+def attach(event: TelemetryEvent, handler: Handler) -> Callable[[], None]:
+    """Call ``handler`` on every ``event``; returns a function that detaches it."""
+    if event not in _handlers:
+        raise ValueError(f"unknown telemetry event {event!r}; choose from {', '.join(EVENTS)}")
+    _handlers[event].append(handler)
+
+    def detach() -> None:
+        with contextlib.suppress(ValueError):
+            _handlers[event].remove(handler)
+
+    return detach
+
+
+def emit(event: TelemetryEvent, measurements: Mapping[str, float], metadata: Mapping[str, Any]) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("%s %s %s", event, dict(measurements), dict(metadata))
+    for handler in tuple(_handlers[event]):
+        try:
+            handler(event, measurements, metadata)
+        except Exception:
+            logger.exception("telemetry handler %r failed on %s", handler, event)
+
+
+def active(event: TelemetryEvent) -> bool:
+    return bool(_handlers[event]) or logger.isEnabledFor(logging.DEBUG)
+
+
+@contextlib.contextmanager
+def span(name: str, attributes: Mapping[str, Any]) -> Iterator[None]:
+    """An OpenTelemetry span when the API is installed; nothing otherwise."""
+    if _tracer is None:
+        yield
+        return
+    with _tracer.start_as_current_span(name, attributes=dict(attributes)):  # pragma: no cover
+        yield

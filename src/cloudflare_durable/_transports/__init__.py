@@ -1,0 +1,1 @@
+"""Transports: each moves one call or one stream, and knows nothing of policy."""

@@ -1,0 +1,79 @@
+"""The transport interface.
+
+A transport turns one operation into one reply, or opens one stream of server
+messages, and raises ``DurableError`` subclasses (``TransportError`` when the
+request may not have arrived). Retries, request ids, backoff, timeouts and
+telemetry belong to the client above it.
+"""
+
+from __future__ import annotations
+
+import abc
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from .. import _protocol as proto
+
+
+class MessageStream(abc.ABC):
+    """A subscription's incoming messages, read inline: no background task, and no
+    cancel scope held open between calls, so it can be read from any async code."""
+
+    @abc.abstractmethod
+    async def receive(self) -> proto.Snapshot | proto.EventMessage:
+        """The next message; ``TransportError`` when the stream broke."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Close the stream; idempotent."""
+
+
+class CallChannel(abc.ABC):
+    """Calls to one object over one connection, many in flight at once."""
+
+    @abc.abstractmethod
+    async def call(self, method: str, args: dict[str, Any], request_id: str | None) -> proto.CallReply:
+        """Send one call and wait for its reply."""
+
+
+class Transport(abc.ABC):
+    """Moves operations to a host and replies back."""
+
+    @abc.abstractmethod
+    async def call(
+        self, model: str, object_id: str, method: str, args: dict[str, Any], request_id: str | None
+    ) -> proto.CallReply: ...
+
+    @abc.abstractmethod
+    async def read(self, model: str, object_id: str) -> proto.StateReply: ...
+
+    @abc.abstractmethod
+    async def create(
+        self, model: str, object_id: str, state: dict[str, Any], request_id: str | None
+    ) -> proto.StateReply: ...
+
+    @abc.abstractmethod
+    async def update(
+        self,
+        model: str,
+        object_id: str,
+        fields: dict[str, Any],
+        if_version: int | None,
+        request_id: str | None,
+    ) -> proto.StateReply: ...
+
+    @abc.abstractmethod
+    async def delete(self, model: str, object_id: str, request_id: str | None) -> proto.DeleteReply: ...
+
+    @abc.abstractmethod
+    async def stream(
+        self, model: str, object_id: str, subscribe: proto.SubscribeFrame
+    ) -> MessageStream:
+        """Open a subscription and send ``subscribe``."""
+
+    @abc.abstractmethod
+    def channel(self, model: str, object_id: str) -> AbstractAsyncContextManager[CallChannel]:
+        """Open a call channel (an RPC session) to one object."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...

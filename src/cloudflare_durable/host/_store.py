@@ -1,0 +1,197 @@
+"""SQLite persistence for the host: object state, versions and idempotency records.
+
+One connection per host, used from the event loop's thread. Each batch of
+changes to one object is one ``BEGIN IMMEDIATE`` transaction that first checks
+the stored version, so two processes sharing a file never lose or double an
+update: the loser sees a newer version, rolls back, and the host re-runs the
+batch on the fresh state.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .. import _exceptions as exc
+from .. import _protocol as proto
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS durable_objects (
+    model TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    state TEXT,
+    PRIMARY KEY (model, object_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS durable_requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    reply TEXT NOT NULL,
+    created REAL NOT NULL,
+    UNIQUE (model, object_id, request_id)
+);
+CREATE INDEX IF NOT EXISTS durable_requests_created ON durable_requests (created);
+CREATE INDEX IF NOT EXISTS durable_requests_object ON durable_requests (model, object_id, seq);
+"""
+
+BUSY_TIMEOUT_MS: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    version: int
+    state: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    """A stored reply to a request id."""
+
+    status: int
+    reply: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """The end state of one batch, and the replies of the request ids it answered."""
+
+    version: int
+    state: dict[str, Any] | None
+    replies: list[tuple[str, Remembered]]
+
+
+class VersionMoved(Exception):
+    """Another writer changed the object since it was read; re-run on fresh state."""
+
+
+class Store:
+    """Objects and idempotency records in one SQLite database."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        request_ttl: float = proto.IDEMPOTENCY_TTL_SECONDS,
+        max_requests: int = proto.IDEMPOTENCY_MAX_PER_OBJECT,
+    ) -> None:
+        self.path = path
+        self.request_ttl = request_ttl
+        self.max_requests = max_requests
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if path != ":memory:":
+                self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as error:
+            raise exc.UsageError(f"cannot open the store {path!r}: {error}") from error
+        self._writes_since_sweep = 0
+        self._unpruned: dict[tuple[str, str], int] = {}
+
+    def close(self) -> None:
+        self._db.close()
+
+    def read(self, model: str, object_id: str) -> Stored:
+        row = self._db.execute(
+            "SELECT version, state FROM durable_objects WHERE model = ? AND object_id = ?",
+            (model, object_id),
+        ).fetchone()
+        if row is None:
+            return Stored(0, None)
+        return Stored(row[0], None if row[1] is None else json.loads(row[1]))
+
+    def version(self, model: str, object_id: str) -> int:
+        row = self._db.execute(
+            "SELECT version FROM durable_objects WHERE model = ? AND object_id = ?",
+            (model, object_id),
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def remembered(self, model: str, object_id: str, request_id: str) -> Remembered | None:
+        row = self._db.execute(
+            "SELECT status, reply, created FROM durable_requests "
+            "WHERE model = ? AND object_id = ? AND request_id = ?",
+            (model, object_id, request_id),
+        ).fetchone()
+        if row is None or row[2] < time.time() - self.request_ttl:
+            return None
+        return Remembered(row[0], json.loads(row[1]))
+
+    def commit(self, model: str, object_id: str, expected: int, write: Write) -> None:
+        """Store ``write`` if the object is still at version ``expected``."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.version(model, object_id) != expected:
+                raise VersionMoved
+            db.execute(
+                "INSERT INTO durable_objects (model, object_id, version, state) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (model, object_id) "
+                "DO UPDATE SET version = excluded.version, state = excluded.state",
+                (model, object_id, write.version, _encode(write.state)),
+            )
+            self._remember(model, object_id, write.replies)
+            db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            db.execute("ROLLBACK")
+            raise VersionMoved from None  # another process stored one of these request ids
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._writes_since_sweep += 1
+        if self._writes_since_sweep >= 1000:
+            self.sweep()
+
+    def _remember(self, model: str, object_id: str, replies: Iterable[tuple[str, Remembered]]) -> None:
+        now = time.time()
+        rows = [
+            (model, object_id, request_id, item.status, proto.dumps(item.reply).decode(), now)
+            for request_id, item in replies
+        ]
+        if not rows:
+            return
+        key = (model, object_id)
+        self._unpruned[key] = self._unpruned.get(key, 0) + len(rows)
+        if self._unpruned[key] > self.max_requests + 1000:
+            self._prune(model, object_id)
+        if rows:
+            self._db.executemany(
+                "INSERT INTO durable_requests "
+                "(model, object_id, request_id, status, reply, created) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (model, object_id, request_id) DO UPDATE SET "
+                "status = excluded.status, reply = excluded.reply, created = excluded.created "
+                f"WHERE durable_requests.created < {now - self.request_ttl!r}",
+                rows,
+            )
+
+    def _prune(self, model: str, object_id: str) -> None:
+        """Keep only the newest ``max_requests`` request ids of one object (in a transaction)."""
+        self._db.execute(
+            "DELETE FROM durable_requests WHERE model = ? AND object_id = ? AND seq <= ("
+            " SELECT seq FROM durable_requests WHERE model = ? AND object_id = ?"
+            " ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+            (model, object_id, model, object_id, self.max_requests),
+        )
+        self._unpruned[(model, object_id)] = 0
+
+    def sweep(self) -> None:
+        """Forget request ids older than the time to live."""
+        self._writes_since_sweep = 0
+        self._db.execute(
+            "DELETE FROM durable_requests WHERE created < ?", (time.time() - self.request_ttl,)
+        )
+
+    def count_requests(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM durable_requests").fetchone()[0])
+
+
+def _encode(state: dict[str, Any] | None) -> str | None:
+    return None if state is None else proto.dumps(state).decode()
