@@ -2,17 +2,24 @@ import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
-  plugins: [
-    cloudflareTest({
-      wrangler: { configPath: "./wrangler.jsonc" },
-      miniflare: {
-        // The golden cases run with this token.
-        bindings: { API_TOKEN: "golden-token" },
-      },
-    }),
-  ],
   test: {
-    include: ["test/**/*.test.ts"],
     testTimeout: 20_000,
+    projects: [
+      {
+        // Unit and golden tests, inside workerd.
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.jsonc" },
+            // The golden cases run with this token.
+            miniflare: { bindings: { API_TOKEN: "golden-token" } },
+          }),
+        ],
+        test: { name: "workerd", include: ["test/**/*.test.ts"] },
+      },
+      {
+        // The local server script, as a real Node process.
+        test: { name: "node", include: ["test/node/**/*.test.mjs"], environment: "node" },
+      },
+    ],
   },
 });

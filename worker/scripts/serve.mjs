@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+// Serves the Worker on workerd through Miniflare, for tests and benchmarks.
+//
+//   node scripts/serve.mjs [--port N] [--persist DIR] [--token T]
+//
+// --port N       port on 127.0.0.1 (default 0: a free port)
+// --persist DIR  keep Durable Object storage in DIR across restarts (default: in memory)
+// --token T      require "Authorization: Bearer T" (default: no authentication)
+//
+// When ready it prints one line of JSON to stdout, {"url": "http://127.0.0.1:PORT"},
+// and nothing else there (logs go to stderr). It stops on SIGTERM or SIGINT, or
+// when its standard input is a pipe and that pipe closes.
+import { fstatSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { build } from "esbuild";
+import { Log, LogLevel, Miniflare } from "miniflare";
+import { readWorkerConfig } from "./config.mjs";
+
+process.env.WRANGLER_SEND_METRICS = "false";
+
+/** Miniflare's log, written to stderr so stdout carries only the ready line. */
+class StderrLog extends Log {
+  log(message) {
+    process.stderr.write(`${message}\n`);
+  }
+}
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      port: { type: "string", default: "0" },
+      persist: { type: "string" },
+      token: { type: "string" },
+    },
+  });
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0 to 65535, not ${values.port}`);
+  return { port, persist: values.persist === undefined ? undefined : resolve(values.persist), token: values.token };
+}
+
+/** Bundles the TypeScript Worker into one ES module, in memory. */
+async function bundle(main) {
+  const result = await build({
+    entryPoints: [main],
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    conditions: ["workerd", "worker", "browser"],
+    external: ["cloudflare:*"],
+    write: false,
+    logLevel: "warning",
+  });
+  return result.outputFiles[0].text;
+}
+
+async function start({ port, persist, token }) {
+  const config = readWorkerConfig();
+  const script = await bundle(config.main);
+  if (persist !== undefined) await mkdir(persist, { recursive: true });
+  const mf = new Miniflare({
+    name: config.name,
+    modules: true,
+    script,
+    scriptPath: resolve(config.main, "..", "index.mjs"),
+    compatibilityDate: config.compatibilityDate,
+    compatibilityFlags: config.compatibilityFlags,
+    durableObjects: config.durableObjects,
+    durableObjectsPersist: persist ?? false,
+    bindings: token === undefined ? {} : { API_TOKEN: token },
+    host: "127.0.0.1",
+    port,
+    cf: false,
+    log: new StderrLog(LogLevel.WARN),
+    handleRuntimeStdio(stdout, stderr) {
+      stdout.pipe(process.stderr);
+      stderr.pipe(process.stderr);
+    },
+  });
+  const url = await mf.ready;
+  return { mf, url };
+}
+
+function stdinIsPipe() {
+  try {
+    const stat = fstatSync(0);
+    return stat.isFIFO() || stat.isSocket();
+  } catch {
+    return false;
+  }
+}
+
+function stopOnExit(mf) {
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    try {
+      await mf.dispose();
+    } finally {
+      process.exit(0);
+    }
+  };
+  // Miniflare's own signal hooks exit at once with 128+signal; dispose first, then exit 0.
+  for (const signal of ["SIGTERM", "SIGINT"]) {
+    process.removeAllListeners(signal);
+    process.on(signal, stop);
+  }
+  if (stdinIsPipe()) {
+    process.stdin.on("end", stop);
+    process.stdin.on("close", stop);
+    process.stdin.resume();
+  }
+}
+
+try {
+  const { mf, url } = await start(options());
+  stopOnExit(mf);
+  process.stdout.write(`${JSON.stringify({ url: url.origin }).replace('":"', '": "')}\n`);
+} catch (error) {
+  process.stderr.write(`serve.mjs: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}
