@@ -14,7 +14,7 @@ import { fstatSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { build } from "esbuild";
+import { build, stop as stopEsbuild } from "esbuild";
 import { Log, LogLevel, Miniflare } from "miniflare";
 import { readWorkerConfig } from "./config.mjs";
 
@@ -53,6 +53,7 @@ async function bundle(main) {
     write: false,
     logLevel: "warning",
   });
+  await stopEsbuild();
   return result.outputFiles[0].text;
 }
 

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// `npm run dev`: wrangler dev on 127.0.0.1, offline, persisting to .wrangler/state.
+//   PORT       port to listen on (default 8787)
+//   API_TOKEN  bearer token to require (default: none)
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { WORKER_DIR } from "./config.mjs";
+
+const wrangler = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
+const port = process.env.PORT || "8787";
+const args = [
+  wrangler,
+  "dev",
+  "--ip",
+  "127.0.0.1",
+  "--port",
+  port,
+  "--persist-to",
+  ".wrangler/state",
+  "--log-level",
+  "warn",
+  "--show-interactive-dev-session=false",
+];
+if (process.env.API_TOKEN) args.push("--var", `API_TOKEN:${process.env.API_TOKEN}`);
+
+const child = spawn(process.execPath, args, {
+  cwd: WORKER_DIR,
+  stdio: "inherit",
+  env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+});
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
+child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
