@@ -232,21 +232,21 @@ class DurableModelMeta(ModelMetaclass):
         namespace: dict[str, Any],
         **kwargs: Any,
     ) -> type:
+        _check_field_names(cls_name, namespace.get("__annotations__", {}))
         cls = super().__new__(mcs, cls_name, bases, namespace, **kwargs)
         if namespace.get("__module__") == __name__ and cls_name == "DurableModel":
             return cls
         model: type[DurableModel] = cls  # type: ignore[assignment]
-        _check_fields(model)
         model.__durable_methods__ = _collect_methods(model)
         _register(model)
         return cls
 
 
-def _check_fields(model: type[DurableModel]) -> None:
-    for name in model.model_fields:
+def _check_field_names(cls_name: str, annotations: dict[str, Any]) -> None:
+    for name in annotations:
         if name.startswith(RESERVED_PREFIX):
             raise exc.ModelDefinitionError(
-                f"{model.__qualname__}.{name}: field names starting with "
+                f"{cls_name}.{name}: field names starting with "
                 f"{RESERVED_PREFIX!r} are reserved for cloudflare-durable"
             )
 
@@ -264,13 +264,13 @@ def _collect_methods(model: type[DurableModel]) -> dict[str, RemoteMethod[Any, A
             method.signature  # noqa: B018 - build validators now to report errors early
         except NameError:
             pass  # a forward reference; resolved at the first call
-        except pydantic.PydanticUserError as error:  # pragma: no cover - depends on pydantic
-            raise exc.ModelDefinitionError(f"{method.fn.__qualname__}: {error}") from error
         except pydantic.PydanticSchemaGenerationError as error:
             raise exc.ModelDefinitionError(
                 f"{method.fn.__qualname__}: a parameter or the return type cannot be "
                 f"validated or sent as JSON: {error}"
             ) from error
+        except pydantic.PydanticUserError as error:
+            raise exc.ModelDefinitionError(f"{method.fn.__qualname__}: {error}") from error
     return methods
 
 

@@ -14,11 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydantic
+from pydantic_core import PydanticSerializationError
 from pydantic._internal._model_construction import ModelMetaclass
 
 from . import _exceptions as exc
 
-__all__ = ["ModelMetaclass", "Signature", "translate", "validation_details"]
+__all__ = [
+    "ModelMetaclass",
+    "PydanticSerializationError",
+    "Signature",
+    "dump_state",
+    "translate",
+    "validation_details",
+]
 
 
 def validation_details(error: pydantic.ValidationError) -> dict[str, Any]:
@@ -72,7 +80,7 @@ class Signature:
         try:
             checked = self.result.validate_python(value, strict=True)
             return self.result.dump_python(checked, mode="json", warnings="error")
-        except (pydantic.ValidationError, pydantic.PydanticSerializationError) as error:
+        except (pydantic.ValidationError, PydanticSerializationError) as error:
             raise exc.InvalidResultError(
                 f"{self.name}() returned {type(value).__name__} {str(value)[:100]!r}, "
                 f"which does not match its return annotation: {error}"
@@ -104,3 +112,13 @@ def build_signature(owner: str, fn: Callable[..., Any]) -> Signature:
     result: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(hints.get("return", Any))
     qualified = f"{owner}.{fn.__name__}"
     return Signature(qualified, signature.replace(parameters=params), arguments, result)
+
+
+def dump_state(instance: pydantic.BaseModel) -> dict[str, Any]:
+    """An instance's fields as JSON, refusing values that do not match their types."""
+    try:
+        return instance.model_dump(mode="json", warnings="error")
+    except PydanticSerializationError as error:
+        raise exc.ValidationError(
+            f"the state of {type(instance).__qualname__} no longer matches its fields: {error}"
+        ) from error

@@ -27,7 +27,7 @@ from .. import _exceptions as exc
 from .. import _protocol as proto
 from .._config import store_path
 from .._models import DurableModel, Event, Execution, event_name, live_instance, registered_models
-from .._pydantic import translate
+from .._pydantic import dump_state, translate
 from ._store import Remembered, Store, VersionMoved, Write
 
 logger = logging.getLogger("cloudflare_durable.host")
@@ -71,10 +71,17 @@ class Subscriber:
     last version it saw, so it skips ahead but never repeats.
     """
 
-    def __init__(self, host: Host, cell: _Cell, frame: proto.SubscribeFrame) -> None:
+    def __init__(
+        self,
+        host: Host,
+        cell: _Cell,
+        frame: proto.SubscribeFrame,
+        sink: Callable[[proto.Snapshot | proto.EventMessage], None] | None = None,
+    ) -> None:
         self._host = host
         self._cell = cell
         self.frame = frame
+        self._sink = sink
         self._inbox: deque[proto.Snapshot | proto.EventMessage] = deque()
         self._wakeup = anyio.Event()
         self._lagged = False
@@ -83,6 +90,9 @@ class Subscriber:
 
     def push(self, message: proto.Snapshot | proto.EventMessage) -> None:
         if self._closed or self._lagged:
+            return
+        if self._sink is not None:
+            self._sink(message)
             return
         if len(self._inbox) >= proto.SUBSCRIBER_BACKLOG:
             self._lagged = True
@@ -160,8 +170,7 @@ class _Cell:
         return self.live, self.live_json
 
 
-def _dump(instance: DurableModel) -> dict[str, Any]:
-    return instance.model_dump(mode="json", warnings="error")
+_dump = dump_state
 
 
 class Host:
@@ -266,12 +275,22 @@ class Host:
         assert isinstance(reply, proto.DeleteReply)
         return reply
 
-    def subscribe(self, model: str, object_id: str, frame: proto.SubscribeFrame) -> Subscriber:
-        """Register a subscriber; it holds the current snapshot first if it is newer."""
+    def subscribe(
+        self,
+        model: str,
+        object_id: str,
+        frame: proto.SubscribeFrame,
+        sink: Callable[[proto.Snapshot | proto.EventMessage], None] | None = None,
+    ) -> Subscriber:
+        """Register a subscriber; it holds the current snapshot first if it is newer.
+
+        With ``sink``, messages are handed to it synchronously, in order, instead
+        of queueing for ``receive()`` (a network connection's own outbox).
+        """
         cell = self._cell(model, object_id)
         if not cell.draining:
             self.poll(cell)
-        subscriber = Subscriber(self, cell, frame)
+        subscriber = Subscriber(self, cell, frame, sink)
         cell.subscribers.add(subscriber)
         subscriber.push_snapshot(cell.version, cell.state)
         return subscriber
@@ -370,8 +389,8 @@ class Host:
                 _resolve(batch, [failure] * len(batch))
                 return
             self._committed(cell, run)
-            _resolve(batch, outcomes)
             self._publish(cell, run.changes)
+            _resolve(batch, outcomes)
             return
         _resolve(batch, [exc.UnavailableError("the object is busy in another process")] * len(batch))
 
@@ -474,17 +493,14 @@ class _Batch:
         live, before = cell.live_for(self.state)
         cell.execution.events = events = []
         try:
-            value = await method.fn(live, **signature.keywords(arguments))
+            try:
+                value = await method.fn(live, **signature.keywords(arguments))
+            except Exception as error:
+                raise _remote_error(cell, op.method, error) from error
             result = signature.dump_result(value)
             after = _dump(live)
-        except exc.InvalidResultError:
-            cell.live = None
-            raise
-        except Exception as error:
-            cell.live = None
-            raise _remote_error(cell, op.method, error) from error
         except BaseException:
-            cell.live = None
+            cell.live = None  # rebuilt from the last good state at the next call
             raise
         if after != before or events:
             cell.live_json = after

@@ -1,0 +1,110 @@
+"""The ``durable`` command: ``durable serve MODULE`` runs the network host."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from .. import _protocol as proto
+from .._config import DEFAULT_STORE, ENV_TOKEN
+from .._models import DurableModel
+
+logger = logging.getLogger("cloudflare_durable.host")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="durable", description="cloudflare-durable tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the DurableModels of a module over the network")
+    serve.add_argument("module", help="a dotted module name (myapp.models) or a file (models.py)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8787, help="port (default 8787; 0 picks a free one)")
+    serve.add_argument("--store", default=DEFAULT_STORE, help=f"SQLite file (default {DEFAULT_STORE})")
+    serve.add_argument("--token", default=None, help=f"bearer token (default: ${ENV_TOKEN})")
+    serve.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    args = parser.parse_args(argv)
+    return serve_command(args)
+
+
+def load_module(target: str) -> ModuleType:
+    """Import ``target``: a path to a ``.py`` file, or a dotted module name."""
+    path = Path(target)
+    if target.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise SystemExit(f"durable: no such file: {target}")
+        sys.path.insert(0, str(path.resolve().parent))
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"durable: cannot import {target}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+        return module
+    sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(target)
+    except ImportError as error:
+        raise SystemExit(f"durable: cannot import {target!r}: {error}") from error
+
+
+def models_in(module: ModuleType) -> list[type[DurableModel]]:
+    """Every DurableModel subclass that ``module`` defines or imports."""
+    return [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, DurableModel) and value is not DurableModel
+    ]
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        print("durable serve needs the server extra: pip install 'cloudflare-durable[server]'",
+              file=sys.stderr)
+        return 2
+    from . import Host
+    from .asgi import create_app
+
+    module = load_module(args.module)
+    models = models_in(module)
+    if not models:
+        print(f"durable: {args.module} defines no DurableModel subclass", file=sys.stderr)
+        return 2
+    token = args.token if args.token is not None else os.environ.get(ENV_TOKEN) or None
+    host = Host(args.store, models=models)
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(host, token=token),
+        log_level=args.log_level,
+        lifespan="off",
+        ws_max_size=proto.MAX_FRAME_BYTES,
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    names = ", ".join(sorted(m.__durable_name__ for m in models))
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    if token is None:
+        print("durable: WARNING: no token configured (--token or $CLOUDFLARE_API_TOKEN); "
+              "serving WITHOUT authentication", file=sys.stderr, flush=True)
+    print(f"durable: serving {names} from {args.store} at http://{shown}:{port}", flush=True)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        host.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

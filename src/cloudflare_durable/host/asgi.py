@@ -1,0 +1,340 @@
+"""The network host: protocol version 1 over HTTP and WebSocket, as an ASGI app.
+
+``create_app(host, token=...)`` returns a plain ASGI application. Serve it with
+``durable serve`` (uvicorn), or mount it inside your own Starlette or FastAPI
+application (``app.mount("/durable", durable_app)``); it routes on the raw path
+below its mount point, so object ids may contain any character.
+
+Every failure is answered with the JSON error envelope of ``docs/protocol.md``;
+unexpected exceptions are logged on ``cloudflare_durable.host`` and answered
+``500 internal`` without a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final, TypeAlias
+
+import anyio
+from anyio.abc import TaskGroup
+
+from .. import _exceptions as exc
+from .. import _protocol as proto
+from ._runtime import Host, Operation, Outcome, Subscriber
+
+__all__ = ["DurableApp", "create_app"]
+
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+
+logger = logging.getLogger("cloudflare_durable.host")
+
+_VERSION_HEADER: Final = (b"durable-protocol", str(proto.PROTOCOL_VERSION).encode())
+_JSON_HEADERS: Final = [(b"content-type", b"application/json"), _VERSION_HEADER]
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+
+
+def create_app(host: Host, *, token: str | None = None) -> DurableApp:
+    """An ASGI app serving ``host``; with ``token``, every request must carry it."""
+    return DurableApp(host, token=token)
+
+
+class DurableApp:
+    """The ASGI application of the network host."""
+
+    def __init__(self, host: Host, *, token: str | None = None) -> None:
+        self.host = host
+        self._token_digest = hashlib.sha256(token.encode()).digest() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await _Connection(self, scope, receive, send).run()
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+
+    # -- checks shared by HTTP and WebSocket ------------------------------
+
+    def authorized(self, headers: dict[bytes, bytes]) -> bool:
+        if self._token_digest is None:
+            return True
+        given = headers.get(b"authorization", b"")
+        scheme, _, credential = given.partition(b" ")
+        digest = hashlib.sha256(credential.strip()).digest()
+        return hmac.compare_digest(digest, self._token_digest) and scheme.lower() == b"bearer"
+
+    def route(self, scope: Scope, headers: dict[bytes, bytes]) -> proto.Route:
+        """Check auth and version, then route; raises the error to answer with."""
+        path = _route_path(scope)
+        if path == "/v1/health":
+            return proto.Route("health")
+        if not self.authorized(headers):
+            raise exc.UnauthorizedError("a valid bearer token is required")
+        version = headers.get(proto.PROTOCOL_HEADER.encode())
+        proto.check_protocol_header(None if version is None else version.decode("latin-1"))
+        route = proto.parse_path(path)
+        if route.model:
+            self.host.model(route.model)
+        return route
+
+    # -- HTTP ----------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope["headers"])
+        try:
+            status, body = await self._handle(scope, headers, receive)
+        except exc.DurableError as error:
+            status, body = proto.error_status(error), proto.error_envelope(error)
+        except Exception:
+            logger.exception("unexpected failure serving %s %s", scope["method"], scope["path"])
+            error = exc.ServerError("unexpected server failure; nothing was applied")
+            status, body = 500, proto.error_envelope(error)
+        await _respond(send, status, proto.dumps(body))
+
+    async def _handle(
+        self, scope: Scope, headers: dict[bytes, bytes], receive: Receive
+    ) -> tuple[int, Any]:
+        route = self.route(scope, headers)
+        method = scope["method"]
+        if method not in proto.allowed_methods(route.kind):
+            raise proto.MethodNotAllowed(f"{method} is not allowed here")
+        if route.kind == "health":
+            return 200, {"status": "ok", "protocol": proto.PROTOCOL_VERSION}
+        if route.kind == "ws":
+            raise exc.BadRequestError("this endpoint needs a WebSocket upgrade")
+        body = await _read_body(headers, receive, required=method in _BODY_METHODS)
+        host = self.host
+        if route.kind == "call":
+            call = proto.parse_call_body(body)
+            reply = await host.call(route.model, route.object_id, route.method, call.args, call.request_id)
+            return 200, reply.to_json()
+        if method == "GET":
+            return 200, (await host.read(route.model, route.object_id)).to_json()
+        if method == "PUT":
+            create = proto.parse_create_body(body)
+            reply = await host.create(route.model, route.object_id, create.state, create.request_id)
+            return 201, reply.to_json()
+        if method == "PATCH":
+            update = proto.parse_update_body(body)
+            reply = await host.update(
+                route.model, route.object_id, update.fields, update.if_version, update.request_id
+            )
+            return 200, reply.to_json()
+        delete = proto.parse_delete_body(body)
+        return 200, (await host.delete(route.model, route.object_id, delete.request_id)).to_json()
+
+
+def _route_path(scope: Scope) -> str:
+    """The raw path below the mount point, still percent-encoded."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    path = raw.decode("latin-1").split("?", 1)[0]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path
+
+
+async def _read_body(headers: dict[bytes, bytes], receive: Receive, *, required: bool) -> dict[str, Any]:
+    length = headers.get(b"content-length")
+    if length is not None and length.isdigit() and int(length) > proto.MAX_BODY_BYTES:
+        raise proto.PayloadTooLarge(f"the body is over {proto.MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise exc.BadRequestError("the client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > proto.MAX_BODY_BYTES:
+            raise proto.PayloadTooLarge(f"the body is over {proto.MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    data = b"".join(chunks)
+    if not data and not required:
+        return {}
+    content_type = headers.get(b"content-type")
+    proto.check_content_type(None if content_type is None else content_type.decode("latin-1"))
+    return proto.loads_object(data)
+
+
+async def _respond(send: Send, status: int, body: bytes) -> None:
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+# -- WebSocket -----------------------------------------------------------------
+
+
+class _Closed(Exception):
+    def __init__(self, code: int, reason: str = "") -> None:
+        self.code, self.reason = code, reason
+
+
+class _Connection:
+    """One WebSocket: a reader (this task), a writer task, and the object's drains.
+
+    Outgoing frames go through one outbox in order. A subscriber's frames are
+    put there synchronously when a change commits, before the results of the
+    calls in that batch, so on one connection a snapshot and its events always
+    come before the result of the call that made them.
+    """
+
+    def __init__(self, app: DurableApp, scope: Scope, receive: Receive, send: Send) -> None:
+        self.app, self.scope, self.receive, self.send = app, scope, receive, send
+        self.route = proto.Route("ws")
+        self.outbox: deque[tuple[str, bool]] = deque()
+        self.wakeup = anyio.Event()
+        self.backlog = 0
+        self.closing: _Closed | None = None
+        self.subscriber: Subscriber | None = None
+
+    async def run(self) -> None:
+        message = await self.receive()
+        if message["type"] != "websocket.connect":
+            return
+        if not await self._accept():
+            return
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._writer, tg)
+                await self._reader(tg)
+                tg.cancel_scope.cancel()
+        finally:
+            if self.subscriber is not None:
+                self.subscriber.close()
+
+    async def _accept(self) -> bool:
+        headers = dict(self.scope["headers"])
+        try:
+            self.route = self.app.route(self.scope, headers)
+            if self.route.kind != "ws":
+                raise exc.NotFoundError("WebSocket connections go to /v1/objects/{model}/{id}/ws")
+        except exc.DurableError as error:
+            await self._refuse(error)
+            return False
+        await self.send({"type": "websocket.accept", "headers": [_VERSION_HEADER]})
+        return True
+
+    async def _refuse(self, error: exc.DurableError) -> None:
+        if "websocket.http.response" in self.scope.get("extensions", {}):
+            body = proto.dumps(proto.error_envelope(error))
+            headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+            status = proto.error_status(error)
+            await self.send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+            await self.send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await self.send({"type": "websocket.close", "code": 1008, "reason": error.code})
+
+    async def _reader(self, tg: TaskGroup) -> None:
+        while self.closing is None:
+            message = await self.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                self._close(1003, "binary frames are not supported")
+            elif len(text) > proto.MAX_FRAME_BYTES:
+                self._close(1009, "frame too large")
+            else:
+                self._frame(text, tg)
+        await anyio.sleep_forever()  # the writer sends the close frame, then cancels this
+
+    def _frame(self, text: str, tg: TaskGroup) -> None:
+        try:
+            frame = proto.parse_client_frame(text)
+        except proto.FrameError as error:
+            self._put(proto.error_frame(error.call_id, error))
+            return
+        if isinstance(frame, proto.PingFrame):
+            self.outbox.append((proto.PONG_TEXT, False))
+            self.wakeup.set()
+        elif isinstance(frame, proto.CallFrame):
+            self._call(frame, tg)
+        else:
+            self._subscribe(frame)
+
+    def _call(self, frame: proto.CallFrame, tg: TaskGroup) -> None:
+        def done(outcome: Outcome) -> None:
+            if isinstance(outcome, exc.DurableError):
+                self._put(proto.error_frame(frame.id, outcome))
+            else:
+                assert isinstance(outcome, proto.CallReply)
+                self._put(proto.result_frame(frame.id, outcome))
+
+        op = Operation("call", done, frame.request_id, frame.method, frame.args)
+        try:
+            drain = self.app.host.submit(self.route.model, self.route.object_id, op)
+        except exc.DurableError as error:
+            done(error)
+            return
+        if drain is not None:
+            tg.start_soon(drain)
+
+    def _subscribe(self, frame: proto.SubscribeFrame) -> None:
+        if self.subscriber is not None:
+            error = exc.BadRequestError("this connection is already subscribed")
+            self._put(proto.error_frame(None, error))
+            return
+        self.subscriber = self.app.host.subscribe(
+            self.route.model, self.route.object_id, frame, self._publish
+        )
+
+    def _publish(self, message: proto.Snapshot | proto.EventMessage) -> None:
+        if isinstance(message, proto.Snapshot):
+            frame = proto.snapshot_frame(message.version, message.state)
+        else:
+            frame = proto.event_frame(message.version, message.name, message.data)
+        self.backlog += 1
+        if self.backlog > proto.SUBSCRIBER_BACKLOG:
+            self._close(proto.CLOSE_LAGGING, "subscriber fell behind; resume with since")
+            return
+        self.outbox.append((proto.dumps(frame).decode(), True))
+        self.wakeup.set()
+
+    def _put(self, frame: dict[str, Any]) -> None:
+        self.outbox.append((proto.dumps(frame).decode(), False))
+        self.wakeup.set()
+
+    def _close(self, code: int, reason: str) -> None:
+        if self.closing is None:
+            self.closing = _Closed(code, reason)
+            self.wakeup.set()
+
+    async def _writer(self, tg: TaskGroup) -> None:
+        while self.closing is None:
+            await self.wakeup.wait()
+            self.wakeup = anyio.Event()
+            try:
+                while self.outbox and self.closing is None:
+                    text, from_subscription = self.outbox.popleft()
+                    await self.send({"type": "websocket.send", "text": text})
+                    self.backlog -= from_subscription
+            except OSError:  # the peer went away; the reader sees the disconnect
+                tg.cancel_scope.cancel()
+                return
+        closing = self.closing
+        with contextlib.suppress(OSError):
+            await self.send({"type": "websocket.close", "code": closing.code, "reason": closing.reason})
+        tg.cancel_scope.cancel()

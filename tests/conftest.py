@@ -1,0 +1,78 @@
+"""Fixtures: real hosts for the suite to run against.
+
+``client`` is parametrised over every host that serves the example models: the
+embedded host (in-process), the network host (``durable serve`` on 127.0.0.1)
+and the Worker on workerd. ``py_client`` covers the two Python hosts, for the
+test-only models of ``tests/models.py``. Servers are started once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from cloudflare_durable import DurableClient
+from cloudflare_durable.testing import NetworkHost, WorkerHost
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "tests" / "models.py"
+TOKEN = "test-token"
+CLIENT_OPTIONS = {"timeout": 15.0, "retries": 5, "retry_delay": 0.02, "reconnect_delay": 0.02}
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def network_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkHost]:
+    store = tmp_path_factory.mktemp("network") / "state.sqlite3"
+    with NetworkHost(MODELS, store=store, token=TOKEN) as server:
+        yield server
+
+
+def worker_available() -> bool:
+    if WorkerHost.available():
+        return True
+    if os.environ.get("CI"):
+        pytest.fail("the Worker is not installed: run `npm ci` in worker/")
+    return False
+
+
+@pytest.fixture(scope="session")
+def worker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHost]:
+    if not worker_available():
+        pytest.skip("Node dependencies of worker/ are not installed (npm ci)")
+    persist = tmp_path_factory.mktemp("worker")
+    with WorkerHost(persist, token=TOKEN) as server:
+        yield server
+
+
+def _client(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> DurableClient:
+    if kind == "embedded":
+        return DurableClient(store=str(tmp_path / "embedded.sqlite3"), **CLIENT_OPTIONS)
+    server = request.getfixturevalue(f"{kind}_host")
+    return DurableClient(server.url, token=TOKEN, **CLIENT_OPTIONS)
+
+
+@pytest.fixture(params=["embedded", "network", "worker"])
+async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DurableClient]:
+    async with _client(request, request.param, tmp_path) as c:
+        yield c
+
+
+@pytest.fixture(params=["embedded", "network"])
+async def py_client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DurableClient]:
+    async with _client(request, request.param, tmp_path) as c:
+        yield c
+
+
+@pytest.fixture
+def oid(request: pytest.FixtureRequest) -> str:
+    """An object id unique to this test (servers are shared by the session)."""
+    return f"{request.node.name[:60]}-{uuid.uuid4().hex[:10]}"
