@@ -17,7 +17,7 @@ import contextlib
 import functools
 import inspect
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import (
     TYPE_CHECKING,
@@ -47,6 +47,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 M = TypeVar("M", bound="DurableModel")
 E = TypeVar("E", bound="Event")
+E1 = TypeVar("E1", bound="Event")
+E2 = TypeVar("E2", bound="Event")
+E3 = TypeVar("E3", bound="Event")
+E4 = TypeVar("E4", bound="Event")
 
 RESERVED_PREFIX = "durable_"
 #: Names a remote method may not take: they are the handle's own API.
@@ -85,7 +89,9 @@ class RemoteMethod(Generic[M, P, R]):
     is the plain method.
     """
 
-    def __init__(self, fn: Callable[Concatenate[M, P], Awaitable[R]], name: str | None) -> None:
+    def __init__(
+        self, fn: Callable[Concatenate[M, P], Coroutine[Any, Any, R]], name: str | None
+    ) -> None:
         if isinstance(fn, (staticmethod, classmethod)) or not inspect.isfunction(fn):
             raise exc.ModelDefinitionError(
                 f"@remote applies to 'async def' methods, not to {fn!r}"
@@ -121,18 +127,22 @@ class RemoteMethod(Generic[M, P, R]):
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> Self: ...
     @overload
-    def __get__(self, obj: M, owner: type[Any]) -> Callable[P, Awaitable[R]]: ...
-    def __get__(self, obj: M | None, owner: type[Any]) -> Self | Callable[P, Awaitable[R]]:
+    def __get__(self, obj: M, owner: type[Any]) -> Callable[P, Coroutine[Any, Any, R]]: ...
+    def __get__(
+        self, obj: M | None, owner: type[Any]
+    ) -> Self | Callable[P, Coroutine[Any, Any, R]]:
         if obj is None:
             return self
         if _binding(obj).execution is not None:
             return types.MethodType(self.fn, obj)
         return functools.partial(_call_remote, obj, self)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise exc.ModelDefinitionError(
-            f"@remote function {self.fn.__qualname__} is not a method of a DurableModel"
-        )
+    if not TYPE_CHECKING:  # read it on an instance: the class attribute is not callable
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            raise exc.ModelDefinitionError(
+                f"@remote function {self.fn.__qualname__} is not a method of a DurableModel"
+            )
 
     def __repr__(self) -> str:
         return f"<remote method {self.fn.__qualname__}>"
@@ -161,16 +171,21 @@ def _check_parameters(fn: Callable[..., Any]) -> None:
 
 
 @overload
-def remote(fn: Callable[Concatenate[M, P], Awaitable[R]], /) -> RemoteMethod[M, P, R]: ...
+def remote(
+    fn: Callable[Concatenate[M, P], Coroutine[Any, Any, R]], /
+) -> RemoteMethod[M, P, R]: ...
 @overload
 def remote(
     *, name: str | None = None
-) -> Callable[[Callable[Concatenate[M, P], Awaitable[R]]], RemoteMethod[M, P, R]]: ...
+) -> Callable[[Callable[Concatenate[M, P], Coroutine[Any, Any, R]]], RemoteMethod[M, P, R]]: ...
 def remote(
-    fn: Callable[Concatenate[M, P], Awaitable[R]] | None = None, /, *, name: str | None = None
+    fn: Callable[Concatenate[M, P], Coroutine[Any, Any, R]] | None = None,
+    /,
+    *,
+    name: str | None = None,
 ) -> (
     RemoteMethod[M, P, R]
-    | Callable[[Callable[Concatenate[M, P], Awaitable[R]]], RemoteMethod[M, P, R]]
+    | Callable[[Callable[Concatenate[M, P], Coroutine[Any, Any, R]]], RemoteMethod[M, P, R]]
 ):
     """Mark an ``async def`` method of a ``DurableModel`` as callable remotely.
 
@@ -357,7 +372,11 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
 
     @classmethod
     async def create(cls, object_id: str, /, **fields: Any) -> Self:
-        """Initialise the object with ``fields``; ``AlreadyExistsError`` if it has state."""
+        """Initialise the object with ``fields``; ``AlreadyExistsError`` if it has state.
+
+        Type checkers do not see the field names and types of ``**fields``: they
+        are validated at run time (``ValidationError``).
+        """
         return await cls.get(object_id).durable_client.create_object(cls, object_id, fields)
 
     async def load(self) -> Self:
@@ -367,7 +386,11 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
         return self._snapshot(reply.version, reply.state)
 
     async def update(self, *, if_version: int | None = None, **fields: Any) -> Self:
-        """Set the given fields, validated. With ``if_version``, only at that version."""
+        """Set the given fields, validated. With ``if_version``, only at that version.
+
+        Type checkers do not see the field names and types of ``**fields``: they
+        are validated at run time (``ValidationError``).
+        """
         client = self.durable_client
         reply = await client.update_object(type(self), self.durable_id, fields, if_version)
         self._durable_apply(reply.version, reply.state)
@@ -387,8 +410,26 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
         """
         return self.durable_client.subscribe_snapshots(self)
 
-    def events(self, *types: type[E]) -> Subscription[E]:
-        """Validated events of the given types, in emission order, as they happen."""
+    @overload
+    def events(self, type1: type[E1], /) -> Subscription[E1]: ...
+    @overload
+    def events(self, type1: type[E1], type2: type[E2], /) -> Subscription[E1 | E2]: ...
+    @overload
+    def events(
+        self, type1: type[E1], type2: type[E2], type3: type[E3], /
+    ) -> Subscription[E1 | E2 | E3]: ...
+    @overload
+    def events(
+        self, type1: type[E1], type2: type[E2], type3: type[E3], type4: type[E4], /
+    ) -> Subscription[E1 | E2 | E3 | E4]: ...
+    @overload
+    def events(self, type1: type[E], /, *types: type[E]) -> Subscription[E]: ...
+    def events(self, *types: type[Event]) -> Subscription[Any]:
+        """Validated events of the given types, in emission order, as they happen.
+
+        Items are typed as the union of the types given (up to four; with more,
+        as their common base class).
+        """
         if not types:
             raise exc.UsageError("events() needs at least one Event subclass")
         for event_type in types:
