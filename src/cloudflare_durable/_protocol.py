@@ -183,12 +183,16 @@ def dumps(value: JSON) -> bytes:
 def loads_object(data: bytes | str, what: str = "body") -> dict[str, Any]:
     """Decode a JSON object, or raise ``BadRequestError`` saying what was wrong."""
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_constant=_no_constants)
     except (ValueError, RecursionError) as error:
         raise exc.BadRequestError(f"{what} is not valid JSON: {error}") from None
     if not isinstance(value, dict):
         raise exc.BadRequestError(f"{what} must be a JSON object, not {type(value).__name__}")
     return value
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def check_content_type(value: str | None) -> None:
