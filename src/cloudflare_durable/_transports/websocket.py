@@ -1,0 +1,651 @@
+"""WebSockets for subscriptions and RPC sessions, on anyio (asyncio or trio).
+
+The WebSocket protocol itself is websockets' sans-I/O ``ClientProtocol``: it
+turns frames into bytes and bytes into frames. This module only moves those
+bytes over an anyio TCP (or TLS) stream, so it runs the same on every anyio
+backend, and maps what happens on the wire onto our exceptions:
+
+- a refused handshake raises the error in the server's JSON envelope;
+- a connection that closes or breaks raises ``ConnectionLostError``
+  (retryable, except after a normal closure, code 1000, which means "stop");
+- close code 4008 raises ``SubscriberLagged`` (resume at once);
+- close codes that blame the client (1002, 1003, 1007, 1008, 1009, 1010) and
+  frames that break the protocol raise ``ProtocolError``.
+
+``WebSocketStream`` reads a subscription inline, in its caller's task.
+``WebSocketSession`` multiplexes calls over one connection, with a reader task
+in a task group it owns, and reconnects when the connection drops.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+import httpx
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, PayloadTooBig
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.typing import BytesLike
+from websockets.uri import WebSocketURI
+
+from .. import _exceptions as exc
+from .. import _protocol as proto
+from .. import _telemetry as telemetry
+from .._client import backoff
+from .._config import Settings
+from .base import CallChannel, MessageStream
+from .http import encode, protocol_headers, reply_error
+
+__all__ = ["Endpoint", "WebSocket", "WebSocketSession", "WebSocketStream", "open_websocket"]
+
+logger = logging.getLogger("cloudflare_durable.transport")
+
+KEEPALIVE_INTERVAL: Final = 20.0
+"""Seconds without traffic before a ping; twice that and the connection is dead."""
+CLOSE_TIMEOUT: Final = 2.0
+READ_SIZE: Final = 65536
+PING_FRAME: Final = proto.PING_TEXT.encode()
+# Close codes by which the server says the client broke the protocol.
+CLIENT_FAULT_CODES: Final = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
+STREAM_ERRORS: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where WebSockets connect, derived once from the server URL."""
+
+    secure: bool
+    host: str
+    port: int
+    prefix: str
+    headers: tuple[tuple[str, str], ...]
+    timeout: float
+    write_timeout: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Endpoint:
+        if settings.url is None:
+            raise exc.UsageError("WebSockets need a server URL")
+        parts = urlsplit(settings.url)
+        secure = parts.scheme == "https"
+        if parts.hostname is None:
+            raise exc.UsageError(f"the server URL has no host: {settings.url!r}")
+        return cls(
+            secure=secure,
+            host=parts.hostname,
+            port=parts.port or (443 if secure else 80),
+            prefix=parts.path.rstrip("/"),
+            headers=tuple(protocol_headers(settings.token).items()),
+            timeout=settings.timeout,
+            write_timeout=settings.timeout,
+        )
+
+    def uri(self, path: str) -> WebSocketURI:
+        return WebSocketURI(self.secure, self.host, self.port, self.prefix + path, "")
+
+
+_ssl_context: ssl.SSLContext | None = None
+
+
+def _tls_context() -> ssl.SSLContext:
+    # The same certificate store as the HTTP transport (httpx's default).
+    global _ssl_context
+    if _ssl_context is None:
+        _ssl_context = httpx.create_ssl_context()
+    return _ssl_context
+
+
+async def open_websocket(endpoint: Endpoint, path: str) -> WebSocket:
+    """Connect and complete the opening handshake, or raise what the server said.
+
+    It has no timeout of its own: callers bound it (``fail_after``).
+    """
+    uri = endpoint.uri(path)
+    stream: anyio.abc.ByteStream
+    try:
+        if endpoint.secure:
+            stream = await anyio.connect_tcp(
+                endpoint.host, endpoint.port, ssl_context=_tls_context(), tls_hostname=endpoint.host
+            )
+        else:
+            stream = await anyio.connect_tcp(endpoint.host, endpoint.port)
+    except ssl.SSLCertVerificationError as error:
+        raise exc.ConnectError(f"TLS to {uri.host}: {error}", retryable=False) from error
+    except (*STREAM_ERRORS, anyio.EndOfStream) as error:
+        raise exc.ConnectError(
+            f"cannot connect to {uri.host}:{uri.port}: {error or type(error).__name__}"
+        ) from error
+    protocol = ClientProtocol(uri, max_size=proto.MAX_FRAME_BYTES)
+    websocket = WebSocket(stream, protocol, endpoint.write_timeout)
+    try:
+        request = protocol.connect()
+        for name, value in endpoint.headers:
+            request.headers[name] = value
+        protocol.send_request(request)
+        await websocket.flush()
+        await websocket.handshake()
+    except BaseException:
+        await anyio.aclose_forcefully(stream)
+        raise
+    return websocket
+
+
+class WebSocket:
+    """One client WebSocket: ``ClientProtocol`` driven over an anyio byte stream.
+
+    Sending buffers frames in the protocol and ``flush()`` writes them; any
+    number of tasks may send, and one of them writes for all (never two writes
+    at once). One task at a time reads (``receive_some``/``receive_text``).
+    Once the connection is done, ``error`` holds why, and reading raises it
+    after every message received before it has been returned.
+    """
+
+    def __init__(
+        self, stream: anyio.abc.ByteStream, protocol: ClientProtocol, write_timeout: float
+    ) -> None:
+        self._stream = stream
+        self._protocol = protocol
+        self._write_timeout = write_timeout
+        self._frames: deque[Frame] = deque()
+        self._fragments: list[BytesLike] = []
+        self._flushing = False
+        self._reading = False
+        self._closed = False
+        self.error: exc.DurableError | None = None
+        self.last_received = time.monotonic()
+
+    # -- opening handshake -------------------------------------------------
+
+    async def handshake(self) -> None:
+        protocol = self._protocol
+        while True:
+            await self._read()
+            for event in protocol.events_received():
+                if isinstance(event, Response):
+                    self._accept(event)
+                elif isinstance(event, Frame):
+                    self._frames.append(event)
+            if protocol.state is State.OPEN:
+                self._after_feed()
+                return
+            if protocol.handshake_exc is not None:
+                raise self._refused(protocol.handshake_exc)
+            if self.error is not None:
+                raise exc.ConnectError(f"handshake failed: {self.error.message}") from self.error
+
+    def _accept(self, response: Response) -> None:
+        if response.status_code == 101 and response.headers.get(proto.PROTOCOL_HEADER) != str(
+            proto.PROTOCOL_VERSION
+        ):
+            raise exc.ProtocolError(
+                "the WebSocket handshake reply has no 'Durable-Protocol: 1': "
+                "the URL does not point at a cloudflare-durable server of this protocol version"
+            )
+
+    def _refused(self, error: Exception) -> exc.DurableError:
+        if isinstance(error, InvalidStatus):
+            response = error.response
+            headers_ok = response.headers.get(proto.PROTOCOL_HEADER) == str(proto.PROTOCOL_VERSION)
+            refusal = reply_error(response.status_code, headers_ok, bytes(response.body))
+        elif isinstance(error, InvalidMessage) and isinstance(error.__cause__, EOFError):
+            refusal = exc.ConnectError("the server closed the connection during the handshake")
+        elif isinstance(error, InvalidHandshake):
+            refusal = exc.ProtocolError(f"bad WebSocket handshake reply: {error}")
+        else:  # pragma: no cover - websockets only reports InvalidHandshake
+            refusal = exc.ProtocolError(f"WebSocket handshake failed: {error!r}")
+        refusal.__cause__ = error
+        return refusal
+
+    # -- sending -----------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self.error is None and self._protocol.state is State.OPEN
+
+    def send_text(self, data: bytes) -> bool:
+        """Buffer one text frame (``flush`` writes it); False once the connection cannot send."""
+        if self.error is not None or self._protocol.state is not State.OPEN:
+            return False
+        self._protocol.send_text(data)
+        return True
+
+    async def flush(self) -> None:
+        """Write every buffered frame. Never raises: a failed write ends the connection
+        (``error`` is set and the socket closed, so the reader learns of it)."""
+        if self._flushing:
+            return  # the task writing now loops until the buffer is empty
+        self._flushing = True
+        try:
+            # Shielded: a write cut short would leave half a frame on the wire.
+            with anyio.CancelScope(shield=True) as scope:
+                scope.deadline = anyio.current_time() + self._write_timeout
+                while chunks := self._protocol.data_to_send():
+                    data = b"".join(chunks)
+                    if data:
+                        await self._stream.send(data)
+            if scope.cancelled_caught:
+                await self.abort(exc.ConnectionLostError("a write to the WebSocket timed out"))
+        except STREAM_ERRORS as error:
+            await self.abort(
+                exc.ConnectionLostError(f"the WebSocket broke while writing: {error!r}")
+            )
+        finally:
+            self._flushing = False
+
+    # -- receiving ---------------------------------------------------------
+
+    async def receive_some(self) -> None:
+        """Wait for data and parse it; raise ``error`` once the connection is done."""
+        if self.error is not None:
+            raise self.error
+        await self._read()
+        self._after_feed()
+        if self._protocol.writes:
+            await self.flush()  # pongs and the echo of a close frame
+
+    async def receive_text(self) -> str:
+        """The next text message; pings after an idle interval, gives up after two."""
+        quiet = 0
+        while True:
+            text = self.next_message()
+            if text is not None:
+                return text
+            received = False
+            with anyio.move_on_after(KEEPALIVE_INTERVAL):
+                await self.receive_some()
+                received = True
+            if received:
+                quiet = 0
+                continue
+            quiet += 1
+            if quiet >= 2:
+                await self.abort(
+                    exc.ConnectionLostError(
+                        f"no traffic on the WebSocket for {2 * KEEPALIVE_INTERVAL:g} s"
+                    )
+                )
+            elif self.send_text(PING_FRAME):
+                await self.flush()
+
+    def next_message(self) -> str | None:
+        """The next complete text message already received, if any."""
+        frames = self._frames
+        while frames:
+            frame = frames.popleft()
+            opcode = frame.opcode
+            if opcode is Opcode.TEXT:
+                if frame.fin:
+                    return str(frame.data, "utf-8")
+                self._fragments = [frame.data]
+            elif opcode is Opcode.CONT and self._fragments:
+                self._fragments.append(frame.data)
+                if frame.fin:
+                    text = str(b"".join(self._fragments), "utf-8")
+                    self._fragments = []
+                    return text
+            elif opcode is Opcode.BINARY:
+                logger.warning("ignoring a binary WebSocket message (the protocol uses text)")
+        return None
+
+    async def _read(self) -> None:
+        self._reading = True
+        try:
+            data = await self._stream.receive(READ_SIZE)
+        except anyio.EndOfStream:
+            self._protocol.receive_eof()
+        except STREAM_ERRORS as error:
+            self._fail(exc.ConnectionLostError(f"the WebSocket broke: {error!r}"))
+            self._protocol.receive_eof()
+        else:
+            self._protocol.receive_data(data)
+            self.last_received = time.monotonic()
+        finally:
+            self._reading = False
+
+    def _after_feed(self) -> None:
+        protocol = self._protocol
+        events = protocol.events_received()
+        if events:
+            self._frames.extend(events)  # type: ignore[arg-type]  # only frames after the handshake
+        if protocol.close_rcvd is not None or protocol.state is State.CLOSED:
+            self._fail(self._close_error())
+
+    def _close_error(self) -> exc.DurableError:
+        received = self._protocol.close_rcvd
+        parser_error = self._protocol.parser_exc
+        if isinstance(parser_error, PayloadTooBig):
+            return exc.ProtocolError(
+                f"the server sent a message over {proto.MAX_FRAME_BYTES:,} bytes"
+            )
+        if received is None:
+            if parser_error is not None and not isinstance(parser_error, EOFError):
+                return exc.ProtocolError(f"the server broke the WebSocket protocol: {parser_error}")
+            return exc.ConnectionLostError("the WebSocket closed without a closing handshake")
+        code, reason = received.code, received.reason or "no reason given"
+        if code == proto.CLOSE_LAGGING:
+            return proto.SubscriberLagged(
+                f"the server dropped this subscriber for lagging: {reason}"
+            )
+        if code == 1000:
+            return exc.ConnectionLostError(
+                f"the server closed the WebSocket (1000, {reason})", retryable=False
+            )
+        if code in CLIENT_FAULT_CODES:
+            return exc.ProtocolError(f"the server closed the WebSocket ({code}, {reason})")
+        return exc.ConnectionLostError(f"the server closed the WebSocket ({code}, {reason})")
+
+    def _fail(self, error: exc.DurableError) -> None:
+        if self.error is None:
+            self.error = error
+
+    # -- closing -----------------------------------------------------------
+
+    async def abort(self, error: exc.DurableError) -> None:
+        """End the connection at once with ``error``; a blocked reader wakes up with it."""
+        self._fail(error)
+        if not self._closed:
+            self._closed = True
+            await anyio.aclose_forcefully(self._stream)
+
+    async def aclose(self) -> None:
+        """Close with a closing handshake, waiting briefly for the server; idempotent."""
+        if self._closed:
+            return
+        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+            if self.is_open:
+                self._protocol.send_close(1000)
+                await self.flush()
+                while not self._reading and self.error is None:
+                    await self._read()
+                    self._after_feed()
+        await self.abort(exc.ConnectionLostError("the WebSocket was closed", retryable=False))
+
+
+class WebSocketStream(MessageStream):
+    """A subscription's messages, read inline in the caller's task."""
+
+    def __init__(self, websocket: WebSocket, on_close: Callable[[WebSocket], None]) -> None:
+        self._websocket = websocket
+        self._on_close = on_close
+
+    async def receive(self) -> proto.Snapshot | proto.EventMessage:
+        while True:
+            message = proto.parse_server_frame(await self._websocket.receive_text())
+            if isinstance(message, proto.Snapshot | proto.EventMessage):
+                return message
+            if isinstance(message, proto.ErrorMessage):
+                raise message.error
+            # Pongs answer our keepalive pings; results never come on a subscription.
+
+    async def aclose(self) -> None:
+        try:
+            await self._websocket.aclose()
+        finally:
+            self._on_close(self._websocket)
+
+
+# -- RPC sessions --------------------------------------------------------------
+
+
+class _Call:
+    """One call of a session, from the moment it is made until its reply arrives."""
+
+    __slots__ = ("done", "error", "frame", "reply", "request_id", "sent_on")
+
+    def __init__(self, frame: bytes, request_id: str | None) -> None:
+        self.frame = frame
+        self.request_id = request_id
+        self.sent_on = 0  # the connection it was sent on (0: not sent yet)
+        self.done = anyio.Event()
+        self.reply: proto.CallReply | None = None
+        self.error: exc.DurableError | None = None
+
+    def finish(self, reply: proto.CallReply | None, error: exc.DurableError | None) -> None:
+        if not self.done.is_set():
+            self.reply, self.error = reply, error
+            self.done.set()
+
+
+class WebSocketSession(CallChannel):
+    """Calls to one object over one WebSocket, many in flight at once.
+
+    Replies are matched to calls by frame id. When the connection drops, the
+    session reconnects with jittered, capped backoff (``reconnect_delay``) and
+    sends again every call still waiting, with its request id, so the server
+    answers a call it already ran without running it twice (a call without a
+    request id fails with ``ConnectionLostError`` instead). After ``retries``
+    failed reconnects in a row, waiting calls fail with ``ConnectError``; the
+    next call tries again.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        settings: Settings,
+        model: str,
+        object_id: str,
+        registry: set[WebSocket],
+    ) -> None:
+        self._endpoint = endpoint
+        self._settings = settings
+        self._path = proto.object_path(model, object_id, "ws")
+        self._metadata: dict[str, Any] = {"model": model, "object_id": object_id}
+        self._registry = registry
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Call] = {}
+        self._websocket: WebSocket | None = None
+        self._connection = 0  # counts connections, so a call knows which one it went out on
+        self._failed = False
+        self._closed = False
+        self._wanted = anyio.Event()
+        self._task_group: anyio.abc.TaskGroup | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def __aenter__(self) -> WebSocketSession:
+        websocket = await self._reconnect(first=True, wait=False)
+        assert websocket is not None
+        self._install(websocket)
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        task_group.start_soon(self._supervise)
+        task_group.start_soon(self._keepalive)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._closed = True
+        self._fail_all(exc.ConnectionLostError("the session was closed", retryable=False))
+        try:
+            if self._task_group is not None:
+                self._task_group.cancel_scope.cancel()
+                # The body's own exception is not the task group's: it propagates as is.
+                await self._task_group.__aexit__(None, None, None)
+        finally:
+            websocket, self._websocket = self._websocket, None
+            if websocket is not None:
+                await self._close(websocket)
+
+    # -- calls -------------------------------------------------------------
+
+    async def call(
+        self, method: str, args: dict[str, Any], request_id: str | None
+    ) -> proto.CallReply:
+        if self._closed:
+            raise exc.UsageError("this session is closed")
+        call_id = next(self._ids)
+        frame = proto.CallFrame(call_id, method, args, request_id).to_json()
+        call = _Call(encode(frame, proto.MAX_FRAME_BYTES), request_id)
+        self._pending[call_id] = call
+        try:
+            websocket = self._websocket
+            if websocket is not None and websocket.send_text(call.frame):
+                call.sent_on = self._connection
+                await websocket.flush()
+            elif self._failed:
+                self._wanted.set()
+            await call.done.wait()
+        finally:
+            del self._pending[call_id]
+        if call.error is not None:
+            raise call.error
+        assert call.reply is not None
+        return call.reply
+
+    def _route(self, text: str) -> None:
+        message = proto.parse_server_frame(text)
+        if isinstance(message, proto.Result):
+            call = self._pending.get(message.id)
+            if call is not None:
+                call.finish(message.reply, None)
+        elif isinstance(message, proto.ErrorMessage):
+            call = self._pending.get(message.id) if message.id is not None else None
+            if call is not None:
+                call.finish(None, message.error)
+            else:
+                logger.warning(
+                    "the server refused a frame of session %s: %s", self._metadata, message.error
+                )
+
+    def _fail_all(self, error: exc.DurableError) -> None:
+        for call in self._pending.values():
+            call.finish(None, error)
+
+    # -- the connection ----------------------------------------------------
+
+    def _install(self, websocket: WebSocket) -> None:
+        """Make ``websocket`` current and queue every waiting call on it, oldest first."""
+        self._connection += 1
+        self._failed = False
+        for call in self._pending.values():
+            if call.done.is_set():
+                continue
+            if call.sent_on and call.request_id is None:
+                call.finish(
+                    None,
+                    exc.ConnectionLostError(
+                        "the connection dropped after the call was sent, and without a "
+                        "request id it cannot be sent again safely",
+                        retryable=False,
+                    ),
+                )
+            elif websocket.send_text(call.frame):
+                call.sent_on = self._connection
+        self._websocket = websocket
+
+    async def _supervise(self) -> None:
+        while True:
+            websocket = self._websocket
+            if websocket is not None:
+                error = await self._serve(websocket)
+                self._websocket = None
+                await self._close(websocket)
+                telemetry.emit("websocket.disconnected", {}, {**self._metadata, "error": error})
+                logger.info("session %s lost its connection: %s", self._metadata, error)
+                if not error.retryable:
+                    self._give_up(error)
+            wait = True
+            if self._failed:
+                await self._wanted.wait()  # until a call needs the connection again
+                wait = False
+            websocket = await self._reconnect(first=False, wait=wait)
+            if websocket is not None:
+                self._install(websocket)
+
+    async def _serve(self, websocket: WebSocket) -> exc.DurableError:
+        """Read replies until the connection ends; return why it ended."""
+        try:
+            await websocket.flush()
+            while True:
+                await websocket.receive_some()
+                while (text := websocket.next_message()) is not None:
+                    self._route(text)
+        except exc.DurableError as error:
+            return error
+
+    async def _reconnect(self, *, first: bool, wait: bool = True) -> WebSocket | None:
+        """A new connection, or None after giving up (the first connection raises instead).
+
+        The first connection gets ``retries`` more attempts, as a request does; a lost
+        one gets ``retries`` attempts in a row, each after a backoff delay.
+        """
+        limit = self._settings.retries + 1 if first else max(1, self._settings.retries)
+        delays = backoff(self._settings.reconnect_delay)
+        failures = 0
+        while True:
+            if failures or wait:
+                await anyio.sleep(next(delays))
+            try:
+                return await self._open()
+            except exc.DurableError as error:
+                failures += 1
+                if error.retryable and failures < limit:
+                    logger.info(
+                        "session %s cannot connect (%s); trying again", self._metadata, error
+                    )
+                    continue
+                if first:
+                    raise
+                self._give_up(error, failures)
+                return None
+
+    async def _open(self) -> WebSocket:
+        try:
+            with anyio.fail_after(self._endpoint.timeout):
+                websocket = await open_websocket(self._endpoint, self._path)
+        except TimeoutError as error:
+            if isinstance(error, exc.DurableError):
+                raise
+            raise exc.TimeoutError(
+                f"no WebSocket connection within {self._endpoint.timeout:g} s"
+            ) from error
+        self._registry.add(websocket)
+        return websocket
+
+    async def _close(self, websocket: WebSocket) -> None:
+        try:
+            await websocket.aclose()
+        finally:
+            self._registry.discard(websocket)
+
+    def _give_up(self, error: exc.DurableError, attempts: int = 0) -> None:
+        self._wanted = anyio.Event()
+        self._failed = True
+        if error.retryable:
+            error = exc.ConnectError(
+                f"gave up reconnecting after {attempts} attempt(s): {error.message}",
+                retryable=False,
+            )
+        self._fail_all(error)
+
+    async def _keepalive(self) -> None:
+        while True:
+            await anyio.sleep(KEEPALIVE_INTERVAL / 2)
+            websocket = self._websocket
+            if websocket is None:
+                continue
+            quiet = time.monotonic() - websocket.last_received
+            if quiet >= 2 * KEEPALIVE_INTERVAL:
+                await websocket.abort(
+                    exc.ConnectionLostError(f"no traffic on the WebSocket for {quiet:.0f} s")
+                )
+            elif quiet >= KEEPALIVE_INTERVAL and websocket.send_text(PING_FRAME):
+                await websocket.flush()
