@@ -127,10 +127,10 @@ class RemoteMethod(Generic[M, P, R]):
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> Self: ...
     @overload
-    def __get__(self, obj: M, owner: type[Any]) -> Callable[P, Coroutine[Any, Any, R]]: ...
+    def __get__(self, obj: M, owner: type[Any]) -> Callable[P, Coroutine[object, object, R]]: ...
     def __get__(
         self, obj: M | None, owner: type[Any]
-    ) -> Self | Callable[P, Coroutine[Any, Any, R]]:
+    ) -> Self | Callable[P, Coroutine[object, object, R]]:
         if obj is None:
             return self
         if _binding(obj).execution is not None:
@@ -251,7 +251,7 @@ class DurableModelMeta(ModelMetaclass):
         cls = super().__new__(mcs, cls_name, bases, namespace, **kwargs)
         if namespace.get("__module__") == __name__ and cls_name == "DurableModel":
             return cls
-        model: type[DurableModel] = cls  # type: ignore[assignment]
+        model: type[DurableModel] = cls
         model.__durable_methods__ = _collect_methods(model)
         _register(model)
         return cls

@@ -23,7 +23,7 @@ from ._transports.base import MessageStream
 
 __all__ = ["Subscription"]
 
-T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 logger = logging.getLogger("cloudflare_durable.subscription")
 
 
@@ -33,7 +33,7 @@ def _delays(base: float) -> Iterator[float]:
     return backoff(base, MAX_BACKOFF)
 
 
-class Subscription(Generic[T]):
+class Subscription(Generic[T_co]):
     """An async iterator of validated items (snapshots or events) of one object.
 
     Iterate it with ``async for``; use ``async with`` around it (or call
@@ -43,7 +43,7 @@ class Subscription(Generic[T]):
     def __init__(
         self,
         open_stream: Callable[[int | None], Awaitable[MessageStream]],
-        convert: Callable[[proto.Snapshot | proto.EventMessage], T | None],
+        convert: Callable[[proto.Snapshot | proto.EventMessage], T_co | None],
         *,
         since: int | None,
         timeout: float,
@@ -69,7 +69,7 @@ class Subscription(Generic[T]):
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> T:
+    async def __anext__(self) -> T_co:
         while True:
             if self._closed:
                 raise StopAsyncIteration
