@@ -104,7 +104,7 @@ def build_signature(owner: str, fn: Callable[..., Any]) -> Signature:
         annotation = hints.get(param.name, Any)
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[param.name] = (annotation, default)
-    arguments = pydantic.create_model(  # type: ignore[call-overload]
+    arguments = pydantic.create_model(
         f"{owner}.{fn.__name__}.arguments",
         __config__=pydantic.ConfigDict(extra="forbid", arbitrary_types_allowed=False),
         **fields,

@@ -16,7 +16,7 @@ import logging
 import math
 import sqlite3
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeAlias
 
@@ -297,7 +297,7 @@ class Host:
 
     def submit(
         self, model: str, object_id: str, op: Operation
-    ) -> Callable[[], Awaitable[None]] | None:
+    ) -> Callable[[], Coroutine[Any, Any, None]] | None:
         """Queue ``op``; if the object is idle, return the coroutine function to drain it.
 
         The caller must run what is returned (``await it()``, or start it in its
@@ -491,7 +491,8 @@ class _Batch:
         signature = method.signature
         arguments = signature.validate_arguments(op.args)
         live, before = cell.live_for(self.state)
-        cell.execution.events = events = []
+        events: list[Event] = []
+        cell.execution.events = events
         try:
             try:
                 value = await method.fn(live, **signature.keywords(arguments))
