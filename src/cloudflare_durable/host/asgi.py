@@ -96,8 +96,8 @@ class DurableApp:
             status, body = proto.error_status(error), proto.error_envelope(error)
         except Exception:
             logger.exception("unexpected failure serving %s %s", scope["method"], scope["path"])
-            error = exc.ServerError("unexpected server failure; nothing was applied")
-            status, body = 500, proto.error_envelope(error)
+            failure = exc.ServerError("unexpected server failure; nothing was applied")
+            status, body = 500, proto.error_envelope(failure)
         await _respond(send, status, proto.dumps(body))
 
     async def _handle(
@@ -121,14 +121,16 @@ class DurableApp:
             return 200, (await host.read(route.model, route.object_id)).to_json()
         if method == "PUT":
             create = proto.parse_create_body(body)
-            reply = await host.create(route.model, route.object_id, create.state, create.request_id)
-            return 201, reply.to_json()
+            created = await host.create(
+                route.model, route.object_id, create.state, create.request_id
+            )
+            return 201, created.to_json()
         if method == "PATCH":
             update = proto.parse_update_body(body)
-            reply = await host.update(
+            updated = await host.update(
                 route.model, route.object_id, update.fields, update.if_version, update.request_id
             )
-            return 200, reply.to_json()
+            return 200, updated.to_json()
         delete = proto.parse_delete_body(body)
         return 200, (await host.delete(route.model, route.object_id, delete.request_id)).to_json()
 
