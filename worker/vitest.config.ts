@@ -3,7 +3,6 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    testTimeout: 20_000,
     projects: [
       {
         // Unit and golden tests, inside workerd.
@@ -14,11 +13,11 @@ export default defineConfig({
             miniflare: { bindings: { API_TOKEN: "golden-token" } },
           }),
         ],
-        test: { name: "workerd", include: ["test/**/*.test.ts"] },
+        test: { name: "workerd", include: ["test/**/*.test.ts"], testTimeout: 20_000 },
       },
       {
         // The local server script, as a real Node process.
-        test: { name: "node", include: ["test/node/**/*.test.mjs"], environment: "node" },
+        test: { name: "node", include: ["test/node/**/*.test.mjs"], environment: "node", testTimeout: 20_000 },
       },
     ],
   },

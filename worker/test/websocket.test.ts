@@ -3,7 +3,37 @@ import { describe, expect, it } from "vitest";
 import { api, call, connect, freshId, objectPath, ORIGIN, TOKEN } from "./support/client";
 import type { FrameQueue } from "./support/sockets";
 
-const subscribe = (ws: FrameQueue, frame: object = {}) => ws.send(JSON.stringify({ type: "subscribe", ...frame }));
+// A client socket living in the test's own isolate may deliver frames that are
+// sent back to back out of order (over a real connection they arrive in order),
+// so these tests wait for each reply before sending the next frame.
+
+/**
+ * Subscribes and returns the frames the subscription sent (its snapshot, if
+ * any). The subscribe frame goes twice: whichever arrives first subscribes, the
+ * other is refused, and that refusal shows both were handled.
+ */
+async function subscribe(ws: FrameQueue, frame: object = {}): Promise<unknown[]> {
+  const text = JSON.stringify({ type: "subscribe", ...frame });
+  ws.send(text);
+  ws.send(text);
+  const frames: unknown[] = [];
+  for (;;) {
+    const next = (await ws.next()) as { type?: string; id?: unknown };
+    if (next.type === "error" && next.id === null) return frames;
+    frames.push(next);
+  }
+}
+
+/** Calls a method over the socket and returns every frame up to its reply. */
+async function callOver(ws: FrameQueue, id: number, method: string, args: object): Promise<unknown[]> {
+  ws.send(JSON.stringify({ type: "call", id, method, args }));
+  const frames: unknown[] = [];
+  for (;;) {
+    const next = (await ws.next()) as { type?: string; id?: unknown };
+    frames.push(next);
+    if ((next.type === "result" || next.type === "error") && next.id === id) return frames;
+  }
+}
 
 /** Sends a ping and reads frames up to its pong: what arrived in between. */
 async function drain(ws: FrameQueue): Promise<unknown[]> {
@@ -20,12 +50,11 @@ describe("subscriptions", () => {
   it("send each change's snapshot before its events, and both before the call's result", async () => {
     const id = freshId();
     const ws = await connect("Document", id);
-    subscribe(ws, { since: null });
-    expect(await ws.next()).toEqual({ type: "snapshot", version: 0, state: null });
-    ws.send(JSON.stringify({ type: "call", id: 1, method: "join", args: { editor_id: "ann", name: "Ann" } }));
-    ws.send(JSON.stringify({ type: "call", id: 2, method: "edit", args: { editor_id: "ann", content: "hi", version: 1 } }));
-    const frames = [];
-    for (let n = 0; n < 6; n++) frames.push(await ws.next());
+    expect(await subscribe(ws, { since: null })).toEqual([{ type: "snapshot", version: 0, state: null }]);
+    const frames = [
+      ...(await callOver(ws, 1, "join", { editor_id: "ann", name: "Ann" })),
+      ...(await callOver(ws, 2, "edit", { editor_id: "ann", content: "hi", version: 1 })),
+    ];
     expect(frames.map((f) => [(f as { type: string }).type, (f as { version: number }).version])).toEqual([
       ["snapshot", 1],
       ["event", 1],
@@ -44,10 +73,9 @@ describe("subscriptions", () => {
     const eventsOnly = await connect("Document", id);
     const snapshotsOnly = await connect("Document", id);
     const nothing = await connect("Document", id);
-    subscribe(all, { since: 0 });
-    subscribe(eventsOnly, { since: null, snapshots: false });
-    subscribe(snapshotsOnly, { since: 0, events: false });
-    await Promise.all([all, eventsOnly, snapshotsOnly, nothing].map(drain));
+    expect(await subscribe(all, { since: 0 })).toEqual([]);
+    expect(await subscribe(eventsOnly, { since: null, snapshots: false })).toEqual([]);
+    expect(await subscribe(snapshotsOnly, { since: 0, events: false })).toEqual([]);
     await call("Document", id, "join", { editor_id: "bob", name: "Bob" });
     const joined = { type: "event", version: 1, name: "Joined", data: { editor_id: "bob", name: "Bob" } };
     const snapshot = { type: "snapshot", version: 1, state: { content: "", version: 0, editors: { bob: "Bob" } } };
@@ -61,19 +89,18 @@ describe("subscriptions", () => {
   it("resume with the current snapshot only, skipping versions and never replaying events", async () => {
     const id = freshId();
     const first = await connect("Document", id);
-    subscribe(first);
-    await first.next();
+    expect(await subscribe(first)).toHaveLength(1);
     await call("Document", id, "join", { editor_id: "ann", name: "Ann" });
     expect(await drain(first)).toHaveLength(2);
     first.close();
     await call("Document", id, "join", { editor_id: "bob", name: "Bob" });
     await call("Document", id, "leave", { editor_id: "ann" });
     const second = await connect("Document", id);
-    subscribe(second, { since: 1 });
-    expect(await drain(second)).toEqual([{ type: "snapshot", version: 3, state: { content: "", version: 0, editors: { bob: "Bob" } } }]);
+    expect(await subscribe(second, { since: 1 })).toEqual([
+      { type: "snapshot", version: 3, state: { content: "", version: 0, editors: { bob: "Bob" } } },
+    ]);
     const third = await connect("Document", id);
-    subscribe(third, { since: 3 });
-    expect(await drain(third)).toEqual([]);
+    expect(await subscribe(third, { since: 3 })).toEqual([]);
     [second, third].forEach((ws) => ws.close());
   });
 
@@ -81,7 +108,7 @@ describe("subscriptions", () => {
     const id = freshId();
     await call("Counter", id, "increment");
     const ws = await connect("Counter", id);
-    subscribe(ws, { since: 1 });
+    expect(await subscribe(ws, { since: 1 })).toEqual([]);
     await api("DELETE", objectPath("Counter", id));
     expect(await drain(ws)).toEqual([{ type: "snapshot", version: 2, state: null }]);
     ws.close();
@@ -89,10 +116,10 @@ describe("subscriptions", () => {
 
   it("allow one subscribe per connection", async () => {
     const ws = await connect("Counter", freshId());
-    subscribe(ws);
-    await ws.next();
-    subscribe(ws);
-    expect(await ws.next()).toMatchObject({ type: "error", id: null, error: { code: "bad_request" } });
+    ws.send('{"type":"subscribe"}');
+    expect(await ws.next()).toMatchObject({ type: "snapshot", version: 0 });
+    ws.send('{"type":"subscribe","since":0}');
+    expect(await ws.next()).toMatchObject({ type: "error", id: null, error: { code: "bad_request", message: "this connection is already subscribed" } });
     ws.close();
   });
 });
@@ -132,10 +159,10 @@ describe("frames", () => {
   it("carry call errors with their id and keep the connection open", async () => {
     const id = freshId();
     const ws = await connect("Document", id);
-    ws.send(JSON.stringify({ type: "call", id: 8, method: "edit", args: { editor_id: "zed", content: "x", version: 1 } }));
-    expect(await ws.next()).toMatchObject({ type: "error", id: 8, error: { code: "remote_error", details: { type: "PermissionError" } } });
-    ws.send(JSON.stringify({ type: "call", id: 9, method: "join", args: { editor_id: "zed", name: "Zed" } }));
-    expect(await ws.next()).toMatchObject({ type: "result", id: 9, result: ["zed"], version: 1 });
+    const [refused] = await callOver(ws, 8, "edit", { editor_id: "zed", content: "x", version: 1 });
+    expect(refused).toMatchObject({ type: "error", id: 8, error: { code: "remote_error", details: { type: "PermissionError" } } });
+    const [joined] = await callOver(ws, 9, "join", { editor_id: "zed", name: "Zed" });
+    expect(joined).toMatchObject({ type: "result", id: 9, result: ["zed"], version: 1 });
     ws.close();
   });
 });

@@ -10,6 +10,8 @@ type Incoming = unknown | Closed;
 
 export class FrameQueue {
   private readonly frames: Incoming[] = [];
+  /** Every frame received, for failure messages. */
+  private readonly log: Incoming[] = [];
   private waiter: ((frame: Incoming) => void) | null = null;
 
   private constructor(readonly ws: WebSocket) {
@@ -26,6 +28,7 @@ export class FrameQueue {
   }
 
   private push(frame: Incoming): void {
+    this.log.push(frame);
     if (this.waiter !== null) {
       const waiter = this.waiter;
       this.waiter = null;
@@ -40,12 +43,12 @@ export class FrameQueue {
   }
 
   /** The next frame (parsed JSON) or close notice; fails after `timeoutMs`. */
-  next(timeoutMs = 5_000): Promise<Incoming> {
+  next(timeoutMs = 3_000): Promise<Incoming> {
     if (this.frames.length > 0) return Promise.resolve(this.frames.shift());
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = null;
-        reject(new Error(`no frame within ${timeoutMs} ms`));
+        reject(new Error(`no frame within ${timeoutMs} ms; received so far: ${JSON.stringify(this.log)}`));
       }, timeoutMs);
       this.waiter = (frame) => {
         clearTimeout(timer);
