@@ -10,12 +10,7 @@ export const PROTOCOL_HEADER = "Durable-Protocol";
 /** Largest accepted HTTP body and WebSocket frame, in bytes. */
 export const MAX_BODY_BYTES = 1_048_576;
 export const MAX_FRAME_BYTES = 1_048_576;
-/**
- * Longest object id, in UTF-8 bytes. protocol.md says 256, but its golden case
- * "overlong ids" expects a 253-byte id to be refused; 252 is the largest limit
- * that satisfies both the golden cases and every shorter id the text allows.
- */
-export const MAX_ID_BYTES = 252;
+export const MAX_ID_BYTES = 256;
 
 export const MODEL_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
 export const METHOD_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
