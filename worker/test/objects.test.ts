@@ -50,7 +50,12 @@ describe("a method that throws", () => {
     );
     expect(reply.status).toBe(422);
     expect(JSON.parse(reply.body)).toEqual({
-      error: { code: "remote_error", message: "boom", retryable: false, details: { type: "ValueError" } },
+      error: {
+        code: "remote_error",
+        message: "Counter.extra raised ValueError: boom",
+        retryable: false,
+        details: { type: "ValueError", message: "boom" },
+      },
     });
     expect((await api("GET", objectPath("Counter", id))).body).toEqual({ version: 1, state: { value: 1 } });
   });
@@ -59,7 +64,7 @@ describe("a method that throws", () => {
     const reply = await runExtraMethod(freshId(), () => {
       throw new TypeError("wrong");
     });
-    expect(JSON.parse(reply.body).error.details).toEqual({ type: "TypeError" });
+    expect(JSON.parse(reply.body).error.details).toEqual({ type: "TypeError", message: "wrong" });
   });
 
   it("that leaves an invalid state is refused as a ValidationError", async () => {
@@ -127,12 +132,25 @@ describe("create, update and delete", () => {
     expect(conflict.status).toBe(409);
     expect(conflict.body.error).toEqual({
       code: "conflict",
-      message: "version is 0, not 3",
+      message: "version is 0, not 3; nothing was changed",
       retryable: false,
       details: { expected: 3, actual: 0 },
     });
     expect((await api("PATCH", path, { fields: { value: 1 }, if_version: 0 })).body).toEqual({ version: 1, state: { value: 1 } });
     expect((await api("PATCH", path, { fields: { value: 2 }, if_version: null })).body.version).toBe(2);
+  });
+
+  it("an update that changes no field keeps the version and is not remembered", async () => {
+    const id = freshId();
+    const path = objectPath("Counter", id);
+    expect((await api("PATCH", path, { fields: { value: 0 } })).body).toEqual({ version: 1, state: { value: 0 } });
+    expect((await api("PATCH", path, { fields: { value: 0 }, request_id: "same" })).body).toEqual({ version: 1, state: { value: 0 } });
+    expect((await api("PATCH", path, { fields: { value: 4 }, request_id: "same" })).body).toEqual({ version: 2, state: { value: 4 } });
+  });
+
+  it("checks the version before the fields", async () => {
+    const answer = await api("PATCH", objectPath("Counter", freshId()), { fields: { nope: 1 }, if_version: 9 });
+    expect(answer.body.error.code).toBe("conflict");
   });
 
   it("creates with defaults for missing fields", async () => {
@@ -165,7 +183,7 @@ describe("Document", () => {
     await call("Document", id, "join", { editor_id: "ann", name: "Ann" });
     expect((await call("Document", id, "join", { editor_id: "bob", name: "Bob" })).body.result).toEqual(["ann", "bob"]);
     expect((await call("Document", id, "edit", { editor_id: "bob", content: "v1", version: 1 })).body.result).toBe(1);
-    expect((await call("Document", id, "edit", { editor_id: "ann", content: "v1b", version: 1 })).body.error.details).toEqual({
+    expect((await call("Document", id, "edit", { editor_id: "ann", content: "v1b", version: 1 })).body.error.details).toMatchObject({
       type: "ValueError",
     });
     expect((await call("Document", id, "leave", { editor_id: "ann" })).body.result).toBe(true);

@@ -51,6 +51,7 @@ describe("frames", () => {
     expect(frameError('{"type":"call","id":5,"method":"x","args":[]}').id).toBe(5);
     expect(frameError('{"type":"call","id":6,"method":"x","extra":1}').id).toBe(6);
     expect(frameError('{"type":"subscribe","since":"x"}').code).toBe("bad_request");
+    expect(frameError('{"type":"subscribe","since":-1}').code).toBe("bad_request");
   });
 
   it("builds result and error frames from replies", () => {
@@ -96,6 +97,7 @@ describe("bodies", () => {
     expect(() => parseUpdateBody({})).toThrow(Failure);
     expect(() => parseUpdateBody({ fields: {}, if_version: 1.5 })).toThrow(Failure);
     expect(() => parseUpdateBody({ fields: {}, if_version: "1" })).toThrow(Failure);
+    expect(() => parseUpdateBody({ fields: {}, if_version: -1 })).toThrow(Failure);
   });
 });
 

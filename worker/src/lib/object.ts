@@ -195,7 +195,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     const args = checkArguments(method.args, given);
     const baseJson = this.#baseStateJson();
     const call: CallContext = { draft: JSON.parse(baseJson) as JsonObject, events: [] };
-    const result = await this.#run(method, args, call);
+    const result = await this.#run(name, method, args, call);
     const resultJson = encodeResult(method, result);
     const stateJson = this.#encodeState(call.draft);
     if (stateJson === baseJson) return this.#unchanged(resultJson, call.events);
@@ -205,13 +205,14 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     return reply;
   }
 
-  async #run(method: RemoteMethod, args: JsonObject, call: CallContext): Promise<unknown> {
+  async #run(name: string, method: RemoteMethod, args: JsonObject, call: CallContext): Promise<unknown> {
     this.#call = call;
     try {
       return await method.body(args);
     } catch (thrown) {
       const { type, message } = describeThrown(thrown);
-      throw new Failure("remote_error", message, { type });
+      const summary = `${this.#spec.name}.${name} raised ${type}${message === "" ? "" : `: ${message}`}`;
+      throw new Failure("remote_error", summary, { type, message });
     } finally {
       this.#call = null;
     }
@@ -233,13 +234,18 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   }
 
   #update(fields: JsonObject, ifVersion: number | null, requestId: string | null): Promise<Reply> {
-    this.#spec.checkUpdate(fields);
-    const actual = this.#current.version;
-    if (ifVersion !== null && ifVersion !== actual) {
-      throw new Failure("conflict", `version is ${actual}, not ${ifVersion}`, { expected: ifVersion, actual });
+    const { version, stateJson } = this.#current;
+    if (ifVersion !== null && ifVersion !== version) {
+      throw new Failure("conflict", `version is ${version}, not ${ifVersion}; nothing was changed`, {
+        expected: ifVersion,
+        actual: version,
+      });
     }
-    const base = JSON.parse(this.#baseStateJson()) as JsonObject;
-    return this.#write(200, JSON.stringify({ ...base, ...fields }), requestId);
+    this.#spec.checkUpdate(fields);
+    const next = stateJson === null ? this.#spec.createState(fields) : { ...(JSON.parse(stateJson) as JsonObject), ...fields };
+    const nextJson = JSON.stringify(next);
+    if (nextJson === stateJson) return Promise.resolve({ status: 200, body: `{"version":${version},"state":${stateJson}}` });
+    return this.#write(200, nextJson, requestId);
   }
 
   async #delete(requestId: string | null): Promise<Reply> {
@@ -287,7 +293,8 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     const issues = this.#spec.checkState(draft);
     if (issues.length > 0) {
       const summary = issues.map((issue) => `${issue.loc.join(".")}: ${issue.msg}`).join("; ");
-      throw new Failure("remote_error", `the method left an invalid state: ${summary}`, { type: "ValidationError" });
+      const message = `the method left an invalid state: ${summary}`;
+      throw new Failure("remote_error", message, { type: "ValidationError", message });
     }
     return JSON.stringify(draft);
   }

@@ -87,6 +87,10 @@ function objectMember(body: JsonObject, key: string, what: string): JsonObject |
   return value;
 }
 
+function isVersion(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
 /** The optional `request_id` member (a missing or null id means none). */
 export function requestIdMember(body: JsonObject): string | null {
   if (!hasOwn(body, "request_id") || body.request_id === null) return null;
@@ -117,8 +121,8 @@ export function parseUpdateBody(body: JsonObject): Operation {
   const fields = objectMember(body, "fields", "update body");
   if (fields === undefined) throw new Failure("bad_request", 'update body needs a "fields" object');
   const ifVersion = hasOwn(body, "if_version") ? body.if_version : null;
-  if (ifVersion !== null && !Number.isSafeInteger(ifVersion)) {
-    throw new Failure("bad_request", "if_version must be an integer or null");
+  if (ifVersion !== null && !isVersion(ifVersion)) {
+    throw new Failure("bad_request", "if_version must be a non-negative integer or null");
   }
   return { op: "update", fields, ifVersion: ifVersion as number | null, requestId: requestIdMember(body) };
 }
@@ -185,8 +189,8 @@ function flag(frame: JsonObject, key: string): boolean {
 function parseSubscribe(frame: JsonObject): ClientFrame {
   rejectFrameMembers(frame, ["type", "since", "snapshots", "events"], null);
   const since = hasOwn(frame, "since") ? frame.since : null;
-  if (since !== null && !Number.isSafeInteger(since)) {
-    throw new FrameError(null, "subscribe member \"since\" must be an integer or null");
+  if (since !== null && !isVersion(since)) {
+    throw new FrameError(null, 'subscribe member "since" must be a non-negative integer or null');
   }
   return { type: "subscribe", since: since as number | null, snapshots: flag(frame, "snapshots"), events: flag(frame, "events") };
 }
