@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,12 @@ from cloudflare_durable.testing import NetworkHost, WorkerHost
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "tests" / "models.py"
 TOKEN = "test-token"
-CLIENT_OPTIONS = {"timeout": 15.0, "retries": 5, "retry_delay": 0.02, "reconnect_delay": 0.02}
+CLIENT_OPTIONS: dict[str, Any] = {
+    "timeout": 15.0,
+    "retries": 5,
+    "retry_delay": 0.02,
+    "reconnect_delay": 0.02,
+}
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from cloudflare_durable import DurableModel, Event, InvalidIdError, ModelDefinitionError, remote
+from cloudflare_durable._models import DurableModelMeta
 
 
 class Opaque:
@@ -41,15 +42,15 @@ def test_remote_on_a_plain_function_or_static_method() -> None:
         return 1
 
     with pytest.raises(ModelDefinitionError, match="not a method"):
-        orphan(None)
+        orphan(None)  # type: ignore[operator]
 
 
 def test_remote_outside_a_durable_model() -> None:
     with pytest.raises((ModelDefinitionError, RuntimeError)) as info:
 
         class Plain:
-            @remote
-            async def go(self) -> int:  # type: ignore[misc]
+            @remote  # type: ignore[type-var]
+            async def go(self) -> int:
                 return 1
 
     error = _cause(info.value)
@@ -60,7 +61,7 @@ def test_remote_outside_a_durable_model() -> None:
 @pytest.mark.parametrize("field", ["durable_id", "durable_anything"])
 def test_reserved_field_prefix(field: str) -> None:
     with pytest.raises(ModelDefinitionError, match=re.escape(field)):
-        type(DurableModel)(
+        DurableModelMeta(
             "Reserved",
             (DurableModel,),
             {"__annotations__": {field: int}, field: 0, "__module__": __name__},
@@ -76,7 +77,7 @@ def test_remote_names_that_shadow_the_api(method: str) -> None:
     body.__name__ = body.__qualname__ = method
     with pytest.raises((ModelDefinitionError, RuntimeError)) as info:
         namespace = {method: remote(body), "__module__": __name__}
-        type(DurableModel)("Shadow", (DurableModel,), namespace, name="def.Shadow")
+        DurableModelMeta("Shadow", (DurableModel,), namespace, name="def.Shadow")
     assert "taken by the DurableModel API" in str(_cause(info.value))
 
 

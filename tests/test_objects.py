@@ -103,7 +103,6 @@ async def test_a_method_that_raises_changes_nothing(client: DurableClient, oid: 
     with pytest.raises(RemoteError) as stale:
         await doc.edit("ann", "hello", 5)
     assert stale.value.type_name == "ValueError"
-    assert "stale" in str(stale.value)
     with pytest.raises(RemoteError) as forbidden:
         await doc.edit("bob", "hello", 1)
     assert forbidden.value.type_name == "PermissionError"
@@ -224,7 +223,6 @@ async def test_events_arrive_in_emission_order(client: DurableClient, oid: str) 
         async with anyio.create_task_group() as tg:
             tg.start_soon(listen)
             await ready.wait()
-            await anyio.sleep(0.2)  # the subscription is live once its socket is open
             await doc.join("ann", "Ann")
             await doc.join("bob", "Bob")
             await doc.edit("ann", "v1", 1)
@@ -257,7 +255,6 @@ async def test_events_filter_by_type(client: DurableClient, oid: str) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(listen)
             await ready.wait()
-            await anyio.sleep(0.2)
             await doc.join("ann", "Ann")
             await room.post("ann", "one")
             await room.post("bob", "two")
@@ -280,13 +277,13 @@ async def test_rpc_session_calls_many_in_flight(client: DurableClient, oid: str)
     assert (await counter.load()).value == 200
 
 
-async def test_invalid_object_ids_are_refused_without_io(client: DurableClient) -> None:
+async def test_invalid_object_ids_are_refused_without_io(client: DurableClient, oid: str) -> None:
     from cloudflare_durable import InvalidIdError
 
     for bad in ["", "x" * 257, "a\nb", "nul\x00", "tab\tid"]:
         with pytest.raises(InvalidIdError):
             client.get(Counter, bad)
-    odd = "slash/and space é?#%"
+    odd = f"{oid[-10:]}/slash and space é?#%"
     counter = client.get(Counter, odd)
     assert await counter.increment() == 1
     assert (await client.get(Counter, odd).load()).value == 1

@@ -100,7 +100,6 @@ async def test_events_without_a_state_change(py_client: DurableClient, oid: str)
         async with anyio.create_task_group() as tg:
             tg.start_soon(listen)
             await ready.wait()
-            await anyio.sleep(0.2)
             await ledger.note("one")
             await ledger.add("two", 2)
             await ledger.note("three")

@@ -282,7 +282,9 @@ class DurableClient:
         idempotent: bool = False,
     ) -> T:
         self._check_open()
-        request_id = None if idempotent else uuid.uuid4().hex
+        if self._transport.in_process and not telemetry.observed():
+            return await perform(None)  # nothing to retry, time or report
+        request_id = None if idempotent or self._transport.in_process else uuid.uuid4().hex
         metadata = {"kind": kind, "model": model, "object_id": object_id, "method": method}
         started = time.perf_counter()
         if telemetry.active("request.start"):
@@ -305,6 +307,8 @@ class DurableClient:
         request_id: str | None,
         metadata: dict[str, Any],
     ) -> T:
+        if self._transport.in_process:
+            return await perform(request_id)
         delays = backoff(self.settings.retry_delay)
         for attempt in itertools.count():
             try:

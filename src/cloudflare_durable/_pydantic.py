@@ -54,14 +54,32 @@ class Signature:
     signature: inspect.Signature
     arguments: type[pydantic.BaseModel]
     result: pydantic.TypeAdapter[Any]
+    _positional: tuple[str, ...] | None = None
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Arguments given positionally or by keyword, as JSON by name (client side)."""
-        try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as error:
-            raise exc.ValidationError(f"{self.name}(): {error}") from None
-        return self.dump_arguments(self.validate_arguments(bound.arguments))
+        names = self.positional
+        if len(args) > len(names):
+            raise exc.ValidationError(
+                f"{self.name}() takes {len(names)} positional argument(s) but {len(args)} were given"
+            )
+        data = dict(zip(names, args, strict=False))
+        for key, value in kwargs.items():
+            if key in data:
+                raise exc.ValidationError(f"{self.name}() got multiple values for argument {key!r}")
+            data[key] = value
+        return self.dump_arguments(self.validate_arguments(data))
+
+    @property
+    def positional(self) -> tuple[str, ...]:
+        """Names of the parameters that may be given positionally, in order."""
+        if self._positional is None:
+            self._positional = tuple(
+                p.name
+                for p in self.signature.parameters.values()
+                if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+            )
+        return self._positional
 
     def validate_arguments(self, data: dict[str, Any]) -> pydantic.BaseModel:
         try:
@@ -76,10 +94,11 @@ class Signature:
         return {name: getattr(model, name) for name in type(model).model_fields}
 
     def dump_result(self, value: Any) -> Any:
-        """Validate what a method body returned and turn it into JSON (host side)."""
+        """Check what a method body returned against its annotation and turn it into
+        JSON (host side): serialising with ``warnings="error"`` refuses any value
+        whose type does not match."""
         try:
-            checked = self.result.validate_python(value, strict=True)
-            return self.result.dump_python(checked, mode="json", warnings="error")
+            return self.result.dump_python(value, mode="json", warnings="error")
         except (pydantic.ValidationError, PydanticSerializationError) as error:
             raise exc.InvalidResultError(
                 f"{self.name}() returned {type(value).__name__} {str(value)[:100]!r}, "

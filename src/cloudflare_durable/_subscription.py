@@ -36,8 +36,10 @@ def _delays(base: float) -> Iterator[float]:
 class Subscription(Generic[T_co]):
     """An async iterator of validated items (snapshots or events) of one object.
 
-    Iterate it with ``async for``; use ``async with`` around it (or call
-    ``aclose()``) to close its connection as soon as you stop.
+    Iterate it with ``async for``. Entering it with ``async with`` connects at
+    once (so nothing that happens afterwards is missed) and closes the connection
+    when the block ends; without ``async with`` it connects at the first
+    iteration and closes when exhausted or on ``aclose()``.
     """
 
     def __init__(
@@ -134,6 +136,9 @@ class Subscription(Generic[T_co]):
                 await stream.aclose()
 
     async def __aenter__(self) -> Self:
+        """Connect now: once entered, the subscription is live and misses nothing."""
+        if self._stream is None and not self._closed:
+            await self._connect()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

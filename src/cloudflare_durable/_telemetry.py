@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, TypeAlias
 
 __all__ = ["EVENTS", "Handler", "TelemetryEvent", "attach"]
@@ -34,10 +34,8 @@ _handlers: dict[str, list[Handler]] = {event: [] for event in EVENTS}
 
 try:  # pragma: no cover - depends on the optional extra
     from opentelemetry import trace as _otel_trace
-
-    _tracer: Any = _otel_trace.get_tracer("cloudflare_durable")
 except ImportError:  # pragma: no cover
-    _tracer = None
+    _otel_trace = None  # type: ignore[assignment]
 
 
 def attach(event: TelemetryEvent, handler: Handler) -> Callable[[], None]:
@@ -67,11 +65,24 @@ def active(event: TelemetryEvent) -> bool:
     return bool(_handlers[event]) or logger.isEnabledFor(logging.DEBUG)
 
 
-@contextlib.contextmanager
-def span(name: str, attributes: Mapping[str, Any]) -> Iterator[None]:
-    """An OpenTelemetry span when the API is installed; nothing otherwise."""
-    if _tracer is None:
-        yield
-        return
-    with _tracer.start_as_current_span(name, attributes=dict(attributes)):  # pragma: no cover
-        yield
+def observed() -> bool:
+    """Whether anything would see a request's telemetry (handlers, debug log, traces)."""
+    return (
+        any(_handlers[event] for event in ("request.start", "request.stop", "error"))
+        or logger.isEnabledFor(logging.DEBUG)
+        or span("", {}) is not _NO_SPAN
+    )
+
+
+_NO_SPAN: Final = contextlib.nullcontext()
+
+
+def span(name: str, attributes: Mapping[str, Any]) -> contextlib.AbstractContextManager[Any]:
+    """An OpenTelemetry span when the API is installed and an SDK is configured."""
+    if _otel_trace is None:
+        return _NO_SPAN
+    provider = _otel_trace.get_tracer_provider()
+    if isinstance(provider, (_otel_trace.ProxyTracerProvider, _otel_trace.NoOpTracerProvider)):
+        return _NO_SPAN
+    tracer = provider.get_tracer("cloudflare_durable")
+    return tracer.start_as_current_span(name, attributes=dict(attributes))

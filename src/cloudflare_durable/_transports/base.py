@@ -39,6 +39,11 @@ class CallChannel(abc.ABC):
 class Transport(abc.ABC):
     """Moves operations to a host and replies back."""
 
+    #: True when nothing can be lost in transit (an in-process host): an operation
+    #: either completes or fails before changing anything, so the client sends no
+    #: request ids and sets no timeouts.
+    in_process: bool = False
+
     @abc.abstractmethod
     async def call(
         self, model: str, object_id: str, method: str, args: dict[str, Any], request_id: str | None

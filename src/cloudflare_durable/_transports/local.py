@@ -33,6 +33,8 @@ class _LocalChannel(CallChannel):
 class LocalTransport(Transport):
     """Talks to ``host`` in the same process; closing it closes the host if it owns it."""
 
+    in_process = True
+
     def __init__(self, host: Host, *, owns_host: bool) -> None:
         self.host = host
         self._owns_host = owns_host

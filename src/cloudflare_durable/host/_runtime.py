@@ -130,6 +130,7 @@ class Subscriber:
 class _Cell:
     __slots__ = (
         "draining",
+        "epoch",
         "execution",
         "live",
         "live_json",
@@ -156,6 +157,7 @@ class _Cell:
         self.draining = False
         self.subscribers: set[Subscriber] = set()
         self.recent: OrderedDict[str, Remembered] = OrderedDict()
+        self.epoch = 0
 
     def reset(self, version: int, state: dict[str, Any] | None) -> None:
         self.version, self.state = version, state
@@ -194,6 +196,7 @@ class Host:
         self._models = None if models is None else {m.__durable_name__: m for m in models}
         self._cells: dict[tuple[str, str], _Cell] = {}
         self._closed = False
+        self._epoch = 0  # grows when another process commits to the store
         shared = path != ":memory:"
         self.poll_interval = poll_interval or (POLL_INTERVAL if shared else math.inf)
 
@@ -311,19 +314,12 @@ class Host:
         return lambda: self._drain(cell)
 
     async def _perform(self, model: str, object_id: str, op: Operation) -> Reply:
-        outcome: list[Outcome] = []
-        finished = anyio.Event()
-
-        def done(result: Outcome) -> None:
-            outcome.append(result)
-            finished.set()
-
-        op.done = done
+        waiter = _Waiter()
+        op.done = waiter.done
         drain = self.submit(model, object_id, op)
         if drain is not None:
-            await drain()
-        await finished.wait()
-        result = outcome[0]
+            await drain()  # usually answers our own operation on the way
+        result = waiter.outcome if waiter.outcome is not None else await waiter.wait()
         if isinstance(result, exc.DurableError):
             raise result
         return result
@@ -338,20 +334,34 @@ class Host:
         if cell is None:
             model_cls = self.model(model)
             proto.check_object_id(object_id)
+            self._refresh_epoch()
             cell = _Cell(model_cls, object_id, self._store.read(model, object_id))
+            cell.epoch = self._epoch
             self._cells[key] = cell
         return cell
+
+    def _refresh_epoch(self) -> None:
+        if self._store.changed_elsewhere():
+            self._epoch += 1
+
+    def _catch_up(self, cell: _Cell) -> bool:
+        """Re-read ``cell`` if another process may have changed it; True if it had."""
+        self._refresh_epoch()
+        if cell.epoch == self._epoch:
+            return False
+        cell.epoch = self._epoch
+        if self._store.version(cell.name, cell.object_id) == cell.version:
+            return False
+        cell.reset(*self._stored(cell))
+        return True
 
     def poll(self, cell: _Cell) -> None:
         """Catch up with changes another process made to the same store."""
         if self._closed or cell.draining:
             return
-        version = self._store.version(cell.name, cell.object_id)
-        if version != cell.version:
-            stored = self._store.read(cell.name, cell.object_id)
-            cell.reset(stored.version, stored.state)
+        if self._catch_up(cell):
             for subscriber in list(cell.subscribers):
-                subscriber.push_snapshot(stored.version, stored.state)
+                subscriber.push_snapshot(cell.version, cell.state)
 
     async def _drain(self, cell: _Cell) -> None:
         # Shielded: the operations of other callers ride on this one; a cancelled
@@ -361,7 +371,6 @@ class Host:
                 while cell.queue:
                     batch = [cell.queue.popleft() for _ in range(min(MAX_BATCH, len(cell.queue)))]
                     await self._run_batch(cell, batch)
-                    await anyio.lowlevel.checkpoint()
             finally:
                 cell.draining = False
 
@@ -381,6 +390,8 @@ class Host:
                 self._store.commit(cell.name, cell.object_id, start, write)
             except VersionMoved:
                 cell.reset(*self._stored(cell))
+                self._refresh_epoch()
+                cell.epoch = self._epoch
                 continue
             except sqlite3.Error as error:
                 logger.exception("storing %s %r failed", cell.name, cell.object_id)
@@ -397,10 +408,6 @@ class Host:
     def _stored(self, cell: _Cell) -> tuple[int, dict[str, Any] | None]:
         stored = self._store.read(cell.name, cell.object_id)
         return stored.version, stored.state
-
-    def _catch_up(self, cell: _Cell) -> None:
-        if self._store.path != ":memory:" and self._store.version(cell.name, cell.object_id) != cell.version:
-            cell.reset(*self._stored(cell))
 
     def _committed(self, cell: _Cell, run: _Batch) -> None:
         cell.version, cell.state = run.version, run.state
@@ -432,6 +439,27 @@ class Host:
 
 def _ignore(outcome: Outcome) -> None:  # pragma: no cover - replaced before use
     pass
+
+
+class _Waiter:
+    """Holds one operation's outcome; an event is made only if someone must wait."""
+
+    __slots__ = ("_event", "outcome")
+
+    def __init__(self) -> None:
+        self.outcome: Outcome | None = None
+        self._event: anyio.Event | None = None
+
+    def done(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> Outcome:
+        self._event = anyio.Event()
+        await self._event.wait()
+        assert self.outcome is not None
+        return self.outcome
 
 
 def _resolve(batch: list[Operation], outcomes: list[Outcome]) -> None:

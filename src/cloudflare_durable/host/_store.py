@@ -28,18 +28,16 @@ CREATE TABLE IF NOT EXISTS durable_objects (
     PRIMARY KEY (model, object_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS durable_requests (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
     model TEXT NOT NULL,
     object_id TEXT NOT NULL,
     request_id TEXT NOT NULL,
     status INTEGER NOT NULL,
     reply TEXT NOT NULL,
     created REAL NOT NULL,
-    UNIQUE (model, object_id, request_id)
-);
-CREATE INDEX IF NOT EXISTS durable_requests_created ON durable_requests (created);
-CREATE INDEX IF NOT EXISTS durable_requests_object ON durable_requests (model, object_id, seq);
+    PRIMARY KEY (model, object_id, request_id)
+) WITHOUT ROWID;
 """
+SWEEP_INTERVAL: Final = 60.0
 
 BUSY_TIMEOUT_MS: Final = 10_000
 
@@ -93,11 +91,27 @@ class Store:
             self._db.executescript(SCHEMA)
         except sqlite3.Error as error:
             raise exc.UsageError(f"cannot open the store {path!r}: {error}") from error
-        self._writes_since_sweep = 0
+        self._next_sweep = time.monotonic() + SWEEP_INTERVAL
         self._unpruned: dict[tuple[str, str], int] = {}
+        self._data_version = self._read_data_version()
 
     def close(self) -> None:
         self._db.close()
+
+    def _read_data_version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another connection (another process) committed since the last check.
+
+        ``PRAGMA data_version`` costs no disk access; it moves only on other
+        connections' commits, so a single process never pays for re-reading.
+        """
+        if self.path == ":memory:":
+            return False
+        version = self._read_data_version()
+        changed, self._data_version = version != self._data_version, version
+        return changed
 
     def read(self, model: str, object_id: str) -> Stored:
         row = self._db.execute(
@@ -146,8 +160,7 @@ class Store:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._writes_since_sweep += 1
-        if self._writes_since_sweep >= 1000:
+        if time.monotonic() >= self._next_sweep:
             self.sweep()
 
     def _remember(self, model: str, object_id: str, replies: Iterable[tuple[str, Remembered]]) -> None:
@@ -175,16 +188,16 @@ class Store:
     def _prune(self, model: str, object_id: str) -> None:
         """Keep only the newest ``max_requests`` request ids of one object (in a transaction)."""
         self._db.execute(
-            "DELETE FROM durable_requests WHERE model = ? AND object_id = ? AND seq <= ("
-            " SELECT seq FROM durable_requests WHERE model = ? AND object_id = ?"
-            " ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+            "DELETE FROM durable_requests WHERE model = ? AND object_id = ? AND created <= ("
+            " SELECT created FROM durable_requests WHERE model = ? AND object_id = ?"
+            " ORDER BY created DESC LIMIT 1 OFFSET ?)",
             (model, object_id, model, object_id, self.max_requests),
         )
         self._unpruned[(model, object_id)] = 0
 
     def sweep(self) -> None:
-        """Forget request ids older than the time to live."""
-        self._writes_since_sweep = 0
+        """Forget request ids older than the time to live (at most once a minute)."""
+        self._next_sweep = time.monotonic() + SWEEP_INTERVAL
         self._db.execute(
             "DELETE FROM durable_requests WHERE created < ?", (time.time() - self.request_ttl,)
         )
