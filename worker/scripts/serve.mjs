@@ -10,15 +10,34 @@
 // When ready it prints one line of JSON to stdout, {"url": "http://127.0.0.1:PORT"},
 // and nothing else there (logs go to stderr). It stops on SIGTERM or SIGINT, or
 // when its standard input is a pipe and that pipe closes.
+import { execFileSync } from "node:child_process";
 import { fstatSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build, stop as stopEsbuild } from "esbuild";
 import { Log, LogLevel, Miniflare } from "miniflare";
+import workerd from "workerd";
 import { readWorkerConfig } from "./config.mjs";
 
 process.env.WRANGLER_SEND_METRICS = "false";
+
+/**
+ * On Linux, start workerd through setpriv so that it gets SIGKILL when this
+ * process dies, however it dies: a killed serve.mjs must not leave workerd
+ * holding the port and the storage.
+ */
+function guardRuntime() {
+  if (process.platform !== "linux" || process.env.MINIFLARE_WORKERD_PATH) return;
+  try {
+    execFileSync("setpriv", ["--help"], { stdio: "ignore" });
+  } catch {
+    return;
+  }
+  // The package is CommonJS: its path is `default` of the imported namespace.
+  process.env.WORKERD_BINARY = typeof workerd === "string" ? workerd : workerd.default;
+  process.env.MINIFLARE_WORKERD_PATH = new URL("./workerd-guard.sh", import.meta.url).pathname;
+}
 
 /** Miniflare's log, written to stderr so stdout carries only the ready line. */
 class StderrLog extends Log {
@@ -58,6 +77,7 @@ async function bundle(main) {
 }
 
 async function start({ port, persist, token }) {
+  guardRuntime();
   const config = readWorkerConfig();
   const script = await bundle(config.main);
   if (persist !== undefined) await mkdir(persist, { recursive: true });

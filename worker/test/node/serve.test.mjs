@@ -61,4 +61,22 @@ describe("scripts/serve.mjs", () => {
     child.stdin.end();
     expect(await exit).toEqual({ code: 0, signal: null });
   });
+
+  it("takes its runtime down when it is killed, so the port and storage can be reused", async () => {
+    const first = await serve(["--persist", persist, "--token", "t"]);
+    const port = new URL(first.url).port;
+    await call(first.url, "t", "/v1/objects/Counter/kept/call/increment", { method: "POST", body: "{}" });
+    const exit = stopped(first.child);
+    first.child.kill("SIGKILL");
+    await exit;
+    const second = await serve(["--port", port, "--persist", persist, "--token", "t"]);
+    try {
+      expect(second.url).toBe(first.url);
+      expect((await call(second.url, "t", "/v1/objects/Counter/kept")).body).toEqual({ version: 2, state: { value: 8 } });
+    } finally {
+      const done = stopped(second.child);
+      second.child.kill("SIGTERM");
+      await done;
+    }
+  });
 });
