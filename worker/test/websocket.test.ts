@@ -1,7 +1,8 @@
-import { SELF } from "cloudflare:test";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { api, call, connect, freshId, objectPath, ORIGIN, TOKEN } from "./support/client";
 import type { FrameQueue } from "./support/sockets";
+import { remote, type DurableModelObject } from "../src/lib";
 
 // A client socket living in the test's own isolate may deliver frames that are
 // sent back to back out of order (over a real connection they arrive in order),
@@ -102,6 +103,21 @@ describe("subscriptions", () => {
     const third = await connect("Document", id);
     expect(await subscribe(third, { since: 3 })).toEqual([]);
     [second, third].forEach((ws) => ws.close());
+  });
+
+  it("send events of a call that changed nothing, without a snapshot", async () => {
+    const id = freshId();
+    const ws = await connect("Counter", id);
+    expect(await subscribe(ws, { since: null })).toEqual([{ type: "snapshot", version: 0, state: null }]);
+    const stub = env.COUNTER.get(env.COUNTER.idFromName(id));
+    const reply = await runInDurableObject(stub, (instance) => {
+      const self = instance as unknown as DurableModelObject & Record<string, unknown> & { emit(name: string, data: object): void };
+      self.shout = remote({}, () => self.emit("Shouted", { loud: true }));
+      return self.dispatch({ op: "call", method: "shout", args: {}, requestId: null });
+    });
+    expect(JSON.parse(reply.body)).toEqual({ result: null, version: 0, state: null });
+    expect(await drain(ws)).toEqual([{ type: "event", version: 0, name: "Shouted", data: { loud: true } }]);
+    ws.close();
   });
 
   it("send a null snapshot after a delete", async () => {

@@ -221,7 +221,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   /** A call that changed nothing: same version, nothing written, its events still sent. */
   #unchanged(resultJson: string, events: EmittedEvent[]): Reply {
     const { version, stateJson } = this.#current;
-    this.#broadcast(version, null, events);
+    this.#broadcast(version, undefined, events);
     return { status: 200, body: `{"result":${resultJson},"version":${version},"state":${stateJson ?? "null"}}` };
   }
 
