@@ -172,11 +172,11 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
         case "call":
           return await this.#callMethod(operation.method, operation.args, operation.requestId);
         case "create":
-          return this.#create(operation.state, operation.requestId);
+          return await this.#create(operation.state, operation.requestId);
         case "update":
-          return this.#update(operation.fields, operation.ifVersion, operation.requestId);
+          return await this.#update(operation.fields, operation.ifVersion, operation.requestId);
         case "delete":
-          return this.#delete(operation.requestId);
+          return await this.#delete(operation.requestId);
       }
     } catch (error) {
       if (error instanceof Failure) return failureReply(error);
@@ -225,7 +225,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     return { status: 200, body: `{"result":${resultJson},"version":${version},"state":${stateJson ?? "null"}}` };
   }
 
-  #create(given: JsonObject, requestId: string | null): Promise<Reply> {
+  async #create(given: JsonObject, requestId: string | null): Promise<Reply> {
     if (this.#current.stateJson !== null) {
       throw new Failure("already_exists", `the object already has state (version ${this.#current.version})`);
     }
@@ -233,7 +233,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     return this.#write(201, stateJson, requestId);
   }
 
-  #update(fields: JsonObject, ifVersion: number | null, requestId: string | null): Promise<Reply> {
+  async #update(fields: JsonObject, ifVersion: number | null, requestId: string | null): Promise<Reply> {
     const { version, stateJson } = this.#current;
     if (ifVersion !== null && ifVersion !== version) {
       throw new Failure("conflict", `version is ${version}, not ${ifVersion}; nothing was changed`, {
@@ -244,7 +244,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     this.#spec.checkUpdate(fields);
     const next = stateJson === null ? this.#spec.createState(fields) : { ...(JSON.parse(stateJson) as JsonObject), ...fields };
     const nextJson = JSON.stringify(next);
-    if (nextJson === stateJson) return Promise.resolve({ status: 200, body: `{"version":${version},"state":${stateJson}}` });
+    if (nextJson === stateJson) return { status: 200, body: `{"version":${version},"state":${stateJson}}` };
     return this.#write(200, nextJson, requestId);
   }
 
@@ -272,10 +272,16 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     if (requestId !== null) await this.#scheduleExpiry();
   }
 
+  /** Makes sure an alarm will prune request ids; the change is already stored, so this never fails it. */
   async #scheduleExpiry(): Promise<void> {
     if (this.#alarmAt !== null) return;
-    this.#alarmAt = Date.now() + this.#store.retention.maxAgeMs;
-    await this.ctx.storage.setAlarm(this.#alarmAt);
+    const at = Date.now() + this.#store.retention.maxAgeMs;
+    try {
+      await this.ctx.storage.setAlarm(at);
+      this.#alarmAt = at;
+    } catch (error) {
+      console.warn("could not schedule request id pruning:", describeThrown(error).message);
+    }
   }
 
   /** The JSON text a method starts from: the stored state, or the defaults of a virtual object. */
