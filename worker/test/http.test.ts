@@ -40,8 +40,15 @@ describe("router", () => {
   });
 
   it("refuses other protocol versions, but treats a missing header as version 1", async () => {
-    expect((await api("GET", "/v1/health", undefined, { "Durable-Protocol": "2" })).body.error.code).toBe("unsupported_protocol");
-    expect((await api("GET", "/v1/health")).status).toBe(200);
+    const path = objectPath("Counter", freshId());
+    expect((await api("GET", path, undefined, { "Durable-Protocol": "2" })).body.error.code).toBe("unsupported_protocol");
+    expect((await api("GET", path)).status).toBe(200);
+    // Health answers whatever the version, so any client can read the server's.
+    expect((await api("GET", "/v1/health", undefined, { "Durable-Protocol": "2" })).body).toEqual({ status: "ok", protocol: 1 });
+  });
+
+  it("checks the model before the HTTP method", async () => {
+    expect((await api("DELETE", `/v1/objects/Nope/${freshId()}/call/x`)).body.error.code).toBe("unknown_model");
   });
 
   it("allows only the documented HTTP methods", async () => {

@@ -35,11 +35,12 @@ type RouterEnv = { API_TOKEN?: string } & object;
 export type ModelBindings = Record<string, ModelClass>;
 
 /** A request's route after the path was split and decoded. */
-type Route =
-  | { kind: "health" }
+type ObjectRoute =
   | { kind: "object"; model: string; id: string }
   | { kind: "call"; model: string; id: string; method: string }
   | { kind: "socket"; model: string; id: string };
+
+type Route = { kind: "health" } | ObjectRoute;
 
 const ALLOWED: Record<Route["kind"], readonly string[]> = {
   health: ["GET"],
@@ -66,17 +67,24 @@ export function createRouter(bindings: ModelBindings): ExportedHandler<RouterEnv
 
 async function route(request: Request, env: RouterEnv, namespaces: Map<string, string>): Promise<Response> {
   const path = new URL(request.url).pathname;
-  if (path !== "/v1/health") await checkToken(request, env);
+  if (path === "/v1/health") {
+    checkMethod(request, "health", path);
+    return respondJson(200, { status: "ok", protocol: PROTOCOL_VERSION });
+  }
+  await checkToken(request, env);
   checkProtocol(request);
   const target = parsePath(path);
-  if (!ALLOWED[target.kind].includes(request.method)) {
-    throw new Failure("method_not_allowed", `${request.method} is not allowed on ${path}`);
-  }
-  if (target.kind === "health") return respondJson(200, { status: "ok", protocol: PROTOCOL_VERSION });
   const stub = objectStub(env, namespaces, target.model, target.id);
+  checkMethod(request, target.kind, path);
   if (target.kind === "socket") return openSocket(request, stub);
   const operation = await readOperation(request, target);
   return respond(await dispatch(stub, operation));
+}
+
+function checkMethod(request: Request, kind: Route["kind"], path: string): void {
+  if (!ALLOWED[kind].includes(request.method)) {
+    throw new Failure("method_not_allowed", `${request.method} is not allowed on ${path}`);
+  }
 }
 
 async function checkToken(request: Request, env: RouterEnv): Promise<void> {
@@ -94,16 +102,22 @@ function checkProtocol(request: Request): void {
   }
 }
 
-/** Splits the raw path first, then decodes each segment once. */
-function parsePath(path: string): Route {
-  if (path === "/v1/health") return { kind: "health" };
+/** Splits the raw path first, then decodes and checks each segment once. */
+function parsePath(path: string): ObjectRoute {
   const segments = path.split("/");
   if (segments.length < 5 || segments[1] !== "v1" || segments[2] !== "objects") throw notFound(path);
-  const [model, id] = [decodeSegment(segments[3]!), decodeSegment(segments[4]!)];
+  const model = decodeSegment(segments[3]!);
+  checkModelName(model);
+  const id = decodeSegment(segments[4]!);
+  checkObjectId(id);
   const rest = segments.slice(5);
   if (rest.length === 0) return { kind: "object", model, id };
   if (rest.length === 1 && rest[0] === "ws") return { kind: "socket", model, id };
-  if (rest.length === 2 && rest[0] === "call") return { kind: "call", model, id, method: decodeSegment(rest[1]!) };
+  if (rest.length === 2 && rest[0] === "call") {
+    const method = decodeSegment(rest[1]!);
+    checkMethodName(method);
+    return { kind: "call", model, id, method };
+  }
   throw notFound(path);
 }
 
@@ -120,18 +134,15 @@ function decodeSegment(segment: string): string {
 }
 
 function objectStub(env: RouterEnv, namespaces: Map<string, string>, model: string, id: string): ModelStub {
-  checkModelName(model);
   const binding = namespaces.get(model);
   const namespace = binding === undefined ? undefined : (env as Record<string, unknown>)[binding];
   if (namespace === undefined) throw new Failure("unknown_model", `no model named ${JSON.stringify(model)} is served`);
-  checkObjectId(id);
   const ns = namespace as Namespace;
   return ns.get(ns.idFromName(id)) as unknown as ModelStub;
 }
 
-async function readOperation(request: Request, target: Exclude<Route, { kind: "health" | "socket" }>): Promise<Operation> {
+async function readOperation(request: Request, target: Exclude<ObjectRoute, { kind: "socket" }>): Promise<Operation> {
   if (target.kind === "call") {
-    checkMethodName(target.method);
     return parseCallBody(target.method, await readJsonObject(request));
   }
   switch (request.method) {
