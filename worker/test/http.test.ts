@@ -87,9 +87,18 @@ describe("bodies", () => {
     expect(answer.body.result).toBe(2);
   });
 
-  it("treats an empty body as {}", async () => {
-    const res = await SELF.fetch(ORIGIN + path(), { method: "POST", headers: { Authorization: "Bearer golden-token" } });
-    expect(await res.json()).toMatchObject({ result: 1, version: 1 });
+  it("needs a body on POST, PUT and PATCH, but not on DELETE", async () => {
+    const auth = { Authorization: "Bearer golden-token" };
+    const res = await SELF.fetch(ORIGIN + path(), { method: "POST", headers: auth });
+    expect(res.status).toBe(415);
+    await res.body?.cancel();
+    const json = await SELF.fetch(ORIGIN + path(), { method: "POST", headers: { ...auth, "Content-Type": "application/json" } });
+    expect(json.status).toBe(400);
+    await json.body?.cancel();
+    const id = freshId();
+    await api("PUT", objectPath("Counter", id), {});
+    const deleted = await SELF.fetch(ORIGIN + objectPath("Counter", id), { method: "DELETE", headers: auth });
+    expect(await deleted.json()).toEqual({ deleted: true, version: 2, state: null });
   });
 
   it("refuses bodies over 1 MiB, whatever Content-Length says", async () => {

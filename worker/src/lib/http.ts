@@ -63,12 +63,12 @@ function isJsonMediaType(contentType: string | null): boolean {
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 /**
- * The request body as a JSON object. An empty body reads as `{}`; anything
- * else must be `application/json`, at most 1 MiB, and a JSON object.
+ * The request body as a JSON object: `application/json`, at most 1 MiB, a JSON
+ * object. When the body is optional (DELETE), an empty one reads as `{}`.
  */
-export async function readJsonObject(request: Request): Promise<JsonObject> {
+export async function readJsonObject(request: Request, optional = false): Promise<JsonObject> {
   const bytes = await readLimited(request);
-  if (bytes.byteLength === 0) return {};
+  if (bytes.byteLength === 0 && optional) return {};
   if (!isJsonMediaType(request.headers.get("Content-Type"))) {
     throw new Failure("unsupported_media_type", "send the body as Content-Type: application/json");
   }

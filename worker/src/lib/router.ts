@@ -151,7 +151,7 @@ async function readOperation(request: Request, target: Exclude<ObjectRoute, { ki
     case "PATCH":
       return parseUpdateBody(await readJsonObject(request));
     case "DELETE":
-      return parseDeleteBody(await readJsonObject(request));
+      return parseDeleteBody(await readJsonObject(request, true));
     default:
       return { op: "read" };
   }
