@@ -36,8 +36,3 @@ function isPlainObject(value: object): boolean {
   const proto: unknown = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }
-
-/** A deep copy of a JSON value, through its text. */
-export function cloneJson<T extends Json>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
-}

@@ -127,11 +127,11 @@ function object<M extends TypeMap>(members: M, label = "object"): Type<ObjectOf<
       issues.push({ loc, msg: `expected ${label}, got ${describe(value)}`, type: "model_type" });
       return;
     }
-    checkMembers(members, value, loc, issues);
+    checkObjectMembers(members, value, loc, issues);
   }) as Type<ObjectOf<M>>;
 }
 
-function checkMembers(members: TypeMap, value: JsonObject, loc: Location, issues: Issue[]): void {
+function checkObjectMembers(members: TypeMap, value: JsonObject, loc: Location, issues: Issue[]): void {
   for (const [key, type] of Object.entries(members)) {
     if (hasOwn(value, key)) type.check(value[key], [...loc, key], issues);
     else issues.push({ loc: [...loc, key], msg: "field required", type: "missing" });
