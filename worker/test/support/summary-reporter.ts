@@ -1,0 +1,19 @@
+/**
+ * Prints one plain closing line, `worker: N passed, N failed, N skipped`, after
+ * the usual report, so scripts that run the suite can read the counts.
+ */
+import type { Reporter, TestModule } from "vitest/node";
+
+export default class SummaryReporter implements Reporter {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
+    const counts = { passed: 0, failed: 0, skipped: 0 };
+    for (const module of testModules) {
+      for (const test of module.children.allTests()) {
+        const state = test.result().state;
+        if (state === "passed" || state === "failed") counts[state] += 1;
+        else counts.skipped += 1;
+      }
+    }
+    console.log(`worker: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`);
+  }
+}
