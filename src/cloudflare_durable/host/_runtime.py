@@ -131,6 +131,7 @@ class _Cell:
     __slots__ = (
         "draining",
         "epoch",
+        "known_ids",
         "execution",
         "live",
         "live_json",
@@ -157,12 +158,16 @@ class _Cell:
         self.draining = False
         self.subscribers: set[Subscriber] = set()
         self.recent: OrderedDict[str, Remembered] = OrderedDict()
+        # Request ids the store holds for this object, loaded at the first lookup,
+        # so that the common case, a new id, costs no query.
+        self.known_ids: set[str] | None = None
         self.epoch = 0
 
     def reset(self, version: int, state: dict[str, Any] | None) -> None:
         self.version, self.state = version, state
         self.live = self.live_json = None
         self.recent.clear()
+        self.known_ids = None
 
     def live_for(self, state: dict[str, Any] | None) -> tuple[DurableModel, dict[str, Any]]:
         """The instance to run a body against, built from ``state`` unless still current."""
@@ -411,10 +416,15 @@ class Host:
 
     def _committed(self, cell: _Cell, run: _Batch) -> None:
         cell.version, cell.state = run.version, run.state
+        recent, known = cell.recent, cell.known_ids
         for request_id, remembered in run.remember:
-            cell.recent[request_id] = remembered
-            if len(cell.recent) > RECENT_REPLIES:
-                cell.recent.popitem(last=False)
+            recent[request_id] = remembered
+            if known is not None:
+                known.add(request_id)
+        while len(recent) > RECENT_REPLIES:
+            recent.popitem(last=False)
+        if known is not None and len(known) > self._store.max_requests + 2000:
+            cell.known_ids = None  # the store pruned; reload at the next lookup
 
     def _publish(self, cell: _Cell, changes: list[_Change]) -> None:
         if not cell.subscribers:
@@ -432,9 +442,13 @@ class Host:
 
     def remembered(self, cell: _Cell, request_id: str) -> Remembered | None:
         found = cell.recent.get(request_id)
-        if found is None:
-            found = self._store.remembered(cell.name, cell.object_id, request_id)
-        return found
+        if found is not None:
+            return found
+        if cell.known_ids is None:
+            cell.known_ids = self._store.request_ids(cell.name, cell.object_id)
+        if request_id not in cell.known_ids:
+            return None
+        return self._store.remembered(cell.name, cell.object_id, request_id)
 
 
 def _ignore(outcome: Outcome) -> None:  # pragma: no cover - replaced before use

@@ -129,6 +129,14 @@ class Store:
         ).fetchone()
         return 0 if row is None else int(row[0])
 
+    def request_ids(self, model: str, object_id: str) -> set[str]:
+        """Every request id stored for one object (at most ``max_requests`` plus slack)."""
+        rows = self._db.execute(
+            "SELECT request_id FROM durable_requests WHERE model = ? AND object_id = ?",
+            (model, object_id),
+        )
+        return {row[0] for row in rows}
+
     def remembered(self, model: str, object_id: str, request_id: str) -> Remembered | None:
         row = self._db.execute(
             "SELECT status, reply, created FROM durable_requests "
