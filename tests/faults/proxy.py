@@ -263,9 +263,9 @@ class _Link:
         if self.closed:
             return
         self.closed = True
-        self.cancel.cancel()
         await _close(self.client, hard=hard)
         await _close(self.upstream, hard=hard)
+        self.cancel.cancel()
 
     async def _fault(self, kind: Fault | Literal["stream_resets"], *, hard: bool) -> None:
         counters = self.proxy.counters
@@ -340,12 +340,17 @@ _LINGER_RESET: Final = struct.pack("ii", 1, 0)
 
 
 async def _close(stream: anyio.abc.SocketStream, *, hard: bool) -> None:
-    """Close ``stream``: with a FIN, or with a TCP reset (``hard``)."""
-    if hard:
-        with contextlib.suppress(OSError):
-            raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-    await anyio.aclose_forcefully(stream)
+    """Close ``stream`` for good: with a FIN, or with a TCP reset (``hard``).
+
+    Shielded, so that a cancelled caller still closes the socket.
+    """
+    with anyio.CancelScope(shield=True):
+        if hard:
+            with contextlib.suppress(OSError):
+                raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        with contextlib.suppress(*_STREAM_ERRORS):
+            await stream.aclose()
 
 
 @contextlib.contextmanager
