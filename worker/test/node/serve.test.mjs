@@ -1,30 +1,13 @@
 // Starts scripts/serve.mjs as a real process, as the Python tests do.
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, describe, expect, it } from "vitest";
+import { serve, stopped } from "./support/server.mjs";
 
-const SERVE = new URL("../../scripts/serve.mjs", import.meta.url).pathname;
 const persist = mkdtempSync(join(tmpdir(), "durable-serve-"));
 
 afterAll(() => rmSync(persist, { recursive: true, force: true }));
-
-/** Starts the server; resolves with its URL, the child and the time it took. */
-function serve(args) {
-  const started = performance.now();
-  const child = spawn(process.execPath, [SERVE, ...args], { stdio: ["pipe", "pipe", "inherit"] });
-  return new Promise((resolvePromise, reject) => {
-    const lines = createInterface({ input: child.stdout });
-    lines.once("line", (line) => resolvePromise({ child, url: JSON.parse(line).url, line, ms: performance.now() - started }));
-    child.once("exit", (code) => reject(new Error(`serve.mjs exited with ${code} before it was ready`)));
-  });
-}
-
-function stopped(child) {
-  return new Promise((resolvePromise) => child.once("exit", (code, signal) => resolvePromise({ code, signal })));
-}
 
 async function call(url, token, path, init = {}) {
   const res = await fetch(url + path, {

@@ -1,11 +1,21 @@
-/** Runs the golden cases of docs/golden/ against the Worker through `SELF`. */
-import { SELF } from "cloudflare:test";
+/**
+ * Runs the golden cases of docs/golden/ against a Worker: inside workerd through
+ * `SELF`, or over real sockets against scripts/serve.mjs.
+ */
 import { expect } from "vitest";
 import { mismatch } from "./match";
 import { FrameQueue } from "./sockets";
 
 export const GOLDEN_TOKEN = "golden-token";
-const ORIGIN = "http://golden.test";
+
+/** How requests reach the Worker. */
+export interface Target {
+  /** Base URL, e.g. `http://127.0.0.1:8787`. */
+  origin: string;
+  fetch(url: string, init?: RequestInit): Promise<Response>;
+  /** Pause after each frame sent, for clients that may reorder frames sent back to back. */
+  sendDelayMs?: number;
+}
 
 type Auth = string | null | undefined;
 type Headers = Record<string, string>;
@@ -49,7 +59,7 @@ async function expectReply(res: Response, status: number, body: unknown, where: 
   if (body !== undefined) expectMatch(body, JSON.parse(text), where);
 }
 
-async function runHttp(step: HttpStep, run: string, where: string): Promise<void> {
+async function runHttp(target: Target, step: HttpStep, run: string, where: string): Promise<void> {
   const { request } = step;
   const hasBody = "body" in request || "raw_body" in request;
   const init: RequestInit = {
@@ -58,7 +68,7 @@ async function runHttp(step: HttpStep, run: string, where: string): Promise<void
   };
   if ("raw_body" in request) init.body = request.raw_body;
   else if ("body" in request) init.body = JSON.stringify(request.body);
-  const res = await SELF.fetch(ORIGIN + request.path.replaceAll("{run}", run), init);
+  const res = await target.fetch(target.origin + request.path.replaceAll("{run}", run), init);
   await expectReply(res, step.response.status, step.response.body, where);
 }
 
@@ -67,32 +77,36 @@ function upgradeInit(auth: Auth, hasAuth: boolean, extra?: Headers): RequestInit
 }
 
 /** Runs one case: its steps in order, with one WebSocket at most. */
-export async function runCase(golden: GoldenCase, run: string): Promise<void> {
+export async function runCase(target: Target, golden: GoldenCase, run: string): Promise<void> {
   let socket: FrameQueue | null = null;
   try {
     for (const [index, step] of golden.steps.entries()) {
       const where = `${golden.name} / step ${index + 1}`;
-      socket = (await runStep(step, run, socket, where)) ?? socket;
+      socket = (await runStep(target, step, run, socket, where)) ?? socket;
     }
   } finally {
     socket?.close();
   }
 }
 
-async function runStep(step: Step, run: string, socket: FrameQueue | null, where: string): Promise<FrameQueue | null> {
+async function runStep(target: Target, step: Step, run: string, socket: FrameQueue | null, where: string): Promise<FrameQueue | null> {
   if ("request" in step) {
-    await runHttp(step, run, where);
+    await runHttp(target, step, run, where);
   } else if ("ws_open" in step) {
-    const res = await SELF.fetch(ORIGIN + step.ws_open.replaceAll("{run}", run), upgradeInit(step.auth, "auth" in step));
+    const res = await target.fetch(target.origin + step.ws_open.replaceAll("{run}", run), upgradeInit(step.auth, "auth" in step));
     expect(res.status, `${where}: handshake status`).toBe(101);
     expect(res.headers.get("Durable-Protocol"), `${where}: Durable-Protocol header`).toBe("1");
     return FrameQueue.accept(res);
   } else if ("ws_open_refused" in step) {
-    const res = await SELF.fetch(ORIGIN + step.ws_open_refused.replaceAll("{run}", run), upgradeInit(step.auth, "auth" in step, step.headers));
+    const res = await target.fetch(
+      target.origin + step.ws_open_refused.replaceAll("{run}", run),
+      upgradeInit(step.auth, "auth" in step, step.headers),
+    );
     expect(res.webSocket, `${where}: refused handshake must not upgrade`).toBeNull();
     await expectReply(res, step.status, step.body, where);
   } else {
     runSocketStep(step, requireSocket(socket, where), where);
+    if (!("ws_expect" in step) && target.sendDelayMs) await new Promise((resolve) => setTimeout(resolve, target.sendDelayMs));
     if ("ws_expect" in step) expectMatch(step.ws_expect, await requireSocket(socket, where).next(), where);
   }
   return null;

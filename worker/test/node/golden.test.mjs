@@ -1,0 +1,29 @@
+// The golden cases over real sockets, against scripts/serve.mjs.
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { fetch } from "miniflare";
+import { afterAll, beforeAll, describe, it } from "vitest";
+import { runCase } from "../support/golden.ts";
+import { serve, stop } from "./support/server.mjs";
+
+const golden = (name) => JSON.parse(readFileSync(new URL(`../../../docs/golden/${name}.json`, import.meta.url), "utf8"));
+const runId = randomUUID().slice(0, 8);
+let server;
+const target = { origin: "", fetch: (url, init) => fetch(url, init) };
+
+beforeAll(async () => {
+  server = await serve(["--token", "golden-token"]);
+  target.origin = server.url;
+});
+
+afterAll(async () => {
+  if (server) await stop(server.child);
+});
+
+for (const [file, prefix] of [["http", "h"], ["websocket", "w"]]) {
+  describe(`golden ${file} cases over the network`, () => {
+    golden(file).forEach((goldenCase, index) => {
+      it(goldenCase.name, () => runCase(target, goldenCase, `${prefix}-${runId}-${index}`));
+    });
+  });
+}
