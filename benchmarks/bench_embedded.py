@@ -24,9 +24,9 @@ import pydantic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
-from counter import Counter  # noqa: E402
+from counter import Counter
 
-from cloudflare_durable import DurableClient  # noqa: E402
+from cloudflare_durable import DurableClient
 
 
 class IncrementArgs(pydantic.BaseModel):

@@ -91,7 +91,10 @@ async def http_row(server: ServerProcess, target: str, calls: int, goal: str) ->
     raw_id = f"raw-{uuid.uuid4().hex[:8]}"
     body = json.dumps({"args": {"by": 1}}).encode()
     url = f"{server.url}/v1/objects/Counter/{raw_id}/call/increment"
-    async with httpx.AsyncClient(headers=HEADERS) as raw_client, DurableClient(server.url, token=TOKEN) as client:
+    async with (
+        httpx.AsyncClient(headers=HEADERS) as raw_client,
+        DurableClient(server.url, token=TOKEN) as client,
+    ):
         counter = client.get(Counter, object_id)
 
         async def raw() -> None:
@@ -104,8 +107,14 @@ async def http_row(server: ServerProcess, target: str, calls: int, goal: str) ->
 
         raw_samples, our_samples = await interleave(raw, ours, calls)
     raw_m, our_m = median_us(raw_samples), median_us(our_samples)
-    row = Row(target, "HTTP call, median", f"{our_m:.0f} us", f"{raw_m:.0f} us (raw httpx POST)",
-              f"{our_m / raw_m:.2f}", goal)
+    row = Row(
+        target,
+        "HTTP call, median",
+        f"{our_m:.0f} us",
+        f"{raw_m:.0f} us (raw httpx POST)",
+        f"{our_m / raw_m:.2f}",
+        goal,
+    )
     return row, our_m
 
 
@@ -113,16 +122,24 @@ async def session_row(server: ServerProcess, target: str, calls: int) -> Row:
     object_id = f"session-{uuid.uuid4().hex[:8]}"
     raw_id = f"rawws-{uuid.uuid4().hex[:8]}"
     ws_url = server.url.replace("http://", "ws://") + f"/v1/objects/Counter/{raw_id}/ws"
-    async with connect(ws_url, additional_headers=HEADERS) as socket, DurableClient(
-        server.url, token=TOKEN
-    ) as client:
+    async with (
+        connect(ws_url, additional_headers=HEADERS) as socket,
+        DurableClient(server.url, token=TOKEN) as client,
+    ):
         counter = client.get(Counter, object_id)
         async with counter.session() as session:
             next_id = iter(range(1, 10**9))
 
             async def raw() -> None:
                 await socket.send(
-                    json.dumps({"type": "call", "id": next(next_id), "method": "increment", "args": {"by": 1}})
+                    json.dumps(
+                        {
+                            "type": "call",
+                            "id": next(next_id),
+                            "method": "increment",
+                            "args": {"by": 1},
+                        }
+                    )
                 )
                 json.loads(await socket.recv())
 
@@ -131,8 +148,14 @@ async def session_row(server: ServerProcess, target: str, calls: int) -> Row:
 
             raw_samples, our_samples = await interleave(raw, ours, calls)
     raw_m, our_m = median_us(raw_samples), median_us(our_samples)
-    return Row(target, "RPC-session call, sequential, median", f"{our_m:.0f} us",
-               f"{raw_m:.0f} us (raw websockets)", f"{our_m / raw_m:.2f}", "<= 1.5")
+    return Row(
+        target,
+        "RPC-session call, sequential, median",
+        f"{our_m:.0f} us",
+        f"{raw_m:.0f} us (raw websockets)",
+        f"{our_m / raw_m:.2f}",
+        "<= 1.5",
+    )
 
 
 async def pipelined(server: ServerProcess, calls: int, in_flight: int = 1000) -> float:
@@ -170,7 +193,8 @@ async def sequential_http_rate(server: ServerProcess, calls: int) -> float:
 async def fan_out(server: ServerProcess, subscribers: int, changes: int) -> tuple[float, float]:
     """p50 and p99, over ``changes``, of the time until the last subscriber has it."""
     object_id = f"fan-{uuid.uuid4().hex[:8]}"
-    arrivals: dict[int, list[float]] = {}
+    arrivals: dict[int, list[float]] = {value: [] for value in range(2, changes + 2)}
+    complete = {value: anyio.Event() for value in arrivals}
     ready = 0
     all_ready = anyio.Event()
     async with DurableClient(server.url, token=TOKEN, timeout=120) as client:
@@ -186,7 +210,9 @@ async def fan_out(server: ServerProcess, subscribers: int, changes: int) -> tupl
                         if ready == subscribers:
                             all_ready.set()
                         continue
-                    arrivals.setdefault(snapshot.value, []).append(time.perf_counter())
+                    arrivals[snapshot.value].append(time.perf_counter())
+                    if len(arrivals[snapshot.value]) == subscribers:
+                        complete[snapshot.value].set()
                     if snapshot.value == changes + 1:
                         return
 
@@ -200,8 +226,7 @@ async def fan_out(server: ServerProcess, subscribers: int, changes: int) -> tupl
                 sent[value] = time.perf_counter()
                 await counter.increment(1)
                 with anyio.fail_after(60):
-                    while len(arrivals.get(value, ())) < subscribers:
-                        await anyio.sleep(0.001)
+                    await complete[value].wait()
     spans = sorted(max(arrivals[v]) - sent[v] for v in sent)
     return statistics.median(spans), spans[min(len(spans) - 1, int(len(spans) * 0.99))]
 
@@ -212,15 +237,39 @@ async def network_rows(server: ServerProcess, target: str, args: argparse.Namesp
     rows.append(row)
     rows.append(await session_row(server, target, args.calls))
     rate = await pipelined(server, args.pipelined)
-    rows.append(Row(target, "pipelined RPC-session calls, one object", f"{rate:,.0f} calls/s", "",
-                    "", ">= 20,000/s" if target == "network host" else ""))
+    rows.append(
+        Row(
+            target,
+            "pipelined RPC-session calls, one object",
+            f"{rate:,.0f} calls/s",
+            "",
+            "",
+            ">= 20,000/s" if target == "network host" else "",
+        )
+    )
     if target != "network host":
         http_rate = await sequential_http_rate(server, args.calls)
-        rows.append(Row(target, "RPC-session calls/s vs sequential HTTP calls/s", f"{rate:,.0f}/s",
-                        f"{http_rate:,.0f}/s (HTTP)", f"{rate / http_rate:.1f}", ""))
+        rows.append(
+            Row(
+                target,
+                "RPC-session calls/s vs sequential HTTP calls/s",
+                f"{rate:,.0f}/s",
+                f"{http_rate:,.0f}/s (HTTP)",
+                f"{rate / http_rate:.1f}",
+                "",
+            )
+        )
     p50, p99 = await fan_out(server, args.subscribers, args.changes)
-    rows.append(Row(target, f"fan-out to {args.subscribers} subscribers, until the last has it",
-                    f"p50 {p50 * 1e3:.1f} ms / p99 {p99 * 1e3:.1f} ms", "", "", "report"))
+    rows.append(
+        Row(
+            target,
+            f"fan-out to {args.subscribers} subscribers, until the last has it",
+            f"p50 {p50 * 1e3:.1f} ms / p99 {p99 * 1e3:.1f} ms",
+            "",
+            "",
+            "report",
+        )
+    )
     return rows
 
 
@@ -230,14 +279,23 @@ def embedded_row(calls: int) -> Row:
     folder = Path(tempfile.mkdtemp(prefix="durable-bench-"))
     raw, mine = anyio.run(measure, folder, calls, 100)
     raw_m, our_m = median_us(raw), median_us(mine)
-    return Row("embedded host", "increment(1), file store, median", f"{our_m:.0f} us",
-               f"{raw_m:.0f} us (validate + dict + commit)", f"{our_m / raw_m:.2f}", "<= 1.5")
+    return Row(
+        "embedded host",
+        "increment(1), file store, median",
+        f"{our_m:.0f} us",
+        f"{raw_m:.0f} us (validate + dict + commit)",
+        f"{our_m / raw_m:.2f}",
+        "<= 1.5",
+    )
 
 
 def print_table(rows: list[Row]) -> None:
     header = Row("target", "measure", "ours", "baseline (same run)", "ratio", "goal")
     table = [header, *rows]
-    widths = [max(len(getattr(r, f)) for r in table) for f in ("target", "what", "ours", "baseline", "ratio", "goal")]
+    widths = [
+        max(len(getattr(r, f)) for r in table)
+        for f in ("target", "what", "ours", "baseline", "ratio", "goal")
+    ]
     for index, row in enumerate(table):
         cells = [row.target, row.what, row.ours, row.baseline, row.ratio, row.goal]
         print("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |")
@@ -256,13 +314,23 @@ def main() -> None:
     args.changes = 10 if args.quick else 50
     rows = [embedded_row(args.calls)]
     folder = Path(tempfile.mkdtemp(prefix="durable-bench-"))
-    with NetworkHost(ROOT / "examples" / "counter.py", store=folder / "net.sqlite3", token=TOKEN) as server:
+    with NetworkHost(
+        ROOT / "examples" / "counter.py", store=folder / "net.sqlite3", token=TOKEN
+    ) as server:
         rows += anyio.run(network_rows, server, "network host", args)
     if not args.no_worker and WorkerHost.available():
         with WorkerHost(folder / "worker", token=TOKEN) as worker:
             rows += anyio.run(network_rows, worker, "Worker (workerd)", args)
-    rows.append(Row("Elixir client (published)", "HTTP call on wrangler dev, median", "", "1.6 ms", "",
-                    "reference"))
+    rows.append(
+        Row(
+            "Elixir client (published)",
+            "HTTP call on wrangler dev, median",
+            "",
+            "1.6 ms",
+            "",
+            "reference",
+        )
+    )
     print_table(rows)
 
 

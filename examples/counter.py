@@ -26,25 +26,22 @@ class Counter(DurableModel):
         self.value = 0
 
 
-async def watch(counter: Counter, until: int) -> None:
-    async with counter.subscribe() as snapshots:
-        async for snapshot in snapshots:
-            print(f"  seen: value={snapshot.value} (version {snapshot.durable_version})")
-            if snapshot.value >= until:
-                return
+async def count_up(counter: Counter, times: int) -> None:
+    for _ in range(times):
+        value: int = await counter.increment(1)  # typed: int
+        print(f"increment -> {value}")
 
 
 async def main() -> None:
     counter = Counter.get("example-counter")
     await counter.reset()
-    start = await counter.load()
-    print(f"counter {start.durable_id!r} starts at {start.value}")
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch, counter, 3)
-        await anyio.sleep(0.05)
-        for _ in range(3):
-            value: int = await counter.increment(1)
-            print(f"increment -> {value}")
+    # Entering the subscription connects it: nothing that happens afterwards is missed.
+    async with counter.subscribe() as snapshots, anyio.create_task_group() as tg:
+        tg.start_soon(count_up, counter, 3)
+        async for snapshot in snapshots:
+            print(f"  seen: value={snapshot.value} (version {snapshot.durable_version})")
+            if snapshot.value >= 3:
+                break
     print(f"final value: {counter.value} at version {counter.durable_version}")
 
 

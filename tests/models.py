@@ -100,6 +100,6 @@ class Tricky(DurableModel, name="test.Tricky"):
         import anyio
 
         current = self.value
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         self.value = current + 1
         return self.value

@@ -110,10 +110,12 @@ async def test_telemetry_hooks_see_requests_and_errors(network_host: Any, oid: s
     assert events[:2] == ["request.start", "request.stop"]
     start, stop = seen[0][2], seen[1][2]
     assert (start["model"], start["object_id"], start["method"]) == ("Counter", oid, "increment")
-    assert seen[1][1]["duration"] > 0 and "error" not in stop
+    assert seen[1][1]["duration"] > 0
+    assert "error" not in stop
     assert "error" in events
     error_stop = [m for e, _, m in seen if e == "request.stop" and "error" in m]
-    assert error_stop and type(error_stop[0]["error"]).__name__ == "ConflictError"
+    assert error_stop
+    assert type(error_stop[0]["error"]).__name__ == "ConflictError"
     assert "websocket.connected" in events
 
 
@@ -157,7 +159,9 @@ def mounted_server(tmp_path: Any) -> Iterator[str]:
     async def hello(request: Any) -> PlainTextResponse:
         return PlainTextResponse("the rest of the app")
 
-    app = Starlette(routes=[Route("/", hello), Mount("/durable", app=create_app(host, token=TOKEN))])
+    app = Starlette(
+        routes=[Route("/", hello), Mount("/durable", app=create_app(host, token=TOKEN))]
+    )
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -69,14 +69,16 @@ def test_reserved_field_prefix(field: str) -> None:
         )
 
 
-@pytest.mark.parametrize("method", ["load", "update", "delete", "subscribe", "get", "emit", "model_dump"])
+@pytest.mark.parametrize(
+    "method", ["load", "update", "delete", "subscribe", "get", "emit", "model_dump"]
+)
 def test_remote_names_that_shadow_the_api(method: str) -> None:
     async def body(self: DurableModel) -> None:
         return None
 
     body.__name__ = body.__qualname__ = method
+    namespace = {method: remote(body), "__module__": __name__}
     with pytest.raises((ModelDefinitionError, RuntimeError)) as info:
-        namespace = {method: remote(body), "__module__": __name__}
         DurableModelMeta("Shadow", (DurableModel,), namespace, name="def.Shadow")
     assert "taken by the DurableModel API" in str(_cause(info.value))
 

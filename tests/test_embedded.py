@@ -142,9 +142,10 @@ async def test_default_client_uses_the_environment(tmp_path: Path) -> None:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFLARE_")}
     env["CLOUDFLARE_DURABLE_STORE"] = "state.sqlite3"
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["7", "14"]
+    with anyio.fail_after(60):
+        result = await anyio.run_process(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, check=False
+        )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().split() == ["7", "14"]
     assert (tmp_path / "state.sqlite3").exists()

@@ -46,7 +46,9 @@ def test_example_on_the_embedded_host(example: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["network", "worker"])
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_example_on_a_server(example: Path, kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_example_on_a_server(
+    example: Path, kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     server = request.getfixturevalue(f"{kind}_host")
     env = {"CLOUDFLARE_WORKER_URL": server.url, "CLOUDFLARE_API_TOKEN": TOKEN}
     output = _run(example, env, tmp_path)

@@ -30,7 +30,9 @@ CASES = [
 
 
 @pytest.fixture(scope="module", params=["network", "worker"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp("golden")
     if request.param == "network":
         process: ServerProcess = NetworkHost(MODELS, store=folder / "s.sqlite3", token=TOKEN)
@@ -99,7 +101,11 @@ def _ws(
         return stack.enter_context(connect(url, additional_headers=_headers(step), open_timeout=10))
     if "ws_open_refused" in step:
         with pytest.raises(InvalidStatus) as refused:
-            connect(_ws_url(base, step["ws_open_refused"], run), additional_headers=_headers(step), open_timeout=10)
+            connect(
+                _ws_url(base, step["ws_open_refused"], run),
+                additional_headers=_headers(step),
+                open_timeout=10,
+            )
         response = refused.value.response
         assert response.status_code == step["status"]
         if "body" in step:

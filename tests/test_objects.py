@@ -29,7 +29,9 @@ async def test_virtual_objects_start_from_defaults(client: DurableClient, oid: s
     assert (snapshot.value, snapshot.durable_version, snapshot.durable_id) == (0, 0, oid)
 
 
-async def test_calls_return_typed_results_and_bump_versions(client: DurableClient, oid: str) -> None:
+async def test_calls_return_typed_results_and_bump_versions(
+    client: DurableClient, oid: str
+) -> None:
     counter = client.get(Counter, oid)
     assert await counter.increment(2) == 2
     assert await counter.increment() == 3
@@ -42,7 +44,9 @@ async def test_calls_return_typed_results_and_bump_versions(client: DurableClien
     assert isinstance(recent[0], Message)
 
 
-async def test_a_call_that_changes_nothing_keeps_the_version(client: DurableClient, oid: str) -> None:
+async def test_a_call_that_changes_nothing_keeps_the_version(
+    client: DurableClient, oid: str
+) -> None:
     room = client.get(ChatRoom, oid)
     assert await room.recent() == []
     assert room.durable_version == 0
@@ -83,7 +87,9 @@ async def test_create_load_update_delete(client: DurableClient, oid: str) -> Non
     assert handle.durable_version == 4
 
 
-async def test_update_rejects_unknown_fields_and_bad_values(client: DurableClient, oid: str) -> None:
+async def test_update_rejects_unknown_fields_and_bad_values(
+    client: DurableClient, oid: str
+) -> None:
     handle = client.get(Counter, oid)
     with pytest.raises(ValidationError, match="nope"):
         await handle.update(nope=1)
@@ -111,7 +117,9 @@ async def test_a_method_that_raises_changes_nothing(client: DurableClient, oid: 
     assert await doc.edit("ann", "hello", 1) == 1
 
 
-async def test_arguments_are_validated_before_anything_is_sent(client: DurableClient, oid: str) -> None:
+async def test_arguments_are_validated_before_anything_is_sent(
+    client: DurableClient, oid: str
+) -> None:
     counter = client.get(Counter, oid)
     with pytest.raises(ValidationError, match="by"):
         await counter.increment("two")  # type: ignore[arg-type]
@@ -161,7 +169,9 @@ async def test_handle_state_never_goes_backwards(client: DurableClient, oid: str
     assert counter.value == 20
 
 
-async def test_subscribe_yields_current_snapshot_then_every_change(client: DurableClient, oid: str) -> None:
+async def test_subscribe_yields_current_snapshot_then_every_change(
+    client: DurableClient, oid: str
+) -> None:
     counter = client.get(Counter, oid)
     await counter.increment(5)
     versions: list[int] = []
@@ -183,7 +193,9 @@ async def test_subscribe_yields_current_snapshot_then_every_change(client: Durab
     assert counter.value == 10
 
 
-async def test_subscribers_see_strictly_increasing_versions(client: DurableClient, oid: str) -> None:
+async def test_subscribers_see_strictly_increasing_versions(
+    client: DurableClient, oid: str
+) -> None:
     counter = client.get(Counter, oid)
     seen: list[int] = []
     ready = anyio.Event()

@@ -121,7 +121,11 @@ def test_errors_round_trip_through_envelopes(error: exc.DurableError) -> None:
     envelope = proto.error_envelope(error)
     back = proto.error_from_envelope(proto.error_status(error), envelope)
     assert type(back) is type(error)
-    assert (back.message, back.details, back.retryable) == (error.message, error.details, error.retryable)
+    assert (back.message, back.details, back.retryable) == (
+        error.message,
+        error.details,
+        error.retryable,
+    )
 
 
 def test_retry_flags() -> None:
@@ -148,19 +152,30 @@ def test_client_frames() -> None:
     with pytest.raises(proto.FrameError) as bad_call:
         proto.parse_client_frame('{"type":"call","id":7,"method":"m","args":[]}')
     assert bad_call.value.call_id == 7
-    for text in ["nope", "[]", '{"type":"launch"}', '{"type":"call","id":"x"}', '{"type":"subscribe","since":-1}']:
+    for text in [
+        "nope",
+        "[]",
+        '{"type":"launch"}',
+        '{"type":"call","id":"x"}',
+        '{"type":"subscribe","since":-1}',
+    ]:
         with pytest.raises(proto.FrameError):
             proto.parse_client_frame(text)
 
 
 def test_server_frames() -> None:
     reply = proto.CallReply(2, 3, {"value": 2})
-    assert proto.parse_server_frame(proto.dumps(proto.result_frame(9, reply))) == proto.Result(9, reply)
-    assert proto.parse_server_frame(proto.dumps(proto.snapshot_frame(1, None))) == proto.Snapshot(1, None)
+    assert proto.parse_server_frame(proto.dumps(proto.result_frame(9, reply))) == proto.Result(
+        9, reply
+    )
+    assert proto.parse_server_frame(proto.dumps(proto.snapshot_frame(1, None))) == proto.Snapshot(
+        1, None
+    )
     event = proto.parse_server_frame(proto.dumps(proto.event_frame(1, "E", {"a": 1})))
     assert event == proto.EventMessage(1, "E", {"a": 1})
     error = proto.parse_server_frame(proto.dumps(proto.error_frame(4, exc.ConflictError("c"))))
-    assert isinstance(error, proto.ErrorMessage) and isinstance(error.error, exc.ConflictError)
+    assert isinstance(error, proto.ErrorMessage)
+    assert isinstance(error.error, exc.ConflictError)
     assert error.id == 4
     with pytest.raises(exc.ProtocolError):
         proto.parse_server_frame('{"type":"snapshot","version":-1,"state":null}')

@@ -35,7 +35,9 @@ async def test_a_raise_after_mutating_keeps_nothing(py_client: DurableClient, oi
     await _unchanged(ledger, ["a", "c"], 6, 2)
 
 
-async def test_a_result_that_breaks_its_annotation_changes_nothing(py_client: DurableClient, oid: str) -> None:
+async def test_a_result_that_breaks_its_annotation_changes_nothing(
+    py_client: DurableClient, oid: str
+) -> None:
     ledger = py_client.get(Ledger, oid)
     await ledger.add("a", 1)
     with pytest.raises(InvalidResultError, match="return annotation"):
@@ -45,7 +47,9 @@ async def test_a_result_that_breaks_its_annotation_changes_nothing(py_client: Du
     await _unchanged(ledger, ["a"], 1, 1)
 
 
-async def test_a_body_that_corrupts_state_changes_nothing(py_client: DurableClient, oid: str) -> None:
+async def test_a_body_that_corrupts_state_changes_nothing(
+    py_client: DurableClient, oid: str
+) -> None:
     ledger = py_client.get(Ledger, oid)
     await ledger.add("a", 1)
     with pytest.raises(ValidationError):

@@ -152,7 +152,10 @@ class DurableClient:
             raise translate(error, f"invalid fields for {model.__qualname__}") from error
         name = model.__durable_name__
         reply = await self._request(
-            "create", name, object_id, "",
+            "create",
+            name,
+            object_id,
+            "",
             lambda rid: self._transport.create(name, object_id, state, rid),
         )
         handle = model.get(object_id, client=self)
@@ -162,7 +165,12 @@ class DurableClient:
     async def read(self, model: type[DurableModel], object_id: str) -> proto.StateReply:
         name = model.__durable_name__
         return await self._request(
-            "read", name, object_id, "", lambda _: self._transport.read(name, object_id), idempotent=True
+            "read",
+            name,
+            object_id,
+            "",
+            lambda _: self._transport.read(name, object_id),
+            idempotent=True,
         )
 
     async def update_object(
@@ -177,7 +185,10 @@ class DurableClient:
             raise exc.UsageError(f"if_version must be a non-negative int, not {if_version!r}")
         name = model.__durable_name__
         return await self._request(
-            "update", name, object_id, "",
+            "update",
+            name,
+            object_id,
+            "",
             lambda rid: self._transport.update(name, object_id, payload, if_version, rid),
         )
 
@@ -192,7 +203,10 @@ class DurableClient:
     ) -> proto.CallReply:
         name = model.__durable_name__
         return await self._request(
-            "call", name, object_id, method,
+            "call",
+            name,
+            object_id,
+            method,
             lambda rid: self._transport.call(name, object_id, method, args, rid),
         )
 
@@ -326,7 +340,11 @@ class DurableClient:
                     raise
                 delay = next(delays)
                 telemetry.logger.info(
-                    "retrying %s after %s (attempt %d, in %.3f s)", metadata, error, attempt + 1, delay
+                    "retrying %s after %s (attempt %d, in %.3f s)",
+                    metadata,
+                    error,
+                    attempt + 1,
+                    delay,
                 )
                 await anyio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -387,7 +405,9 @@ def _dump_fields(model: type[DurableModel], fields: dict[str, Any]) -> dict[str,
         raise exc.ValidationError(
             f"{model.__qualname__} has no field(s) {', '.join(unknown)}",
             details={
-                "errors": [{"loc": [n], "msg": "unknown field", "type": "extra_forbidden"} for n in unknown]
+                "errors": [
+                    {"loc": [n], "msg": "unknown field", "type": "extra_forbidden"} for n in unknown
+                ]
             },
         )
     payload: dict[str, Any] = {}

@@ -5,7 +5,7 @@ Every error the library raises derives from one root::
     DurableError                      root of everything raised here
     ├── UsageError                    the library was used wrongly (closed client, bad handle)
     │   └── NotLoadedError            a handle's field was read before any state was seen
-    ├── ModelDefinitionError          a DurableModel or Event class is ill-formed (at class creation)
+    ├── ModelDefinitionError          a DurableModel or Event class is ill-formed (class creation)
     ├── InvalidIdError                an object id, model name or request id is malformed
     ├── ValidationError               arguments, fields or a result do not validate
     ├── RemoteError                   the remote method raised; carries its type name and message
@@ -18,7 +18,7 @@ Every error the library raises derives from one root::
     │   └── AlreadyExistsError        ``create`` on an object that already has state
     ├── UnauthorizedError             the token is missing or wrong
     ├── OverloadedError               the server or object is overloaded; not retried
-    ├── ServerError                   the server failed unexpectedly; nothing was applied (retryable)
+    ├── ServerError                   the server failed unexpectedly; nothing applied (retryable)
     ├── ProtocolError                 the peer broke the wire protocol (bad reply, other version)
     │   └── BadRequestError           the server rejected a request as malformed
     └── TransportError                the request may not have reached its end (``retryable``)

@@ -93,9 +93,7 @@ class RemoteMethod(Generic[M, P, R]):
         self, fn: Callable[Concatenate[M, P], Coroutine[Any, Any, R]], name: str | None
     ) -> None:
         if isinstance(fn, (staticmethod, classmethod)) or not inspect.isfunction(fn):
-            raise exc.ModelDefinitionError(
-                f"@remote applies to 'async def' methods, not to {fn!r}"
-            )
+            raise exc.ModelDefinitionError(f"@remote applies to 'async def' methods, not to {fn!r}")
         if not inspect.iscoroutinefunction(fn):
             raise exc.ModelDefinitionError(
                 f"@remote method {fn.__qualname__} must be declared 'async def'"
@@ -171,9 +169,7 @@ def _check_parameters(fn: Callable[..., Any]) -> None:
 
 
 @overload
-def remote(
-    fn: Callable[Concatenate[M, P], Coroutine[Any, Any, R]], /
-) -> RemoteMethod[M, P, R]: ...
+def remote(fn: Callable[Concatenate[M, P], Coroutine[Any, Any, R]], /) -> RemoteMethod[M, P, R]: ...
 @overload
 def remote(
     *, name: str | None = None
@@ -289,7 +285,9 @@ def _collect_methods(model: type[DurableModel]) -> dict[str, RemoteMethod[Any, A
     return methods
 
 
-def _check_method(model: type[DurableModel], attribute: str, method: RemoteMethod[Any, Any, Any]) -> None:
+def _check_method(
+    model: type[DurableModel], attribute: str, method: RemoteMethod[Any, Any, Any]
+) -> None:
     where = f"{model.__qualname__}.{attribute}"
     if attribute.startswith("_") or method.wire_name.startswith("_"):
         raise exc.ModelDefinitionError(f"{where}: remote methods cannot be private ('_' prefix)")
@@ -521,12 +519,12 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
 
         def __setattr__(self, name: str, value: Any) -> None:
             binding = _binding(self)
-            if binding.object_id is not None and binding.execution is None:
-                if name in type(self).model_fields:
-                    raise exc.UsageError(
-                        f"cannot set {name!r} on a handle: use "
-                        f"await handle.update({name}=...) or a @remote method"
-                    )
+            handle = binding.object_id is not None and binding.execution is None
+            if handle and name in type(self).model_fields:
+                raise exc.UsageError(
+                    f"cannot set {name!r} on a handle: use "
+                    f"await handle.update({name}=...) or a @remote method"
+                )
             super().__setattr__(name, value)
 
     def __repr_args__(self) -> Any:

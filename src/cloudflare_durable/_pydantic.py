@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydantic
-from pydantic_core import PydanticSerializationError
 from pydantic._internal._model_construction import ModelMetaclass
+from pydantic_core import PydanticSerializationError
 
 from . import _exceptions as exc
 
@@ -61,7 +61,8 @@ class Signature:
         names = self.positional
         if len(args) > len(names):
             raise exc.ValidationError(
-                f"{self.name}() takes {len(names)} positional argument(s) but {len(args)} were given"
+                f"{self.name}() takes {len(names)} positional argument(s) "
+                f"but {len(args)} were given"
             )
         data = dict(zip(names, args, strict=False))
         for key, value in kwargs.items():

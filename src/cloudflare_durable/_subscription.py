@@ -99,7 +99,9 @@ class Subscription(Generic[T_co]):
                     self._stream = await self._open(self._since)
             except TimeoutError as error:
                 failure: exc.DurableError = (
-                    error if isinstance(error, exc.DurableError) else exc.TimeoutError("connect timed out")
+                    error
+                    if isinstance(error, exc.DurableError)
+                    else exc.TimeoutError("connect timed out")
                 )
             except exc.DurableError as error:
                 if not error.retryable:
@@ -124,7 +126,9 @@ class Subscription(Generic[T_co]):
         if self._delays is None:
             self._delays = _delays(self._reconnect_delay)
         delay = next(self._delays)
-        logger.info("subscription %s lost (%s); reconnecting in %.3f s", self._metadata, error, delay)
+        logger.info(
+            "subscription %s lost (%s); reconnecting in %.3f s", self._metadata, error, delay
+        )
         await anyio.sleep(delay)
 
     async def aclose(self) -> None:

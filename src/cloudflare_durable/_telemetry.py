@@ -51,7 +51,9 @@ def attach(event: TelemetryEvent, handler: Handler) -> Callable[[], None]:
     return detach
 
 
-def emit(event: TelemetryEvent, measurements: Mapping[str, float], metadata: Mapping[str, Any]) -> None:
+def emit(
+    event: TelemetryEvent, measurements: Mapping[str, float], metadata: Mapping[str, Any]
+) -> None:
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug("%s %s %s", event, dict(measurements), dict(metadata))
     for handler in tuple(_handlers[event]):

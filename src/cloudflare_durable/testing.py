@@ -40,7 +40,9 @@ class ServerProcess:
         self.env = env
         self.url = ""
         self._process: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.NamedTemporaryFile(prefix="durable-server-", suffix=".log", delete=False)  # noqa: SIM115
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
+            prefix="durable-server-", suffix=".log", delete=False
+        )
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -52,7 +54,11 @@ class ServerProcess:
         self._log.truncate()
         env = {**os.environ, **(self.env or {}), "WRANGLER_SEND_METRICS": "false"}
         self._process = subprocess.Popen(
-            self.command(), stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT, env=env
+            self.command(),
+            stdin=subprocess.PIPE,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         self._wait_ready()
         return self
@@ -118,7 +124,10 @@ class ServerProcess:
         return self.start()
 
     def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 

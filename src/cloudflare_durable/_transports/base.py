@@ -32,7 +32,9 @@ class CallChannel(abc.ABC):
     """Calls to one object over one connection, many in flight at once."""
 
     @abc.abstractmethod
-    async def call(self, method: str, args: dict[str, Any], request_id: str | None) -> proto.CallReply:
+    async def call(
+        self, method: str, args: dict[str, Any], request_id: str | None
+    ) -> proto.CallReply:
         """Send one call and wait for its reply."""
 
 
@@ -68,7 +70,9 @@ class Transport(abc.ABC):
     ) -> proto.StateReply: ...
 
     @abc.abstractmethod
-    async def delete(self, model: str, object_id: str, request_id: str | None) -> proto.DeleteReply: ...
+    async def delete(
+        self, model: str, object_id: str, request_id: str | None
+    ) -> proto.DeleteReply: ...
 
     @abc.abstractmethod
     async def stream(

@@ -26,7 +26,9 @@ class _LocalChannel(CallChannel):
     def __init__(self, host: Host, model: str, object_id: str) -> None:
         self._host, self._model, self._object_id = host, model, object_id
 
-    async def call(self, method: str, args: dict[str, Any], request_id: str | None) -> proto.CallReply:
+    async def call(
+        self, method: str, args: dict[str, Any], request_id: str | None
+    ) -> proto.CallReply:
         return await self._host.call(self._model, self._object_id, method, args, request_id)
 
 

@@ -22,11 +22,19 @@ logger = logging.getLogger("cloudflare_durable.host")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="durable", description="cloudflare-durable tools")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the DurableModels of a module over the network")
+    serve = commands.add_parser(
+        "serve", help="serve the DurableModels of a module over the network"
+    )
     serve.add_argument("module", help="a dotted module name (myapp.models) or a file (models.py)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8787, help="port (default 8787; 0 picks a free one)")
-    serve.add_argument("--store", default=DEFAULT_STORE, help=f"SQLite file (default {DEFAULT_STORE})")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8787, help="port (default 8787; 0 picks a free one)"
+    )
+    serve.add_argument(
+        "--store", default=DEFAULT_STORE, help=f"SQLite file (default {DEFAULT_STORE})"
+    )
     serve.add_argument("--token", default=None, help=f"bearer token (default: ${ENV_TOKEN})")
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     args = parser.parse_args(argv)
@@ -67,8 +75,10 @@ def serve_command(args: argparse.Namespace) -> int:
     try:
         import uvicorn
     except ImportError:
-        print("durable serve needs the server extra: pip install 'cloudflare-durable[server]'",
-              file=sys.stderr)
+        print(
+            "durable serve needs the server extra: pip install 'cloudflare-durable[server]'",
+            file=sys.stderr,
+        )
         return 2
     from . import Host
     from .asgi import create_app
@@ -99,8 +109,12 @@ def serve_command(args: argparse.Namespace) -> int:
     names = ", ".join(sorted(m.__durable_name__ for m in models))
     shown = f"[{args.host}]" if ":" in args.host else args.host
     if token is None:
-        print("durable: WARNING: no token configured (--token or $CLOUDFLARE_API_TOKEN); "
-              "serving WITHOUT authentication", file=sys.stderr, flush=True)
+        print(
+            "durable: WARNING: no token configured (--token or $CLOUDFLARE_API_TOKEN); "
+            "serving WITHOUT authentication",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"durable: serving {names} from {args.store} at http://{shown}:{port}", flush=True)
     try:
         server.run(sockets=[sock])

@@ -131,8 +131,8 @@ class _Cell:
     __slots__ = (
         "draining",
         "epoch",
-        "known_ids",
         "execution",
+        "known_ids",
         "live",
         "live_json",
         "model",
@@ -251,7 +251,12 @@ class Host:
         return proto.StateReply(cell.version, cell.state)
 
     async def call(
-        self, model: str, object_id: str, method: str, args: dict[str, Any], request_id: str | None = None
+        self,
+        model: str,
+        object_id: str,
+        method: str,
+        args: dict[str, Any],
+        request_id: str | None = None,
     ) -> proto.CallReply:
         op = Operation("call", _ignore, request_id, method, args)
         reply = await self._perform(model, object_id, op)
@@ -261,7 +266,9 @@ class Host:
     async def create(
         self, model: str, object_id: str, state: dict[str, Any], request_id: str | None = None
     ) -> proto.StateReply:
-        reply = await self._perform(model, object_id, Operation("create", _ignore, request_id, args=state))
+        reply = await self._perform(
+            model, object_id, Operation("create", _ignore, request_id, args=state)
+        )
         assert isinstance(reply, proto.StateReply)
         return reply
 
@@ -278,7 +285,9 @@ class Host:
         assert isinstance(reply, proto.StateReply)
         return reply
 
-    async def delete(self, model: str, object_id: str, request_id: str | None = None) -> proto.DeleteReply:
+    async def delete(
+        self, model: str, object_id: str, request_id: str | None = None
+    ) -> proto.DeleteReply:
         reply = await self._perform(model, object_id, Operation("delete", _ignore, request_id))
         assert isinstance(reply, proto.DeleteReply)
         return reply
@@ -408,7 +417,9 @@ class Host:
             self._publish(cell, run.changes)
             _resolve(batch, outcomes)
             return
-        _resolve(batch, [exc.UnavailableError("the object is busy in another process")] * len(batch))
+        _resolve(
+            batch, [exc.UnavailableError("the object is busy in another process")] * len(batch)
+        )
 
     def _stored(self, cell: _Cell) -> tuple[int, dict[str, Any] | None]:
         stored = self._store.read(cell.name, cell.object_id)
@@ -582,7 +593,12 @@ class _Batch:
         if unknown:
             raise exc.ValidationError(
                 f"{self.cell.name} has no field(s) {', '.join(sorted(unknown))}",
-                details={"errors": [{"loc": [name], "msg": "unknown field", "type": "extra_forbidden"} for name in sorted(unknown)]},
+                details={
+                    "errors": [
+                        {"loc": [name], "msg": "unknown field", "type": "extra_forbidden"}
+                        for name in sorted(unknown)
+                    ]
+                },
             )
         merged = {**(self.state or {}), **op.args}
         state = self._validated(merged)
@@ -603,7 +619,9 @@ def _remote_error(cell: _Cell, method: str, error: Exception) -> exc.RemoteError
     type_name = type(error).__name__
     text = str(error)
     return exc.RemoteError(
-        f"{cell.name}.{method} raised {type_name}: {text}" if text else f"{cell.name}.{method} raised {type_name}",
+        f"{cell.name}.{method} raised {type_name}: {text}"
+        if text
+        else f"{cell.name}.{method} raised {type_name}",
         details={"type": type_name, "message": text},
     )
 

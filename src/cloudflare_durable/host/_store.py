@@ -171,7 +171,9 @@ class Store:
         if time.monotonic() >= self._next_sweep:
             self.sweep()
 
-    def _remember(self, model: str, object_id: str, replies: Iterable[tuple[str, Remembered]]) -> None:
+    def _remember(
+        self, model: str, object_id: str, replies: Iterable[tuple[str, Remembered]]
+    ) -> None:
         now = time.time()
         rows = [
             (model, object_id, request_id, item.status, proto.dumps(item.reply).decode(), now)

@@ -115,7 +115,9 @@ class DurableApp:
         host = self.host
         if route.kind == "call":
             call = proto.parse_call_body(body)
-            reply = await host.call(route.model, route.object_id, route.method, call.args, call.request_id)
+            reply = await host.call(
+                route.model, route.object_id, route.method, call.args, call.request_id
+            )
             return 200, reply.to_json()
         if method == "GET":
             return 200, (await host.read(route.model, route.object_id)).to_json()
@@ -145,7 +147,9 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
-async def _read_body(headers: dict[bytes, bytes], receive: Receive, *, required: bool) -> dict[str, Any]:
+async def _read_body(
+    headers: dict[bytes, bytes], receive: Receive, *, required: bool
+) -> dict[str, Any]:
     length = headers.get(b"content-length")
     if length is not None and length.isdigit() and int(length) > proto.MAX_BODY_BYTES:
         raise proto.PayloadTooLarge(f"the body is over {proto.MAX_BODY_BYTES} bytes")
@@ -244,7 +248,9 @@ class _Connection:
             body = proto.dumps(proto.error_envelope(error))
             headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
             status = proto.error_status(error)
-            await self.send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+            await self.send(
+                {"type": "websocket.http.response.start", "status": status, "headers": headers}
+            )
             await self.send({"type": "websocket.http.response.body", "body": body})
         else:
             await self.send({"type": "websocket.close", "code": 1008, "reason": error.code})
@@ -338,5 +344,7 @@ class _Connection:
                 return
         closing = self.closing
         with contextlib.suppress(OSError):
-            await self.send({"type": "websocket.close", "code": closing.code, "reason": closing.reason})
+            await self.send(
+                {"type": "websocket.close", "code": closing.code, "reason": closing.reason}
+            )
         tg.cancel_scope.cancel()
