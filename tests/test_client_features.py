@@ -192,3 +192,25 @@ async def test_mounted_inside_a_starlette_app(mounted_server: str) -> None:
                 async for snapshot in snapshots:
                     assert snapshot.value == 3
                     break
+
+
+async def test_requests_are_opentelemetry_spans(network_host: Any, oid: str) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with DurableClient(network_host.url, token=TOKEN) as client:
+        await client.get(Counter, oid).increment(1)
+    spans = [
+        s for s in exporter.get_finished_spans() if (s.attributes or {}).get("object_id") == oid
+    ]
+    assert [s.name for s in spans] == ["durable.call"]
+    assert (spans[0].attributes or {}).get("method") == "increment"
+    exporter.clear()
