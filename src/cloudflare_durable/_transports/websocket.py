@@ -320,7 +320,11 @@ class WebSocket:
         events = protocol.events_received()
         if events:
             self._frames.extend(events)  # type: ignore[arg-type]  # only frames after the handshake
-        if protocol.close_rcvd is not None or protocol.state is State.CLOSED:
+        if (
+            protocol.close_rcvd is not None
+            or protocol.parser_exc is not None
+            or protocol.state is State.CLOSED
+        ):
             self._fail(self._close_error())
 
     def _close_error(self) -> exc.DurableError:
