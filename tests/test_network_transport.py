@@ -418,6 +418,21 @@ async def test_pings_fragments_and_error_frames_from_the_server() -> None:
         await stream.aclose()
 
 
+async def test_text_that_is_not_utf8_is_a_protocol_error() -> None:
+    async def script(peer: PeerSocket) -> None:
+        await expect_subscribe(peer)
+        await peer.send_frame(Opcode.TEXT, b'{"type": "snapshot", "\xff": 1}')
+        await anyio.sleep(2)
+
+    async with tcp_server(websocket_server(script)) as url, connect(url) as transport:
+        stream = await transport.stream("Counter", "c", proto.SubscribeFrame())
+        with anyio.fail_after(5):
+            await stream.receive()
+            with pytest.raises(ProtocolError, match="UTF-8"):
+                await stream.receive()
+        await stream.aclose()
+
+
 async def test_oversize_messages_and_handshakes_of_another_protocol() -> None:
     async def flood(peer: PeerSocket) -> None:
         await expect_subscribe(peer)
@@ -489,6 +504,12 @@ async def test_closing_the_transport_closes_its_websockets(server: ServerProcess
         await stream.receive()
     assert not closed.value.retryable
     await stream.aclose()
+    with pytest.raises(UsageError):
+        await transport.read("Counter", oid)
+    with pytest.raises(UsageError):
+        await transport.stream("Counter", oid, proto.SubscribeFrame())
+    with pytest.raises(UsageError):
+        transport.channel("Counter", oid)
 
 
 # -- RPC sessions -------------------------------------------------------------
@@ -542,7 +563,11 @@ async def test_a_session_survives_a_server_crash_without_applying_a_call_twice(
     own_network_host: NetworkHost, oid: str
 ) -> None:
     disconnects: list[Mapping[str, Any]] = []
-    detach = attach("websocket.disconnected", lambda _e, _m, metadata: disconnects.append(metadata))
+    reconnects: list[Mapping[str, Any]] = []
+    detachers = [
+        attach("websocket.disconnected", lambda _e, _m, metadata: disconnects.append(metadata)),
+        attach("websocket.connected", lambda _e, _m, metadata: reconnects.append(metadata)),
+    ]
     results: list[int] = []
     hundred = anyio.Event()
     calls = 600
@@ -571,8 +596,11 @@ async def test_a_session_survives_a_server_crash_without_applying_a_call_twice(
                         await anyio.lowlevel.checkpoint()
             assert (await transport.read("Counter", oid)).state == {"value": calls}
     finally:
-        detach()
+        for detach in detachers:
+            detach()
     assert sorted(results) == list(range(1, calls + 1))
+    assert reconnects
+    assert reconnects[0]["reconnect"] is True
     assert disconnects
     assert disconnects[0]["model"] == "Counter"
     assert isinstance(disconnects[0]["error"], ConnectionLostError)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from typing import Any, Final
 
 import httpx
@@ -69,7 +70,7 @@ def reply_error(status: int, headers_ok: bool, content: bytes) -> exc.DurableErr
 class HttpTransport:
     """One request per operation, on a pool of keep-alive connections."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, ssl_context: ssl.SSLContext | None = None) -> None:
         if settings.url is None:
             raise exc.UsageError("the HTTP transport needs a server URL")
         self._base = settings.url.rstrip("/")
@@ -83,6 +84,7 @@ class HttpTransport:
                 max_connections=settings.pool_size, max_keepalive_connections=settings.pool_size
             ),
             trust_env=False,
+            verify=ssl_context if ssl_context is not None else True,
         )
         self._paths: dict[tuple[str, ...], str] = {}
 
@@ -100,6 +102,10 @@ class HttpTransport:
             response = await self._client.request(method, url, content=body)
         except (httpx.HTTPError, httpx.InvalidURL) as error:
             raise translate_error(error, method, url) from error
+        except RuntimeError as error:
+            if self._client.is_closed:
+                raise exc.UsageError("the client is closed; create a new one") from error
+            raise
         headers_ok = response.headers.get("durable-protocol") == PROTOCOL_VALUE
         content = response.content
         if headers_ok and 200 <= response.status_code < 300:

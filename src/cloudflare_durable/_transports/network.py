@@ -10,24 +10,33 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import httpx
 
+from .. import _exceptions as exc
 from .. import _protocol as proto
 from .._config import Settings
 from .base import MessageStream, Transport
 from .http import HttpTransport, encode
-from .websocket import Endpoint, WebSocket, WebSocketSession, WebSocketStream, open_websocket
+from .websocket import Connections, Endpoint, WebSocketSession, WebSocketStream, open_websocket
 
 __all__ = ["NetworkTransport"]
 
 
 class NetworkTransport(Transport):
-    """HTTP (one pooled ``httpx.AsyncClient``) and WebSockets to ``settings.url``."""
+    """HTTP (one pooled ``httpx.AsyncClient``) and WebSockets to ``settings.url``.
+
+    Both verify TLS with the same context (httpx's default certificates, which
+    honour ``SSL_CERT_FILE``); neither goes through proxies from the environment,
+    which WebSockets could not follow.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._http = HttpTransport(settings)
-        self._endpoint = Endpoint.from_settings(settings)
-        self._websockets: set[WebSocket] = set()
+        url = settings.url or ""
+        tls = httpx.create_ssl_context() if url.startswith("https://") else None
+        self._http = HttpTransport(settings, tls)
+        self._endpoint = Endpoint.from_settings(settings, tls)
+        self._connections = Connections()
 
     async def call(
         self, model: str, object_id: str, method: str, args: dict[str, Any], request_id: str | None
@@ -59,14 +68,18 @@ class NetworkTransport(Transport):
         self, model: str, object_id: str, subscribe: proto.SubscribeFrame
     ) -> MessageStream:
         frame = encode(subscribe.to_json(), proto.MAX_FRAME_BYTES)
+        if self._connections.closed:
+            raise exc.UsageError("the client is closed; create a new one")
         websocket = await open_websocket(self._endpoint, proto.object_path(model, object_id, "ws"))
-        self._websockets.add(websocket)
+        await self._connections.adopt(websocket)
         websocket.send_text(frame)
         await websocket.flush()
-        return WebSocketStream(websocket, self._websockets.discard)
+        return WebSocketStream(websocket, self._connections)
 
     def channel(self, model: str, object_id: str) -> WebSocketSession:
-        return WebSocketSession(self._endpoint, self.settings, model, object_id, self._websockets)
+        if self._connections.closed:
+            raise exc.UsageError("the client is closed; create a new one")
+        return WebSocketSession(self._endpoint, self.settings, model, object_id, self._connections)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool and every WebSocket still open."""
@@ -74,6 +87,4 @@ class NetworkTransport(Transport):
             try:
                 await self._http.aclose()
             finally:
-                websockets, self._websockets = list(self._websockets), set()
-                for websocket in websockets:
-                    await websocket.aclose()
+                await self._connections.aclose()

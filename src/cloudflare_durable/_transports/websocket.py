@@ -24,7 +24,6 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
@@ -32,7 +31,6 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
-import httpx
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, PayloadTooBig
 from websockets.frames import Frame, Opcode
@@ -74,9 +72,12 @@ class Endpoint:
     headers: tuple[tuple[str, str], ...]
     timeout: float
     write_timeout: float
+    ssl_context: ssl.SSLContext | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Endpoint:
+    def from_settings(
+        cls, settings: Settings, ssl_context: ssl.SSLContext | None = None
+    ) -> Endpoint:
         if settings.url is None:
             raise exc.UsageError("WebSockets need a server URL")
         parts = urlsplit(settings.url)
@@ -91,21 +92,11 @@ class Endpoint:
             headers=tuple(protocol_headers(settings.token).items()),
             timeout=settings.timeout,
             write_timeout=settings.timeout,
+            ssl_context=ssl_context,
         )
 
     def uri(self, path: str) -> WebSocketURI:
         return WebSocketURI(self.secure, self.host, self.port, self.prefix + path, "")
-
-
-_ssl_context: ssl.SSLContext | None = None
-
-
-def _tls_context() -> ssl.SSLContext:
-    # The same certificate store as the HTTP transport (httpx's default).
-    global _ssl_context
-    if _ssl_context is None:
-        _ssl_context = httpx.create_ssl_context()
-    return _ssl_context
 
 
 async def open_websocket(endpoint: Endpoint, path: str) -> WebSocket:
@@ -118,7 +109,10 @@ async def open_websocket(endpoint: Endpoint, path: str) -> WebSocket:
     try:
         if endpoint.secure:
             stream = await anyio.connect_tcp(
-                endpoint.host, endpoint.port, ssl_context=_tls_context(), tls_hostname=endpoint.host
+                endpoint.host,
+                endpoint.port,
+                ssl_context=endpoint.ssl_context or ssl.create_default_context(),
+                tls_hostname=endpoint.host,
             )
         else:
             stream = await anyio.connect_tcp(endpoint.host, endpoint.port)
@@ -288,12 +282,12 @@ class WebSocket:
             opcode = frame.opcode
             if opcode is Opcode.TEXT:
                 if frame.fin:
-                    return str(frame.data, "utf-8")
+                    return _text(frame.data)
                 self._fragments = [frame.data]
             elif opcode is Opcode.CONT and self._fragments:
                 self._fragments.append(frame.data)
                 if frame.fin:
-                    text = str(b"".join(self._fragments), "utf-8")
+                    text = _text(b"".join(self._fragments))
                     self._fragments = []
                     return text
             elif opcode is Opcode.BINARY:
@@ -378,12 +372,45 @@ class WebSocket:
         await self.abort(exc.ConnectionLostError("the WebSocket was closed", retryable=False))
 
 
+def _text(data: BytesLike) -> str:
+    try:
+        return str(data, "utf-8")
+    except UnicodeDecodeError as error:
+        raise exc.ProtocolError(
+            f"the server sent a text message that is not UTF-8: {error}"
+        ) from None
+
+
+class Connections:
+    """The WebSockets a transport has open, so that closing the transport closes them."""
+
+    def __init__(self) -> None:
+        self.open: set[WebSocket] = set()
+        self.closed = False
+
+    async def adopt(self, websocket: WebSocket) -> None:
+        if self.closed:
+            await websocket.abort(exc.UsageError("the client is closed"))
+            raise exc.UsageError("the client is closed; create a new one")
+        self.open.add(websocket)
+
+    async def release(self, websocket: WebSocket) -> None:
+        self.open.discard(websocket)
+        await websocket.aclose()
+
+    async def aclose(self) -> None:
+        self.closed = True
+        websockets, self.open = list(self.open), set()
+        for websocket in websockets:
+            await websocket.aclose()
+
+
 class WebSocketStream(MessageStream):
     """A subscription's messages, read inline in the caller's task."""
 
-    def __init__(self, websocket: WebSocket, on_close: Callable[[WebSocket], None]) -> None:
+    def __init__(self, websocket: WebSocket, connections: Connections) -> None:
         self._websocket = websocket
-        self._on_close = on_close
+        self._connections = connections
 
     async def receive(self) -> proto.Snapshot | proto.EventMessage:
         while True:
@@ -395,10 +422,7 @@ class WebSocketStream(MessageStream):
             # Pongs answer our keepalive pings; results never come on a subscription.
 
     async def aclose(self) -> None:
-        try:
-            await self._websocket.aclose()
-        finally:
-            self._on_close(self._websocket)
+        await self._connections.release(self._websocket)
 
 
 # -- RPC sessions --------------------------------------------------------------
@@ -441,13 +465,13 @@ class WebSocketSession(CallChannel):
         settings: Settings,
         model: str,
         object_id: str,
-        registry: set[WebSocket],
+        connections: Connections,
     ) -> None:
         self._endpoint = endpoint
         self._settings = settings
         self._path = proto.object_path(model, object_id, "ws")
         self._metadata: dict[str, Any] = {"model": model, "object_id": object_id}
-        self._registry = registry
+        self._connections = connections
         self._ids = itertools.count(1)
         self._pending: dict[int, _Call] = {}
         self._websocket: WebSocket | None = None
@@ -570,9 +594,15 @@ class WebSocketSession(CallChannel):
             if self._failed:
                 await self._wanted.wait()  # until a call needs the connection again
                 wait = False
+            started = time.perf_counter()
             websocket = await self._reconnect(first=False, wait=wait)
             if websocket is not None:
                 self._install(websocket)
+                telemetry.emit(
+                    "websocket.connected",
+                    {"duration": time.perf_counter() - started},
+                    {**self._metadata, "reconnect": True},
+                )
 
     async def _serve(self, websocket: WebSocket) -> exc.DurableError:
         """Read replies until the connection ends; return why it ended."""
@@ -621,14 +651,11 @@ class WebSocketSession(CallChannel):
             raise exc.TimeoutError(
                 f"no WebSocket connection within {self._endpoint.timeout:g} s"
             ) from error
-        self._registry.add(websocket)
+        await self._connections.adopt(websocket)
         return websocket
 
     async def _close(self, websocket: WebSocket) -> None:
-        try:
-            await websocket.aclose()
-        finally:
-            self._registry.discard(websocket)
+        await self._connections.release(websocket)
 
     def _give_up(self, error: exc.DurableError, attempts: int = 0) -> None:
         self._wanted = anyio.Event()
