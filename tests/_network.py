@@ -121,7 +121,7 @@ class PeerSocket:
         while True:
             frame = await self.receive_frame()
             if frame.opcode is Opcode.TEXT:
-                value: dict[str, Any] = json.loads(frame.data)
+                value: dict[str, Any] = json.loads(bytes(frame.data))
                 return value
 
     async def send_json(self, value: object) -> None:

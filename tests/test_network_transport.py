@@ -61,7 +61,12 @@ from .models import Counter
 
 pytestmark = pytest.mark.anyio
 
-FAST = {"timeout": 10.0, "retries": 20, "retry_delay": 0.02, "reconnect_delay": 0.02}
+FAST: dict[str, Any] = {
+    "timeout": 10.0,
+    "retries": 20,
+    "retry_delay": 0.02,
+    "reconnect_delay": 0.02,
+}
 
 
 def settings(url: str, token: str | None = TOKEN, **options: Any) -> Settings:
@@ -309,6 +314,24 @@ async def test_a_stream_receives_the_snapshot_then_every_change(
         assert not closed.value.retryable
 
 
+async def test_an_events_stream_gets_what_is_posted_right_after_it_opens(
+    server: ServerProcess, oid: str
+) -> None:
+    async with connect(server.url) as transport:
+        for n in range(5):
+            stream = await transport.stream(
+                "ChatRoom", oid, proto.SubscribeFrame(None, False, True)
+            )
+            try:
+                args = {"author": "ann", "text": f"hello {n}"}
+                await transport.call("ChatRoom", oid, "post", args, rid())
+                with anyio.fail_after(10):
+                    event = await stream.receive()
+                assert event == proto.EventMessage(n + 1, "Posted", args)
+            finally:
+                await stream.aclose()
+
+
 async def test_refused_handshakes_raise_the_servers_error(server: ServerProcess, oid: str) -> None:
     async with connect(server.url) as transport:
         with pytest.raises(UnknownModelError):
@@ -353,8 +376,11 @@ async def test_a_subscription_resumes_after_the_server_restarts(
 
 
 async def expect_subscribe(peer: PeerSocket) -> None:
+    """Play a server's side of a subscription: the snapshot, then the pong."""
     assert await peer.receive_json() == proto.SubscribeFrame().to_json()
+    assert await peer.receive_json() == {"type": "ping"}
     await peer.send_json(proto.snapshot_frame(1, {"value": 1}))
+    await peer.send_json({"type": "pong"})
 
 
 @pytest.mark.parametrize(

@@ -67,14 +67,19 @@ class NetworkTransport(Transport):
     async def stream(
         self, model: str, object_id: str, subscribe: proto.SubscribeFrame
     ) -> MessageStream:
+        """Open a subscription; it returns once the server has it, so no change is missed."""
         frame = encode(subscribe.to_json(), proto.MAX_FRAME_BYTES)
         if self._connections.closed:
             raise exc.UsageError("the client is closed; create a new one")
         websocket = await open_websocket(self._endpoint, proto.object_path(model, object_id, "ws"))
         await self._connections.adopt(websocket)
-        websocket.send_text(frame)
-        await websocket.flush()
-        return WebSocketStream(websocket, self._connections)
+        stream = WebSocketStream(websocket, self._connections)
+        try:
+            await stream.subscribe(frame)
+        except BaseException:
+            await stream.aclose()
+            raise
+        return stream
 
     def channel(self, model: str, object_id: str) -> WebSocketSession:
         if self._connections.closed:

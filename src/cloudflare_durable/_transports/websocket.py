@@ -411,15 +411,43 @@ class WebSocketStream(MessageStream):
     def __init__(self, websocket: WebSocket, connections: Connections) -> None:
         self._websocket = websocket
         self._connections = connections
+        self._early: deque[proto.Snapshot | proto.EventMessage] = deque()
+
+    async def subscribe(self, frame: bytes) -> None:
+        """Send the subscribe frame and wait until the server has it.
+
+        A ping follows the subscribe frame, and servers answer frames in order:
+        once the pong is back, every later change reaches this stream. Messages
+        that come before it are kept for ``receive``.
+        """
+        self._websocket.send_text(frame)
+        self._websocket.send_text(PING_FRAME)
+        await self._websocket.flush()
+        while True:
+            message = await self._next()
+            if message is None:
+                return
+            self._early.append(message)
 
     async def receive(self) -> proto.Snapshot | proto.EventMessage:
+        if self._early:
+            return self._early.popleft()
+        while True:
+            message = await self._next()
+            if message is not None:
+                return message
+
+    async def _next(self) -> proto.Snapshot | proto.EventMessage | None:
+        """The next snapshot or event, or None for a pong."""
         while True:
             message = proto.parse_server_frame(await self._websocket.receive_text())
             if isinstance(message, proto.Snapshot | proto.EventMessage):
                 return message
+            if isinstance(message, proto.Pong):
+                return None
             if isinstance(message, proto.ErrorMessage):
                 raise message.error
-            # Pongs answer our keepalive pings; results never come on a subscription.
+            # Results never come on a subscription.
 
     async def aclose(self) -> None:
         await self._connections.release(self._websocket)
