@@ -164,3 +164,46 @@ def websocket_server(script: Callable[[PeerSocket], Awaitable[None]], **kwargs: 
         await script(peer)
 
     return handler
+
+
+class FaultyProxy:
+    """A TCP proxy in front of a real server that drops connections at the worst moment.
+
+    While ``cuts`` is positive, a chunk from the server that contains ``cut_on``
+    is not forwarded: the proxy closes that connection instead (and counts the
+    cut). The server has done the work, and the client never hears of it.
+    """
+
+    def __init__(self, target_port: int, cut_on: bytes = b'"result"', cuts: int = 0) -> None:
+        self.target_port = target_port
+        self.cut_on = cut_on
+        self.cuts = cuts
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[str]:
+        async with tcp_server(self._handle) as url:
+            yield url
+
+    async def _handle(self, client: anyio.abc.ByteStream) -> None:
+        server = await anyio.connect_tcp("127.0.0.1", self.target_port)
+        async with server, anyio.create_task_group() as tg:
+            tg.start_soon(self._pipe, client, server, False, tg.cancel_scope)
+            await self._pipe(server, client, True, tg.cancel_scope)
+
+    async def _pipe(
+        self,
+        source: anyio.abc.ByteStream,
+        sink: anyio.abc.ByteStream,
+        from_server: bool,
+        scope: anyio.CancelScope,
+    ) -> None:
+        try:
+            async for chunk in source:
+                if from_server and self.cuts > 0 and self.cut_on in chunk:
+                    self.cuts -= 1
+                    return
+                await sink.send(chunk)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
+            pass
+        finally:
+            scope.cancel()  # either side ending ends the connection

@@ -49,6 +49,7 @@ from cloudflare_durable._transports.network import NetworkTransport
 from cloudflare_durable.testing import NetworkHost, ServerProcess, WorkerHost
 
 from ._network import (
+    FaultyProxy,
     PeerSocket,
     free_port,
     read_http_request,
@@ -284,6 +285,21 @@ async def test_requests_too_large_or_not_json_are_refused_before_sending() -> No
             )
         with pytest.raises(ValidationError):
             await transport.call("Counter", "c", "increment", {"by": float("nan")}, None)
+
+
+async def test_a_retry_after_a_lost_reply_does_not_apply_the_call_again(
+    server: ServerProcess, oid: str
+) -> None:
+    proxy = FaultyProxy(server.port, cut_on=b"HTTP/1.1 200", cuts=2)  # bodies may be gzipped
+    async with (
+        proxy.running() as url,
+        DurableClient(url, token=TOKEN, **FAST) as client,
+        connect(server.url) as direct,
+    ):
+        with anyio.fail_after(10):
+            assert await client.get(Counter, oid).increment(5) == 5
+        assert proxy.cuts == 0, "both replies were lost, the third attempt got through"
+        assert await direct.read("Counter", oid) == proto.StateReply(1, {"value": 5})
 
 
 # -- subscriptions ------------------------------------------------------------
@@ -630,6 +646,30 @@ async def test_a_session_survives_a_server_crash_without_applying_a_call_twice(
     assert disconnects
     assert disconnects[0]["model"] == "Counter"
     assert isinstance(disconnects[0]["error"], ConnectionLostError)
+
+
+async def test_a_session_resends_calls_whose_replies_were_lost(
+    server: ServerProcess, oid: str
+) -> None:
+    proxy = FaultyProxy(server.port, cuts=3)
+    results: list[int] = []
+    async with (
+        proxy.running() as url,
+        connect(url) as transport,
+        transport.channel("Counter", oid) as channel,
+    ):
+
+        async def one() -> None:
+            results.append((await channel.call("increment", {"by": 1}, rid())).result)
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for _ in range(300):
+                    tg.start_soon(one)
+        assert proxy.cuts == 0
+    assert sorted(results) == list(range(1, 301))
+    async with connect(server.url) as direct:
+        assert await direct.read("Counter", oid) == proto.StateReply(300, {"value": 300})
 
 
 @pytest.mark.slow
