@@ -38,6 +38,10 @@ CREATE TABLE IF NOT EXISTS durable_requests (
 ) WITHOUT ROWID;
 """
 SWEEP_INTERVAL: Final = 60.0
+PRUNE_SLACK: Final = 1000
+"""How far past ``max_requests`` an object's records may grow before they are pruned."""
+MAX_TRACKED: Final = 100_000
+"""Objects whose record counts are tracked at once; past that, counts are re-read."""
 
 BUSY_TIMEOUT_MS: Final = 10_000
 
@@ -92,7 +96,9 @@ class Store:
         except sqlite3.Error as error:
             raise exc.UsageError(f"cannot open the store {path!r}: {error}") from error
         self._next_sweep = time.monotonic() + SWEEP_INTERVAL
-        self._unpruned: dict[tuple[str, str], int] = {}
+        # Per object: an upper bound of the request ids stored (counted at the first
+        # write of this process, then kept up to date), so pruning needs no query.
+        self._held: dict[tuple[str, str], int] = {}
         self._data_version = self._read_data_version()
 
     def close(self) -> None:
@@ -164,9 +170,11 @@ class Store:
             db.execute("COMMIT")
         except sqlite3.IntegrityError:
             db.execute("ROLLBACK")
+            self._held.pop((model, object_id), None)
             raise VersionMoved from None  # another process stored one of these request ids
         except BaseException:
             db.execute("ROLLBACK")
+            self._held.pop((model, object_id), None)
             raise
         if time.monotonic() >= self._next_sweep:
             self.sweep()
@@ -182,9 +190,16 @@ class Store:
         if not rows:
             return
         key = (model, object_id)
-        self._unpruned[key] = self._unpruned.get(key, 0) + len(rows)
-        if self._unpruned[key] > self.max_requests + 1000:
+        held = self._held.get(key)
+        if held is None:
+            if len(self._held) >= MAX_TRACKED:
+                self._held.clear()
+            held = self._count_requests(model, object_id)
+        held += len(rows)
+        if held > self.max_requests + PRUNE_SLACK:
             self._prune(model, object_id)
+            held = self.max_requests + len(rows)
+        self._held[key] = held
         if rows:
             self._db.executemany(
                 "INSERT INTO durable_requests "
@@ -195,15 +210,21 @@ class Store:
                 rows,
             )
 
+    def _count_requests(self, model: str, object_id: str) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM durable_requests WHERE model = ? AND object_id = ?",
+            (model, object_id),
+        ).fetchone()
+        return int(row[0])
+
     def _prune(self, model: str, object_id: str) -> None:
         """Keep only the newest ``max_requests`` request ids of one object (in a transaction)."""
         self._db.execute(
-            "DELETE FROM durable_requests WHERE model = ? AND object_id = ? AND created <= ("
-            " SELECT created FROM durable_requests WHERE model = ? AND object_id = ?"
-            " ORDER BY created DESC LIMIT 1 OFFSET ?)",
+            "DELETE FROM durable_requests WHERE model = ? AND object_id = ? AND request_id NOT IN ("
+            " SELECT request_id FROM durable_requests WHERE model = ? AND object_id = ?"
+            " ORDER BY created DESC LIMIT ?)",
             (model, object_id, model, object_id, self.max_requests),
         )
-        self._unpruned[(model, object_id)] = 0
 
     def sweep(self) -> None:
         """Forget request ids older than the time to live (at most once a minute)."""
