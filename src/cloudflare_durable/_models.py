@@ -35,7 +35,7 @@ import pydantic
 
 from . import _exceptions as exc
 from . import _protocol as proto
-from ._pydantic import ModelMetaclass, Signature, build_signature, translate
+from ._pydantic import ModelMetaclass, Signature, build_signature, translate, validate_into
 
 if TYPE_CHECKING:
     from ._client import DurableClient
@@ -489,13 +489,15 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
         if binding.loaded and version < binding.version:
             return
         try:
-            fresh = self._durable_validate(state)
-        except exc.ObjectNotFoundError:
+            validate_into(self, state or {})
+        except pydantic.ValidationError as error:
             object.__setattr__(self, "__dict__", {})
             binding.version, binding.loaded = version, False
-            return
-        object.__setattr__(self, "__dict__", fresh.__dict__)
-        object.__setattr__(self, "__pydantic_fields_set__", fresh.__pydantic_fields_set__)
+            if state is None:
+                return  # no state, and the model cannot default: nothing to show
+            raise translate(
+                error, f"state of {type(self).__qualname__} does not validate"
+            ) from error
         binding.version, binding.loaded = version, True
 
     def _snapshot(self, version: int, state: dict[str, Any] | None) -> Self:

@@ -176,8 +176,16 @@ _ALLOWED: Final[dict[RouteKind, frozenset[str]]] = {
 # -- JSON ---------------------------------------------------------------------
 
 
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def dumps_text(value: JSON) -> str:
+    """Compact JSON text; NaN and infinities are refused (they are not JSON)."""
+    return _ENCODER.encode(value)
+
+
 def dumps(value: JSON) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def loads_object(data: bytes | str, what: str = "body") -> dict[str, Any]:

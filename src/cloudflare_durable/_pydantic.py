@@ -84,22 +84,26 @@ class Signature:
 
     def validate_arguments(self, data: dict[str, Any]) -> pydantic.BaseModel:
         try:
-            return self.arguments.model_validate(data)
+            model: pydantic.BaseModel = self.arguments.__pydantic_validator__.validate_python(data)
         except pydantic.ValidationError as error:
             raise translate(error, f"invalid arguments for {self.name}()") from error
+        return model
 
     def dump_arguments(self, model: pydantic.BaseModel) -> dict[str, Any]:
-        return model.model_dump(mode="json", exclude_unset=True)
+        dumped: dict[str, Any] = self.arguments.__pydantic_serializer__.to_python(
+            model, mode="json", exclude_unset=True
+        )
+        return dumped
 
     def keywords(self, model: pydantic.BaseModel) -> dict[str, Any]:
-        return {name: getattr(model, name) for name in type(model).model_fields}
+        return dict(model.__dict__)  # an arguments model has its fields, and only them, there
 
     def dump_result(self, value: Any) -> Any:
         """Check what a method body returned against its annotation and turn it into
         JSON (host side): serialising with ``warnings="error"`` refuses any value
         whose type does not match."""
         try:
-            return self.result.dump_python(value, mode="json", warnings="error")
+            return self.result.serializer.to_python(value, mode="json", warnings="error")
         except (pydantic.ValidationError, PydanticSerializationError) as error:
             raise exc.InvalidResultError(
                 f"{self.name}() returned {type(value).__name__} {str(value)[:100]!r}, "
@@ -137,8 +141,19 @@ def build_signature(owner: str, fn: Callable[..., Any]) -> Signature:
 def dump_state(instance: pydantic.BaseModel) -> dict[str, Any]:
     """An instance's fields as JSON, refusing values that do not match their types."""
     try:
-        return instance.model_dump(mode="json", warnings="error")
+        dumped: dict[str, Any] = type(instance).__pydantic_serializer__.to_python(
+            instance, mode="json", warnings="error"
+        )
     except PydanticSerializationError as error:
         raise exc.ValidationError(
             f"the state of {type(instance).__qualname__} no longer matches its fields: {error}"
         ) from error
+    return dumped
+
+
+def validate_into(instance: pydantic.BaseModel, data: dict[str, Any]) -> None:
+    """Validate ``data`` as ``instance``'s model and make it ``instance``'s fields, in place
+    (its private attributes stay as they are)."""
+    private = instance.__pydantic_private__
+    type(instance).__pydantic_validator__.validate_python(data, self_instance=instance)
+    object.__setattr__(instance, "__pydantic_private__", private)

@@ -70,9 +70,18 @@ def active(event: TelemetryEvent) -> bool:
 def observed() -> bool:
     """Whether anything would see a request's telemetry (handlers, debug log, traces)."""
     return (
-        any(_handlers[event] for event in ("request.start", "request.stop", "error"))
+        bool(_handlers["request.start"] or _handlers["request.stop"] or _handlers["error"])
         or logger.isEnabledFor(logging.DEBUG)
-        or span("", {}) is not _NO_SPAN
+        or _tracing()
+    )
+
+
+def _tracing() -> bool:
+    if _otel_trace is None:
+        return False
+    provider = _otel_trace.get_tracer_provider()
+    return not isinstance(
+        provider, (_otel_trace.ProxyTracerProvider, _otel_trace.NoOpTracerProvider)
     )
 
 
@@ -81,10 +90,7 @@ _NO_SPAN: Final = contextlib.nullcontext()
 
 def span(name: str, attributes: Mapping[str, Any]) -> contextlib.AbstractContextManager[Any]:
     """An OpenTelemetry span when the API is installed and an SDK is configured."""
-    if _otel_trace is None:
+    if not _tracing():
         return _NO_SPAN
-    provider = _otel_trace.get_tracer_provider()
-    if isinstance(provider, (_otel_trace.ProxyTracerProvider, _otel_trace.NoOpTracerProvider)):
-        return _NO_SPAN
-    tracer = provider.get_tracer("cloudflare_durable")
+    tracer = _otel_trace.get_tracer_provider().get_tracer("cloudflare_durable")
     return tracer.start_as_current_span(name, attributes=dict(attributes))

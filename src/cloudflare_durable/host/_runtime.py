@@ -40,6 +40,8 @@ MAX_BATCH: Final = 512
 MAX_RERUNS: Final = 8
 RECENT_REPLIES: Final = 1000
 POLL_INTERVAL: Final = 0.5
+CACHED_OBJECTS: Final = 4096
+"""Idle objects (no queued operation, no subscriber) kept in memory; older ones are dropped."""
 
 
 @dataclass(slots=True)
@@ -200,6 +202,7 @@ class Host:
         self._store = Store(path, request_ttl=request_ttl, max_requests=max_requests)
         self._models = None if models is None else {m.__durable_name__: m for m in models}
         self._cells: dict[tuple[str, str], _Cell] = {}
+        self._evict_at = 2 * CACHED_OBJECTS
         self._closed = False
         self._epoch = 0  # grows when another process commits to the store
         shared = path != ":memory:"
@@ -348,11 +351,28 @@ class Host:
         if cell is None:
             model_cls = self.model(model)
             proto.check_object_id(object_id)
+            if len(self._cells) >= self._evict_at:
+                self._evict()
             self._refresh_epoch()
             cell = _Cell(model_cls, object_id, self._store.read(model, object_id))
             cell.epoch = self._epoch
             self._cells[key] = cell
         return cell
+
+    def _evict(self) -> None:
+        """Drop the oldest idle cells (their state is in the store) down to ``CACHED_OBJECTS``.
+
+        Cells with queued operations, a running drain or subscribers stay. If too
+        many are busy to get there, the next attempt waits until twice as many.
+        """
+        idle = [
+            key
+            for key, cell in self._cells.items()
+            if not (cell.draining or cell.queue or cell.subscribers)
+        ]
+        for key in idle[: max(0, len(self._cells) - CACHED_OBJECTS)]:
+            del self._cells[key]
+        self._evict_at = max(2 * CACHED_OBJECTS, 2 * len(self._cells))
 
     def _refresh_epoch(self) -> None:
         if self._store.changed_elsewhere():
@@ -392,11 +412,14 @@ class Host:
         for _ in range(MAX_RERUNS):
             if self._closed:
                 break
-            self._catch_up(cell)
             start = cell.version
             run = _Batch(self, cell)
             outcomes = [await run.apply(op) for op in batch]
             if not run.changes:
+                # Nothing to commit, so no version check: make sure no other process
+                # changed the object under these answers (a write is checked at commit).
+                if self._catch_up(cell):
+                    continue
                 _resolve(batch, outcomes)
                 return
             write = Write(run.version, run.state, run.remember)

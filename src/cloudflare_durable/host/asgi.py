@@ -318,11 +318,11 @@ class _Connection:
         if self.backlog > proto.SUBSCRIBER_BACKLOG:
             self._close(proto.CLOSE_LAGGING, "subscriber fell behind; resume with since")
             return
-        self.outbox.append((proto.dumps(frame).decode(), True))
+        self.outbox.append((proto.dumps_text(frame), True))
         self.wakeup.set()
 
     def _put(self, frame: dict[str, Any]) -> None:
-        self.outbox.append((proto.dumps(frame).decode(), False))
+        self.outbox.append((proto.dumps_text(frame), False))
         self.wakeup.set()
 
     def _close(self, code: int, reason: str) -> None:
