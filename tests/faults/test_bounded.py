@@ -15,23 +15,31 @@ nothing behind: see ``test_vanished_subscribers_*`` for what is measured where.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+import statistics
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
+import uvicorn
 
 from cloudflare_durable import DurableClient
 from cloudflare_durable import _protocol as proto
 from cloudflare_durable.host import Host
-from cloudflare_durable.host._runtime import MAX_BATCH, Operation, Outcome
+from cloudflare_durable.host._runtime import CACHED_OBJECTS, MAX_BATCH, Operation, Outcome
+from cloudflare_durable.host.asgi import create_app
 from cloudflare_durable.testing import NetworkHost, ServerProcess
 
 from ..conftest import TOKEN
 from ..models import Counter
-from .conftest import Kind, start_server
+from ._wire import Vanish, vanishing_subscriber
+from .conftest import Kind, server_memory_kib, start_server
 from .test_durability import applied_request_ids
 
 pytestmark = pytest.mark.anyio
@@ -154,3 +162,162 @@ async def test_request_ids_stay_bounded_on_the_server(kind: Kind, tmp_path: Path
         assert held >= KEEP  # and at least the newest 10,000 are remembered
     finally:
         server.close()
+
+
+# -- objects and subscribers ----------------------------------------------------
+
+
+async def test_objects_no_longer_in_use_are_not_kept_in_memory(tmp_path: Path) -> None:
+    """The host caches objects it serves; idle ones must not accumulate without bound.
+
+    30,000 distinct objects are each subscribed to and left, or called once. A
+    subscriber that stays connected keeps its object served throughout: a change
+    made afterwards still reaches it.
+    """
+    frame = proto.SubscribeFrame(None, True, False)
+    async with Host(str(tmp_path / "state.sqlite3"), models=[Counter]) as host:
+        kept = host.subscribe("Counter", "kept", frame)
+        baseline = len(host._cells)
+        for index in range(30_000):
+            if index % 2:
+                host.subscribe("Counter", f"s{index}", frame).close()
+            else:
+                await host.call("Counter", f"c{index}", "increment", {"by": 1}, f"r{index}")
+        assert len(host._cells) - baseline <= 2 * CACHED_OBJECTS  # evicted in rounds
+        assert all(not cell.subscribers for key, cell in host._cells.items() if key[1] != "kept")
+        await host.call("Counter", "kept", "increment", {"by": 5})
+        with anyio.fail_after(5):
+            first, second = await kept.receive(), await kept.receive()
+        assert isinstance(second, proto.Snapshot)
+        assert (first, second.state) == (proto.Snapshot(0, None), {"value": 5})
+        assert (await host.read("Counter", "c0")).state == {"value": 1}
+        kept.close()
+
+
+VANISHING: tuple[Vanish, ...] = ("reset", "fin", "close")
+
+
+async def vanish(url: str, object_id: Callable[[int], str], count: int) -> None:
+    """``count`` subscribers connect, get their snapshot and vanish, 100 at a time."""
+    limit = anyio.Semaphore(100)
+
+    async def one(index: int) -> None:
+        async with limit:
+            path = proto.object_path("Counter", object_id(index), "ws")
+            await vanishing_subscriber(url, path, TOKEN, VANISHING[index % 3])
+
+    with anyio.fail_after(300):
+        async with anyio.create_task_group() as tg:
+            for index in range(count):
+                tg.start_soon(one, index)
+
+
+async def median_call_ms(url: str, object_id: str, calls: int = 60) -> float:
+    """The median time of one ``increment`` over HTTP, in milliseconds."""
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    times = []
+    async with httpx.AsyncClient(base_url=url, headers=headers) as http:
+        path = proto.object_path("Counter", object_id, "call", "increment")
+        for _ in range(calls):
+            started = time.perf_counter()
+            reply = await http.post(path, content=b'{"args":{}}')
+            times.append((time.perf_counter() - started) * 1000)
+            assert reply.status_code == 200, reply.text
+    return statistics.median(times)
+
+
+@pytest.mark.slow
+async def test_vanished_subscribers_leave_nothing_behind(
+    server: ServerProcess, kind: Kind, oid: str
+) -> None:
+    """10,000 subscribers of one object connect and vanish; then a change on that
+    object costs what it costs on a fresh one, and a new subscriber still gets it.
+
+    The cost of a change is the measure: a server that kept the vanished
+    subscribers would send every change to each of them (2,000 live subscribers
+    make a call about 30 times slower on both servers). On the network host the
+    process's resident memory must also stay flat (a kept connection costs tens
+    of KB). On the Worker, workerd's memory under Miniflare grows with every
+    request, even ``/v1/health``, so memory cannot single out subscribers there.
+    """
+    await vanish(server.url, lambda index: f"{oid}-warm-up", 1000)
+    memory_before = server_memory_kib(server)
+    await vanish(server.url, lambda index: oid, 10_000)
+    memory_growth_mib = (server_memory_kib(server) - memory_before) / 1024
+
+    async with (
+        DurableClient(server.url, token=TOKEN) as client,
+        client.get(Counter, oid).subscribe() as snapshots,
+    ):
+        await client.get(Counter, oid).increment(1)
+        with anyio.fail_after(10):
+            first = await snapshots.__anext__()
+            second = await snapshots.__anext__() if first.value == 0 else first
+        assert second.value == 1
+
+    deadline = time.monotonic() + 20  # the server may take a moment to notice the last ones
+    while True:
+        used = await median_call_ms(server.url, oid)
+        fresh = await median_call_ms(server.url, f"{oid}-fresh")
+        if used <= 2 * fresh + 2 or time.monotonic() > deadline:
+            break
+    print(f"{kind}: {used:.2f} ms, fresh {fresh:.2f} ms, memory +{memory_growth_mib:.1f} MiB")
+    assert used <= 2 * fresh + 2, f"{used:.2f} ms a call after 10,000 vanished, {fresh:.2f} fresh"
+    if kind == "network":
+        assert memory_growth_mib < 16, f"resident memory grew by {memory_growth_mib:.1f} MiB"
+
+
+class InProcessHost:
+    """The network host's ASGI app on uvicorn in a thread of this process, so that
+    a test can look inside: its objects' subscriber sets and its open connections."""
+
+    def __init__(self, store: Path) -> None:
+        self.host = Host(str(store), models=[Counter])
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(
+            create_app(self.host, token=TOKEN),
+            lifespan="off",
+            log_level="warning",
+            ws_max_size=proto.MAX_FRAME_BYTES,
+            ws_per_message_deflate=False,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, args=([self.sock],), daemon=True)
+
+    def __enter__(self) -> InProcessHost:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.host.close()
+
+    def subscribers(self) -> int:
+        return sum(len(cell.subscribers) for cell in list(self.host._cells.values()))
+
+    def connections(self) -> int:
+        return len(self.server.server_state.connections)
+
+    def tasks(self) -> int:
+        return len(self.server.server_state.tasks)
+
+
+@pytest.mark.slow
+async def test_vanished_subscribers_leave_no_subscriber_or_connection(tmp_path: Path) -> None:
+    """Inside the network host: after 10,000 subscribers over 50 objects vanished, no
+    object has a subscriber left, and no connection or connection task remains."""
+    with InProcessHost(tmp_path / "state.sqlite3") as served:
+        await vanish(served.url, lambda index: f"room-{index % 50}", 10_000)
+        deadline = time.monotonic() + 10
+        while served.subscribers() or served.connections() or served.tasks():
+            left = (served.subscribers(), served.connections(), served.tasks())
+            assert time.monotonic() < deadline, f"subscribers, connections, tasks left: {left}"
+            await anyio.sleep(0.05)
+        assert len(served.host._cells) == 50
