@@ -121,7 +121,11 @@ class ServerProcess:
         Path(self._log.name).unlink(missing_ok=True)
 
     def __enter__(self) -> Self:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(
         self,

@@ -96,6 +96,7 @@ def serve_command(args: argparse.Namespace) -> int:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
+    sock.listen(2048)  # before announcing the URL, so a client may connect at once
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         create_app(host, token=token),
