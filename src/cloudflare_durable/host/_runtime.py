@@ -404,9 +404,21 @@ class Host:
             try:
                 while cell.queue:
                     batch = [cell.queue.popleft() for _ in range(min(MAX_BATCH, len(cell.queue)))]
-                    await self._run_batch(cell, batch)
+                    try:
+                        await self._run_batch(cell, batch)
+                    except Exception:
+                        self._batch_failed(cell, batch)
             finally:
                 cell.draining = False
+
+    def _batch_failed(self, cell: _Cell, batch: list[Operation]) -> None:
+        """A batch failed in a way no operation answers for (say, a state SQLite cannot
+        store): forget the working state, so that the object is not left broken, and
+        answer every operation, so that no caller waits forever."""
+        logger.exception("a batch of %s %r failed", cell.name, cell.object_id)
+        cell.reset(*self._stored(cell))
+        failure = exc.ServerError("unexpected server failure; nothing was applied")
+        _resolve(batch, [failure] * len(batch))
 
     async def _run_batch(self, cell: _Cell, batch: list[Operation]) -> None:
         for _ in range(MAX_RERUNS):
