@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, TypeAlias
@@ -39,6 +40,9 @@ logger = logging.getLogger("cloudflare_durable.host")
 _VERSION_HEADER: Final = (b"durable-protocol", str(proto.PROTOCOL_VERSION).encode())
 _JSON_HEADERS: Final = [(b"content-type", b"application/json"), _VERSION_HEADER]
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+# A \u escape of a UTF-16 surrogate (U+D800 to U+DFFF): paired, it is one character;
+# alone, it is a string no UTF-8 can carry, so nothing holding it could be stored.
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def create_app(host: Host, *, token: str | None = None) -> DurableApp:
@@ -171,7 +175,25 @@ async def _read_body(
         return {}
     content_type = headers.get(b"content-type")
     proto.check_content_type(None if content_type is None else content_type.decode("latin-1"))
-    return proto.loads_object(data)
+    try:
+        text = data.decode("utf-8-sig")  # bodies are UTF-8 (a byte order mark is ignored)
+    except UnicodeDecodeError:
+        raise exc.BadRequestError("the body is not valid UTF-8") from None
+    body = proto.loads_object(text)
+    _check_surrogates(text, body, "the body")
+    return body
+
+
+def _check_surrogates(text: str, value: Any, what: str) -> None:
+    """Refuse JSON whose strings hold an unpaired surrogate escape such as "\\ud800"."""
+    if _SURROGATE_ESCAPE.search(text) is None:
+        return
+    try:
+        proto.dumps(value)
+    except UnicodeEncodeError:
+        raise exc.BadRequestError(
+            f"{what} holds an unpaired surrogate (\\ud800 to \\udfff), which is not text"
+        ) from None
 
 
 async def _respond(send: Send, status: int, body: bytes) -> None:
@@ -279,6 +301,11 @@ class _Connection:
             self.outbox.append((proto.PONG_TEXT, False))
             self.wakeup.set()
         elif isinstance(frame, proto.CallFrame):
+            try:
+                _check_surrogates(text, frame.args, "the frame")
+            except exc.BadRequestError as error:
+                self._put(proto.error_frame(frame.id, error))
+                return
             self._call(frame, tg)
         else:
             self._subscribe(frame)
