@@ -204,7 +204,7 @@ async def test_a_missing_or_wrong_token_is_unauthorized(
 
 async def test_another_protocol_version_is_refused(server: ServerProcess, oid: str) -> None:
     async with connect(server.url) as transport:
-        transport._http._client.headers["Durable-Protocol"] = "2"
+        transport._client.headers["Durable-Protocol"] = "2"
         with pytest.raises(proto.UnsupportedProtocol) as refused:
             await transport.read("Counter", oid)
         assert isinstance(refused.value, ProtocolError)

@@ -28,7 +28,7 @@ from ._config import MAX_BACKOFF, Settings
 from ._models import Binding, DurableModel, Event, _binding
 from ._pydantic import translate
 from ._subscription import Subscription
-from ._transports.base import CallChannel, MessageStream, Transport
+from ._transports.base import CallChannel, ForwardingTransport, MessageStream, Transport
 
 if TYPE_CHECKING:
     from .host import Host
@@ -350,11 +350,11 @@ class DurableClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _ChannelTransport(Transport):
+class _ChannelTransport(ForwardingTransport):
     """Calls through an open channel (an RPC session); everything else as before."""
 
     def __init__(self, parent: Transport, channel: CallChannel) -> None:
-        self._parent = parent
+        super().__init__(parent)
         self._channel = channel
 
     async def call(
@@ -362,37 +362,8 @@ class _ChannelTransport(Transport):
     ) -> proto.CallReply:
         return await self._channel.call(method, args, request_id)
 
-    async def read(self, model: str, object_id: str) -> proto.StateReply:
-        return await self._parent.read(model, object_id)
-
-    async def create(
-        self, model: str, object_id: str, state: dict[str, Any], request_id: str | None
-    ) -> proto.StateReply:
-        return await self._parent.create(model, object_id, state, request_id)
-
-    async def update(
-        self,
-        model: str,
-        object_id: str,
-        fields: dict[str, Any],
-        if_version: int | None,
-        request_id: str | None,
-    ) -> proto.StateReply:
-        return await self._parent.update(model, object_id, fields, if_version, request_id)
-
-    async def delete(self, model: str, object_id: str, request_id: str | None) -> proto.DeleteReply:
-        return await self._parent.delete(model, object_id, request_id)
-
-    async def stream(
-        self, model: str, object_id: str, subscribe: proto.SubscribeFrame
-    ) -> MessageStream:
-        return await self._parent.stream(model, object_id, subscribe)
-
-    def channel(self, model: str, object_id: str) -> Any:
-        return self._parent.channel(model, object_id)
-
     async def aclose(self) -> None:
-        pass
+        pass  # the session's connection closes with its block; the parent stays open
 
 
 _field_adapters: dict[tuple[type[DurableModel], str], pydantic.TypeAdapter[Any]] = {}

@@ -86,3 +86,48 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def aclose(self) -> None: ...
+
+
+class ForwardingTransport(Transport):
+    """Forwards every operation to ``inner``; subclasses override what differs."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.in_process = inner.in_process
+
+    async def call(
+        self, model: str, object_id: str, method: str, args: dict[str, Any], request_id: str | None
+    ) -> proto.CallReply:
+        return await self.inner.call(model, object_id, method, args, request_id)
+
+    async def read(self, model: str, object_id: str) -> proto.StateReply:
+        return await self.inner.read(model, object_id)
+
+    async def create(
+        self, model: str, object_id: str, state: dict[str, Any], request_id: str | None
+    ) -> proto.StateReply:
+        return await self.inner.create(model, object_id, state, request_id)
+
+    async def update(
+        self,
+        model: str,
+        object_id: str,
+        fields: dict[str, Any],
+        if_version: int | None,
+        request_id: str | None,
+    ) -> proto.StateReply:
+        return await self.inner.update(model, object_id, fields, if_version, request_id)
+
+    async def delete(self, model: str, object_id: str, request_id: str | None) -> proto.DeleteReply:
+        return await self.inner.delete(model, object_id, request_id)
+
+    async def stream(
+        self, model: str, object_id: str, subscribe: proto.SubscribeFrame
+    ) -> MessageStream:
+        return await self.inner.stream(model, object_id, subscribe)
+
+    def channel(self, model: str, object_id: str) -> AbstractAsyncContextManager[CallChannel]:
+        return self.inner.channel(model, object_id)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

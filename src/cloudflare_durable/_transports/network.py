@@ -7,8 +7,6 @@ one request; the client above it retries, with the same request id.
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import httpx
 
@@ -22,7 +20,7 @@ from .websocket import Connections, Endpoint, WebSocketSession, WebSocketStream,
 __all__ = ["NetworkTransport"]
 
 
-class NetworkTransport(Transport):
+class NetworkTransport(HttpTransport, Transport):
     """HTTP (one pooled ``httpx.AsyncClient``) and WebSockets to ``settings.url``.
 
     Both verify TLS with the same context (httpx's default certificates, which
@@ -34,35 +32,9 @@ class NetworkTransport(Transport):
         self.settings = settings
         url = settings.url or ""
         tls = httpx.create_ssl_context() if url.startswith("https://") else None
-        self._http = HttpTransport(settings, tls)
+        super().__init__(settings, tls)  # calls and state operations go over HTTP
         self._endpoint = Endpoint.from_settings(settings, tls)
         self._connections = Connections()
-
-    async def call(
-        self, model: str, object_id: str, method: str, args: dict[str, Any], request_id: str | None
-    ) -> proto.CallReply:
-        return await self._http.call(model, object_id, method, args, request_id)
-
-    async def read(self, model: str, object_id: str) -> proto.StateReply:
-        return await self._http.read(model, object_id)
-
-    async def create(
-        self, model: str, object_id: str, state: dict[str, Any], request_id: str | None
-    ) -> proto.StateReply:
-        return await self._http.create(model, object_id, state, request_id)
-
-    async def update(
-        self,
-        model: str,
-        object_id: str,
-        fields: dict[str, Any],
-        if_version: int | None,
-        request_id: str | None,
-    ) -> proto.StateReply:
-        return await self._http.update(model, object_id, fields, if_version, request_id)
-
-    async def delete(self, model: str, object_id: str, request_id: str | None) -> proto.DeleteReply:
-        return await self._http.delete(model, object_id, request_id)
 
     async def stream(
         self, model: str, object_id: str, subscribe: proto.SubscribeFrame
@@ -90,6 +62,6 @@ class NetworkTransport(Transport):
         """Close the HTTP connection pool and every WebSocket still open."""
         with anyio.CancelScope(shield=True):
             try:
-                await self._http.aclose()
+                await super().aclose()
             finally:
                 await self._connections.aclose()
