@@ -89,7 +89,6 @@ async def interleave(
 async def http_row(server: ServerProcess, target: str, calls: int, goal: str) -> tuple[Row, float]:
     object_id = f"http-{uuid.uuid4().hex[:8]}"
     raw_id = f"raw-{uuid.uuid4().hex[:8]}"
-    body = json.dumps({"args": {"by": 1}}).encode()
     url = f"{server.url}/v1/objects/Counter/{raw_id}/call/increment"
     async with (
         httpx.AsyncClient(headers=HEADERS) as raw_client,
@@ -98,6 +97,8 @@ async def http_row(server: ServerProcess, target: str, calls: int, goal: str) ->
         counter = client.get(Counter, object_id)
 
         async def raw() -> None:
+            # The same JSON our client sends: the arguments and a fresh request id.
+            body = json.dumps({"args": {"by": 1}, "request_id": uuid.uuid4().hex}).encode()
             reply = await raw_client.post(url, content=body)
             reply.raise_for_status()
             reply.json()
@@ -131,16 +132,14 @@ async def session_row(server: ServerProcess, target: str, calls: int) -> Row:
             next_id = iter(range(1, 10**9))
 
             async def raw() -> None:
-                await socket.send(
-                    json.dumps(
-                        {
-                            "type": "call",
-                            "id": next(next_id),
-                            "method": "increment",
-                            "args": {"by": 1},
-                        }
-                    )
-                )
+                frame = {
+                    "type": "call",
+                    "id": next(next_id),
+                    "method": "increment",
+                    "args": {"by": 1},
+                    "request_id": uuid.uuid4().hex,  # as our client sends
+                }
+                await socket.send(json.dumps(frame))
                 json.loads(await socket.recv())
 
             async def ours() -> None:
