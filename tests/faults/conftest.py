@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, TypeAlias
 
+import httpx
 import pytest
 
+from cloudflare_durable import _protocol as proto
 from cloudflare_durable.testing import NetworkHost, ServerProcess, WorkerHost
 
 from ..conftest import MODELS, TOKEN, worker_available
@@ -68,8 +70,17 @@ def own_server(kind: Kind, tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
-def sentinel_id() -> str:
-    return f"sentinel-{uuid.uuid4().hex}"
+def sentinel(server: ServerProcess) -> str:
+    """A Counter created with the value 7 on ``server``, which nothing may change."""
+    object_id = f"sentinel-{uuid.uuid4().hex}"
+    with httpx.Client(base_url=server.url) as http:
+        reply = http.put(
+            proto.object_path("Counter", object_id),
+            content=b'{"state":{"value":7}}',
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+        assert reply.status_code == 201, reply.text
+    return object_id
 
 
 def pid_of(server: ServerProcess) -> int:

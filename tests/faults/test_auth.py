@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from cloudflare_durable import _protocol as proto
 from cloudflare_durable.testing import ServerProcess
@@ -71,7 +70,12 @@ def ask(
         headers["Authorization"] = auth
     if version is not None:
         headers["Durable-Protocol"] = version
-    return http.request(method, path, content=body, headers=headers)
+    try:
+        return http.request(method, path, content=body, headers=headers)
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        # workerd now and then resets a kept-alive connection after answering a request
+        # whose body the Worker did not read (about one in 1,500 here): ask again.
+        return http.request(method, path, content=body, headers=headers)
 
 
 def state_of(http: httpx.Client, object_id: str) -> Any:
@@ -80,18 +84,6 @@ def state_of(http: httpx.Client, object_id: str) -> Any:
     )
     assert reply.status_code == 200
     return reply.json()
-
-
-@pytest.fixture
-def sentinel(server: ServerProcess, sentinel_id: str) -> str:
-    with httpx.Client(base_url=server.url) as http:
-        reply = http.put(
-            proto.object_path("Counter", sentinel_id),
-            content=b'{"state":{"value":7}}',
-            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-        )
-        assert reply.status_code == 201, reply.text
-    return sentinel_id
 
 
 def test_only_the_right_token_gets_in_over_http(server: ServerProcess, sentinel: str) -> None:
