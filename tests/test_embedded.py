@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cloudflare_durable import DurableClient, UsageError
+from cloudflare_durable import DurableClient, DurableModel, UsageError, remote
 from cloudflare_durable.host import Host
 
 from .models import ROOT_FOR_EXAMPLES, Counter, Document
@@ -149,3 +149,39 @@ async def test_default_client_uses_the_environment(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().split() == ["7", "14"]
     assert (tmp_path / "state.sqlite3").exists()
+
+
+class Gate(DurableModel, name="test.Gate"):
+    """A body that suspends until the test opens the gate."""
+
+    passed: int = 0
+
+    @remote
+    async def wait_then_pass(self) -> int:
+        await GATE.opened.wait()
+        self.passed += 1
+        return self.passed
+
+
+class _Gate:
+    opened: anyio.Event
+
+
+GATE = _Gate()
+
+
+async def test_cancelling_the_caller_that_drains_does_not_strand_others() -> None:
+    GATE.opened = anyio.Event()
+    async with DurableClient(store=":memory:") as client:
+        gate = client.get(Gate, "g")
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(gate.wait_then_pass)  # drains the object; suspends in its body
+                await anyio.sleep(0.02)
+                tg.start_soon(gate.wait_then_pass)  # queued behind it
+                await anyio.sleep(0.02)
+                tg.cancel_scope.cancel()  # both callers are cancelled...
+                GATE.opened.set()
+        # ...but the drain, suspended in a body, was shielded: it finished both calls.
+        assert (await gate.load()).passed == 2
+        assert await gate.wait_then_pass() == 3

@@ -202,12 +202,15 @@ class DurableClient:
         self, model: type[DurableModel], object_id: str, method: str, args: dict[str, Any]
     ) -> proto.CallReply:
         name = model.__durable_name__
+        transport = self._transport
+        if transport.in_process and self._state is not ClientState.CLOSED and not telemetry.observed():
+            return await transport.call(name, object_id, method, args, None)  # the hot path
         return await self._request(
             "call",
             name,
             object_id,
             method,
-            lambda rid: self._transport.call(name, object_id, method, args, rid),
+            lambda rid: transport.call(name, object_id, method, args, rid),
         )
 
     def subscribe_snapshots(self, handle: M) -> Subscription[M]:

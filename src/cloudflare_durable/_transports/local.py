@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -41,10 +41,10 @@ class LocalTransport(Transport):
         self.host = host
         self._owns_host = owns_host
 
-    async def call(
+    def call(
         self, model: str, object_id: str, method: str, args: dict[str, Any], request_id: str | None
-    ) -> proto.CallReply:
-        return await self.host.call(model, object_id, method, args, request_id)
+    ) -> Coroutine[Any, Any, proto.CallReply]:
+        return self.host.call(model, object_id, method, args, request_id)  # no extra frame
 
     async def read(self, model: str, object_id: str) -> proto.StateReply:
         return await self.host.read(model, object_id)

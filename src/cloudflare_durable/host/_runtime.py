@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
+import types
 from collections import OrderedDict, deque
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeAlias
 
@@ -398,18 +399,18 @@ class Host:
                 subscriber.push_snapshot(cell.version, cell.state)
 
     async def _drain(self, cell: _Cell) -> None:
-        # Shielded: the operations of other callers ride on this one; a cancelled
-        # drainer must still finish and answer them.
-        with anyio.CancelScope(shield=True):
-            try:
-                while cell.queue:
-                    batch = [cell.queue.popleft() for _ in range(min(MAX_BATCH, len(cell.queue)))]
-                    try:
-                        await self._run_batch(cell, batch)
-                    except Exception:
-                        self._batch_failed(cell, batch)
-            finally:
-                cell.draining = False
+        # The operations of other callers ride on this drain, so it must not be
+        # cancelled halfway. Its only suspension points are method bodies, which
+        # run shielded whenever they suspend (see _run_body).
+        try:
+            while cell.queue:
+                batch = [cell.queue.popleft() for _ in range(min(MAX_BATCH, len(cell.queue)))]
+                try:
+                    await self._run_batch(cell, batch)
+                except Exception:
+                    self._batch_failed(cell, batch)
+        finally:
+            cell.draining = False
 
     def _batch_failed(self, cell: _Cell, batch: list[Operation]) -> None:
         """A batch failed in a way no operation answers for (say, a state SQLite cannot
@@ -497,6 +498,37 @@ class Host:
         return self._store.remembered(cell.name, cell.object_id, request_id)
 
 
+async def _run_body(body: Coroutine[Any, Any, Any]) -> Any:
+    """Run a method body to its end, shielded from cancellation if it ever suspends.
+
+    A body that finishes without suspending (the common case) cannot be
+    cancelled, so it needs no cancel scope; one that suspends continues inside
+    a shielded scope, entered before the event loop sees its first suspension.
+    """
+    try:
+        suspended_on = body.send(None)
+    except StopIteration as finished:
+        return finished.value
+    with anyio.CancelScope(shield=True):
+        return await _resume(body, suspended_on)
+
+
+@types.coroutine
+def _resume(body: Coroutine[Any, Any, Any], suspended_on: Any) -> Generator[Any, Any, Any]:
+    """Hand ``body``'s pending suspension to the event loop and keep driving it."""
+    while True:
+        thrown: BaseException | None = None
+        sent: Any = None
+        try:
+            sent = yield suspended_on
+        except BaseException as error:
+            thrown = error
+        try:
+            suspended_on = body.send(sent) if thrown is None else body.throw(thrown)
+        except StopIteration as finished:
+            return finished.value
+
+
 def _ignore(outcome: Outcome) -> None:  # pragma: no cover - replaced before use
     pass
 
@@ -548,7 +580,7 @@ class _Batch:
                 return _replay(op.kind, remembered.reply)
         changes = len(self.changes)
         try:
-            status, reply, _ = await self._run(op)
+            status, reply, _ = await (self._call(op) if op.kind == "call" else self._run(op))
         except exc.DurableError as error:
             return error
         if op.request_id is not None and len(self.changes) > changes:
@@ -558,8 +590,6 @@ class _Batch:
         return reply
 
     async def _run(self, op: Operation) -> tuple[int, Reply, list[Event]]:
-        if op.kind == "call":
-            return await self._call(op)
         if op.kind == "create":
             return self._create(op)
         if op.kind == "update":
@@ -583,7 +613,7 @@ class _Batch:
         cell.execution.events = events
         try:
             try:
-                value = await method.fn(live, **signature.keywords(arguments))
+                value = await _run_body(method.fn(live, **signature.keywords(arguments)))
             except Exception as error:
                 raise _remote_error(cell, op.method, error) from error
             result = signature.dump_result(value)
