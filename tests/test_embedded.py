@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from cloudflare_durable import DurableClient, DurableModel, UsageError, remote
@@ -185,3 +186,23 @@ async def test_cancelling_the_caller_that_drains_does_not_strand_others() -> Non
         # ...but the drain, suspended in a body, was shielded: it finished both calls.
         assert (await gate.load()).passed == 2
         assert await gate.wait_then_pass() == 3
+
+
+async def test_a_loop_of_calls_lets_other_tasks_run() -> None:
+    async with DurableClient(store=":memory:") as client:
+        counter = client.get(Counter, "busy")
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ticker)
+            await anyio.lowlevel.checkpoint()
+            for _ in range(200):
+                await counter.increment()
+            tg.cancel_scope.cancel()
+        assert ticks >= 10

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeAlias
 
 import anyio
+import anyio.lowlevel
 import pydantic
 
 from .. import _exceptions as exc
@@ -38,6 +39,7 @@ Outcome: TypeAlias = Reply | exc.DurableError
 OpKind: TypeAlias = Literal["call", "create", "update", "delete"]
 
 MAX_BATCH: Final = 512
+YIELD_EVERY: Final = 8
 MAX_RERUNS: Final = 8
 RECENT_REPLIES: Final = 1000
 POLL_INTERVAL: Final = 0.5
@@ -206,6 +208,7 @@ class Host:
         self._evict_at = 2 * CACHED_OBJECTS
         self._closed = False
         self._epoch = 0  # grows when another process commits to the store
+        self._unyielded = 0
         shared = path != ":memory:"
         self.poll_interval = poll_interval or (POLL_INTERVAL if shared else math.inf)
 
@@ -337,6 +340,12 @@ class Host:
         drain = self.submit(model, object_id, op)
         if drain is not None:
             await drain()  # usually answers our own operation on the way
+            self._unyielded += 1
+            if self._unyielded >= YIELD_EVERY:
+                # A drain that never had to wait never gave the event loop a turn:
+                # now and then, let other tasks run, so a loop of calls starves nobody.
+                self._unyielded = 0
+                await anyio.lowlevel.checkpoint()
         result = waiter.outcome if waiter.outcome is not None else await waiter.wait()
         if isinstance(result, exc.DurableError):
             raise result
