@@ -203,7 +203,8 @@ class DurableClient:
     ) -> proto.CallReply:
         name = model.__durable_name__
         transport = self._transport
-        if transport.in_process and self._state is not ClientState.CLOSED and not telemetry.observed():
+        open_ = self._state is not ClientState.CLOSED
+        if transport.in_process and open_ and not telemetry.observed():
             return await transport.call(name, object_id, method, args, None)  # the hot path
         return await self._request(
             "call",
