@@ -220,26 +220,14 @@ async def test_subscribers_see_strictly_increasing_versions(
 
 async def test_events_arrive_in_emission_order(client: DurableClient, oid: str) -> None:
     doc = client.get(Document, oid)
-    received: list[Joined | Edited | Left] = []
-    ready = anyio.Event()
-
-    async def listen() -> None:
-        async with doc.events(Joined, Edited, Left) as events:
-            ready.set()
-            async for event in events:
-                received.append(event)
-                if isinstance(event, Left):
-                    return
-
     with anyio.fail_after(30):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(listen)
-            await ready.wait()
+        async with doc.events(Joined, Edited, Left) as events:  # live once entered
             await doc.join("ann", "Ann")
             await doc.join("bob", "Bob")
             await doc.edit("ann", "v1", 1)
             await doc.edit("bob", "v2", 2)
             await doc.leave("ann")
+            received = [await anext(events) for _ in range(5)]
     assert received == [
         Joined(editor_id="ann", name="Ann"),
         Joined(editor_id="bob", name="Bob"),
@@ -250,27 +238,26 @@ async def test_events_arrive_in_emission_order(client: DurableClient, oid: str) 
 
 
 async def test_events_filter_by_type(client: DurableClient, oid: str) -> None:
-    room = client.get(ChatRoom, oid)
     doc = client.get(Document, oid)
-    posts: list[Posted] = []
-    ready = anyio.Event()
-
-    async def listen() -> None:
-        async with room.events(Posted) as events:
-            ready.set()
-            async for event in events:
-                posts.append(event)
-                if len(posts) == 2:
-                    return
-
     with anyio.fail_after(30):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(listen)
-            await ready.wait()
-            await doc.join("ann", "Ann")
+        async with doc.events(Edited) as edits:
+            await doc.join("ann", "Ann")  # Joined: not asked for
+            await doc.edit("ann", "one", 1)
+            await doc.leave("ann")  # Left: not asked for
+            await doc.join("bob", "Bob")
+            await doc.edit("bob", "two", 2)
+            received = [await anext(edits) for _ in range(2)]
+    assert received == [Edited(editor_id="ann", version=1), Edited(editor_id="bob", version=2)]
+
+
+async def test_posted_events_in_a_chat_room(client: DurableClient, oid: str) -> None:
+    room = client.get(ChatRoom, oid)
+    with anyio.fail_after(30):
+        async with room.events(Posted) as posts:
             await room.post("ann", "one")
             await room.post("bob", "two")
-    assert [p.text for p in posts] == ["one", "two"]
+            received = [await anext(posts) for _ in range(2)]
+    assert received == [Posted(author="ann", text="one"), Posted(author="bob", text="two")]
 
 
 async def test_rpc_session_calls_many_in_flight(client: DurableClient, oid: str) -> None:

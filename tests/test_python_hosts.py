@@ -89,23 +89,11 @@ async def test_calls_to_one_object_never_interleave(py_client: DurableClient, oi
 
 async def test_events_without_a_state_change(py_client: DurableClient, oid: str) -> None:
     ledger = py_client.get(Ledger, oid)
-    notes: list[str] = []
-    ready = anyio.Event()
-
-    async def listen() -> None:
-        async with ledger.events(Noted) as events:
-            ready.set()
-            async for event in events:
-                notes.append(event.text)
-                if len(notes) == 3:
-                    return
-
     with anyio.fail_after(20):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(listen)
-            await ready.wait()
+        async with ledger.events(Noted) as events:
             await ledger.note("one")
             await ledger.add("two", 2)
             await ledger.note("three")
+            notes = [(await anext(events)).text for _ in range(3)]
     assert notes == ["one", "two", "three"]
     assert (await ledger.load()).durable_version == 1
