@@ -184,7 +184,7 @@ class Store:
     ) -> None:
         now = time.time()
         rows = [
-            (model, object_id, request_id, item.status, proto.dumps(item.reply).decode(), now)
+            (model, object_id, request_id, item.status, proto.dumps_text(item.reply), now)
             for request_id, item in replies
         ]
         if not rows:
@@ -238,4 +238,4 @@ class Store:
 
 
 def _encode(state: dict[str, Any] | None) -> str | None:
-    return None if state is None else proto.dumps(state).decode()
+    return None if state is None else proto.dumps_text(state)
