@@ -70,8 +70,9 @@ class RawSocket:
         except (ConnectionResetError, BrokenPipeError):
             return b""
 
-    def read_reply(self) -> HttpReply | None:
-        """One HTTP reply (``Content-Length`` bodies), or None if the server closed first."""
+    def read_reply(self, *, head_only: bool = False) -> HttpReply | None:
+        """One HTTP reply (``Content-Length`` bodies; only the head for ``head_only``,
+        the reply to a HEAD), or None if the server closed first."""
         deadline = time.monotonic() + self.timeout
         while b"\r\n\r\n" not in self.buffer:
             if time.monotonic() > deadline:
@@ -87,7 +88,7 @@ class RawSocket:
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
+        length = 0 if head_only else int(headers.get("content-length", "0"))
         while len(rest) < length:
             if time.monotonic() > deadline:
                 raise TimeoutError("no complete HTTP reply body in time")
@@ -156,8 +157,10 @@ class RawWebSocket:
                     return frame
             if self.protocol.state is State.CLOSED:
                 return None
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise TimeoutError("no frame from the server in time")
+            self.raw.sock.settimeout(left)
             data = self.raw.receive()
             if data:
                 self.protocol.receive_data(data)
