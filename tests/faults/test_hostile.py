@@ -25,17 +25,23 @@ import socket
 import string
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Final
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from websockets.frames import Opcode
 
+from cloudflare_durable import ServerError
 from cloudflare_durable import _protocol as proto
+from cloudflare_durable.host import Host
+from cloudflare_durable.host._runtime import Operation, Outcome
 from cloudflare_durable.testing import ServerProcess
 
 from ..conftest import TOKEN
+from ..models import Document
 from ._wire import HttpReply, RawSocket, RawWebSocket, http_request, ws_connect
 from .conftest import Kind
 
@@ -727,3 +733,27 @@ def test_worker_known_frame_faults(
             assert socket_.close_code(reply) in (1002, 1007)
         finally:
             socket_.close()
+
+
+# -- the host runtime, below the network ----------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_state_that_cannot_be_stored_breaks_nothing(tmp_path: Path) -> None:
+    """In-process code can still hand the host a string UTF-8 cannot carry (the network
+    host refuses it at the door). The calls of that batch are answered with a server
+    error, nothing is stored, and the object keeps working."""
+    async with Host(str(tmp_path / "state.sqlite3"), models=[Document]) as host:
+        outcomes: list[Outcome] = []
+        bad = Operation("call", outcomes.append, "r1", "join", {"editor_id": "a", "name": "\ud800"})
+        good = Operation("call", outcomes.append, "r2", "join", {"editor_id": "b", "name": "Bo"})
+        drain = host.submit("Document", "d", bad)
+        assert drain is not None
+        host.submit("Document", "d", good)
+        with anyio.fail_after(10):
+            await drain()
+        assert len(outcomes) == 2
+        assert all(isinstance(outcome, ServerError) for outcome in outcomes)
+        assert await host.read("Document", "d") == proto.StateReply(0, None)
+        reply = await host.call("Document", "d", "join", {"editor_id": "c", "name": "Cy"}, "r3")
+        assert (reply.result, reply.version) == (["c"], 1)
