@@ -31,7 +31,7 @@ SUBSCRIBERS = 5
 async def test_subscribers_converge_through_resets_and_a_restart(
     own_server: ServerProcess, seed: int, oid: str
 ) -> None:
-    schedule = Schedule(seed, stream_reset=0.8, stream_reset_bytes=(50, 2500))
+    schedule = Schedule(seed, stream_reset=0.8, stream_reset_bytes=(50, 2000))
     seen: list[list[int]] = [[] for _ in range(SUBSCRIBERS)]
     reconnects = [0] * SUBSCRIBERS
     async with (
@@ -61,7 +61,7 @@ async def test_subscribers_converge_through_resets_and_a_restart(
                     await counter.increment(1)
                     if change == CHANGES // 2:
                         await anyio.to_thread.run_sync(own_server.restart)
-                    elif change % 50 == 0:
+                    elif change % 25 == 0:
                         await anyio.sleep(0.01)  # let subscribers keep up now and then
                 final.set()
 
@@ -80,5 +80,5 @@ async def test_subscribers_converge_through_resets_and_a_restart(
                 assert all(a < b for a, b in itertools.pairwise(versions)), versions
                 assert versions[-1] == loaded.durable_version
             print(proxy.describe(), reconnects, [len(v) for v in seen])
-            assert proxy.counters.stream_resets >= 10
+            assert proxy.counters.stream_resets >= 5
             assert sum(reconnects) > 0
