@@ -141,7 +141,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    closeSocket(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
+    closeSocket(ws, replyCloseCode(code), reason);
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
@@ -422,3 +422,14 @@ function closeSocket(ws: WebSocket, code: number, reason: string): void {
 }
 
 function noop(): void {}
+
+/**
+ * The code to answer a peer's close frame with: its own code when an endpoint may
+ * send it, 1000 when it sent none, and 1002 (protocol error) for codes no endpoint
+ * may put on the wire (RFC 6455, section 7.4).
+ */
+export function replyCloseCode(code: number): number {
+  if (code === 1005 || code === 1006) return 1000;
+  const sendable = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011);
+  return sendable || (code >= 3000 && code <= 4999) ? code : 1002;
+}
