@@ -181,3 +181,12 @@ def test_server_frames() -> None:
         proto.parse_server_frame('{"type":"snapshot","version":-1,"state":null}')
     with pytest.raises(exc.ProtocolError):
         proto.parse_server_frame('{"type":"what"}')
+
+
+@pytest.mark.parametrize("reserved", [".", ".."])
+def test_dot_ids_are_reserved(reserved: str) -> None:
+    with pytest.raises(exc.InvalidIdError, match="reserved"):
+        proto.check_object_id(reserved)
+    with pytest.raises(exc.InvalidIdError):
+        proto.parse_path(f"/v1/objects/Counter/{reserved.replace('.', '%2E')}")
+    assert proto.check_object_id("...") == "..."

@@ -64,6 +64,9 @@ def check_object_id(object_id: str) -> str:
         )
     if _CONTROL_RE.search(object_id):
         raise exc.InvalidIdError(f"object id contains a control character: {object_id!r}")
+    if object_id in (".", ".."):
+        # URLs treat these segments as dot segments even percent-encoded: no path can carry them.
+        raise exc.InvalidIdError(f"object id {object_id!r} is reserved: URLs cannot carry it")
     try:
         object_id.encode("utf-8")
     except UnicodeEncodeError:

@@ -40,6 +40,7 @@ export function checkObjectId(id: string): void {
     throw new Failure("bad_request", `object id is longer than ${MAX_ID_BYTES} bytes`);
   }
   if (CONTROL_CHARACTER.test(id)) throw new Failure("bad_request", "object id contains a control character");
+  if (id === "." || id === "..") throw new Failure("bad_request", "object ids . and .. are reserved: URLs cannot carry them");
   if (/[\ud800-\udfff]/.test(id) && !id.isWellFormed()) {
     throw new Failure("bad_request", "object id is not valid UTF-8");
   }
