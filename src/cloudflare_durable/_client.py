@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import enum
 import itertools
-import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -24,7 +23,7 @@ import pydantic
 from . import _exceptions as exc
 from . import _protocol as proto
 from . import _telemetry as telemetry
-from ._config import MAX_BACKOFF, Settings
+from ._config import Settings, backoff
 from ._models import Binding, DurableModel, Event, _binding
 from ._pydantic import translate
 from ._subscription import Subscription
@@ -44,13 +43,6 @@ class ClientState(enum.Enum):
     UNOPENED = 1
     OPENED = 2
     CLOSED = 3
-
-
-def backoff(base: float, cap: float = MAX_BACKOFF) -> Iterator[float]:
-    """Jittered, capped exponential delays: base, 2*base, 4*base... each within [d/2, d]."""
-    for attempt in itertools.count():
-        delay = min(cap, base * 2**attempt)
-        yield delay / 2 + random.uniform(0, delay / 2)
 
 
 class DurableClient:

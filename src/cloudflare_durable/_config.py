@@ -6,8 +6,10 @@ library succeeds (milliseconds for times), plus ``CLOUDFLARE_DURABLE_STORE``.
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Mapping
+import random
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -105,3 +107,10 @@ def _count(env: Mapping[str, str], name: str, default: int, minimum: int = 0) ->
     if value != int(value) or value < minimum:
         raise exc.UsageError(f"{name} must be a whole number >= {minimum}, not {value}")
     return int(value)
+
+
+def backoff(base: float, cap: float = MAX_BACKOFF) -> Iterator[float]:
+    """Jittered, capped exponential delays: base, 2*base, 4*base... each within [d/2, d]."""
+    for attempt in itertools.count():
+        delay = min(cap, base * 2**attempt)
+        yield delay / 2 + random.uniform(0, delay / 2)

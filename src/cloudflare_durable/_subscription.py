@@ -18,19 +18,13 @@ import anyio
 from . import _exceptions as exc
 from . import _protocol as proto
 from . import _telemetry as telemetry
-from ._config import MAX_BACKOFF
+from ._config import backoff
 from ._transports.base import MessageStream
 
 __all__ = ["Subscription"]
 
 T_co = TypeVar("T_co", covariant=True)
 logger = logging.getLogger("cloudflare_durable.subscription")
-
-
-def _delays(base: float) -> Iterator[float]:
-    from ._client import backoff
-
-    return backoff(base, MAX_BACKOFF)
 
 
 class Subscription(Generic[T_co]):
@@ -124,7 +118,7 @@ class Subscription(Generic[T_co]):
 
     async def _wait_before_retry(self, error: exc.DurableError) -> None:
         if self._delays is None:
-            self._delays = _delays(self._reconnect_delay)
+            self._delays = backoff(self._reconnect_delay)
         delay = next(self._delays)
         logger.info(
             "subscription %s lost (%s); reconnecting in %.3f s", self._metadata, error, delay

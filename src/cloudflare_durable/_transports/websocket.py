@@ -42,8 +42,7 @@ from websockets.uri import WebSocketURI
 from .. import _exceptions as exc
 from .. import _protocol as proto
 from .. import _telemetry as telemetry
-from .._client import backoff
-from .._config import Settings
+from .._config import Settings, backoff
 from .base import CallChannel, MessageStream
 from .http import encode, protocol_headers, reply_error
 
