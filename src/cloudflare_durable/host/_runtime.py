@@ -234,20 +234,12 @@ class Host:
 
     # -- models -----------------------------------------------------------
 
-    def models(self) -> dict[str, type[DurableModel]]:
-        return dict(self._models) if self._models is not None else registered_models()
-
     def model(self, name: str) -> type[DurableModel]:
         models = self._models if self._models is not None else registered_models()
         model = models.get(name)
         if model is None:
             raise exc.UnknownModelError(f"no model named {name!r} is served here")
         return model
-
-    def register(self, model: type[DurableModel]) -> None:
-        if self._models is None:
-            self._models = registered_models()
-        self._models[model.__durable_name__] = model
 
     # -- operations -------------------------------------------------------
 
