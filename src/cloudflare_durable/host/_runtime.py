@@ -245,8 +245,7 @@ class Host:
 
     async def read(self, model: str, object_id: str) -> proto.StateReply:
         cell = self._cell(model, object_id)
-        if not cell.draining:
-            self.poll(cell)
+        self.poll(cell)
         return proto.StateReply(cell.version, cell.state)
 
     async def call(
@@ -304,8 +303,7 @@ class Host:
         of queueing for ``receive()`` (a network connection's own outbox).
         """
         cell = self._cell(model, object_id)
-        if not cell.draining:
-            self.poll(cell)
+        self.poll(cell)
         subscriber = Subscriber(self, cell, frame, sink)
         cell.subscribers.add(subscriber)
         subscriber.push_snapshot(cell.version, cell.state)

@@ -298,8 +298,7 @@ class _Connection:
             self._put(proto.error_frame(error.call_id, error))
             return
         if isinstance(frame, proto.PingFrame):
-            self.outbox.append((proto.PONG_TEXT, False))
-            self.wakeup.set()
+            self._queue(proto.PONG_TEXT)
         elif isinstance(frame, proto.CallFrame):
             try:
                 _check_surrogates(text, frame.args, "the frame")
@@ -345,11 +344,13 @@ class _Connection:
         if self.backlog > proto.SUBSCRIBER_BACKLOG:
             self._close(proto.CLOSE_LAGGING, "subscriber fell behind; resume with since")
             return
-        self.outbox.append((proto.dumps_text(frame), True))
-        self.wakeup.set()
+        self._queue(proto.dumps_text(frame), from_subscription=True)
 
     def _put(self, frame: dict[str, Any]) -> None:
-        self.outbox.append((proto.dumps_text(frame), False))
+        self._queue(proto.dumps_text(frame))
+
+    def _queue(self, text: str, *, from_subscription: bool = False) -> None:
+        self.outbox.append((text, from_subscription))
         self.wakeup.set()
 
     def _close(self, code: int, reason: str) -> None:
