@@ -29,7 +29,6 @@ def test_settings_from_the_environment() -> None:
         {
             "CLOUDFLARE_WORKER_URL": "http://127.0.0.1:1",
             "CLOUDFLARE_API_TOKEN": "t",
-            "CLOUDFLARE_ACCOUNT_ID": "acct",
             "CLOUDFLARE_DURABLE_TIMEOUT": "2500",
             "CLOUDFLARE_DURABLE_RETRY_COUNT": "7",
             "CLOUDFLARE_DURABLE_RETRY_DELAY": "250",
@@ -41,7 +40,6 @@ def test_settings_from_the_environment() -> None:
     assert settings == Settings(
         url="http://127.0.0.1:1",
         token="t",
-        account_id="acct",
         store=":memory:",
         timeout=2.5,
         retries=7,
@@ -50,6 +48,35 @@ def test_settings_from_the_environment() -> None:
         pool_size=3,
     )
     assert Settings.from_env({}) == Settings()
+
+
+def test_the_token_has_a_variable_of_its_own() -> None:
+    both = {"CLOUDFLARE_DURABLE_TOKEN": "ours", "CLOUDFLARE_API_TOKEN": "wranglers"}
+    assert Settings.from_env(both).token == "ours"
+    assert Settings.from_env({"CLOUDFLARE_API_TOKEN": "old"}).token == "old"  # the fallback
+    assert Settings.from_env({"CLOUDFLARE_DURABLE_TOKEN": ""}).token is None
+
+
+@pytest.mark.parametrize(
+    "url", ["http://example.com", "http://10.0.0.5:8787", "http://[2001:db8::1]:8787"]
+)
+def test_no_token_goes_over_plain_http_to_another_machine(url: str) -> None:
+    with pytest.raises(UsageError, match="plain http"):
+        DurableClient(url, token="secret")
+    DurableClient(url)  # without a token there is nothing to leak
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8787",
+        "http://localhost:8787",
+        "http://[::1]:8787",
+        "https://example.com",
+    ],
+)
+def test_tokens_go_to_loopback_or_over_tls(url: str) -> None:
+    assert DurableClient(url, token="secret").settings.token == "secret"
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import anyio.lowlevel
 import pytest
 
 from cloudflare_durable import DurableClient, DurableModel, UsageError, remote
+from cloudflare_durable import _protocol as proto
 from cloudflare_durable.host import Host
 
 from .models import ROOT_FOR_EXAMPLES, Counter, Document
@@ -39,23 +40,25 @@ async def test_memory_store_is_private_and_throwaway(tmp_path: Path) -> None:
 
 
 async def test_a_retried_request_id_is_applied_once(tmp_path: Path) -> None:
+    increment = proto.Call("Counter", "c", "increment", {"by": 3}, "request-1")
+    read = proto.Read("Counter", "c")
     async with Host(str(tmp_path / "s.sqlite3")) as host:
-        first = await host.call("Counter", "c", "increment", {"by": 3}, "request-1")
-        again = await host.call("Counter", "c", "increment", {"by": 3}, "request-1")
+        first = await host.perform(increment)
+        again = await host.perform(increment)
         assert first == again
-        assert (await host.read("Counter", "c")).state == {"value": 3}
+        assert (await host.perform(read)).state == {"value": 3}
     async with Host(str(tmp_path / "s.sqlite3")) as host:  # remembered across restarts
-        again = await host.call("Counter", "c", "increment", {"by": 3}, "request-1")
+        again = await host.perform(increment)
         assert again == first
-        assert (await host.read("Counter", "c")).version == 1
+        assert (await host.perform(read)).version == 1
 
 
 async def test_request_ids_are_bounded(tmp_path: Path) -> None:
     async with Host(str(tmp_path / "s.sqlite3"), max_requests=50) as host:
         for n in range(2000):
-            await host.call("Counter", "c", "increment", {}, f"r{n}")
+            await host.perform(proto.Call("Counter", "c", "increment", {}, f"r{n}"))
         assert host.store.count_requests() <= 50 + 1000 + 1
-        assert (await host.read("Counter", "c")).state == {"value": 2000}
+        assert (await host.perform(proto.Read("Counter", "c"))).state == {"value": 2000}
 
 
 async def test_closed_clients_refuse_work(tmp_path: Path) -> None:

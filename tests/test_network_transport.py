@@ -31,12 +31,14 @@ from cloudflare_durable import (
     ConnectError,
     ConnectionLostError,
     DurableClient,
+    PayloadTooLargeError,
     ProtocolError,
     RemoteError,
     UnauthorizedError,
     UnavailableError,
     UnknownMethodError,
     UnknownModelError,
+    UnsupportedProtocolError,
     UsageError,
     ValidationError,
     attach,
@@ -44,6 +46,7 @@ from cloudflare_durable import (
 from cloudflare_durable import TimeoutError as DurableTimeoutError
 from cloudflare_durable import _protocol as proto
 from cloudflare_durable._config import Settings
+from cloudflare_durable._exceptions import SubscriberLagged
 from cloudflare_durable._transports import websocket as websocket_module
 from cloudflare_durable._transports.network import NetworkTransport
 from cloudflare_durable.testing import NetworkHost, ServerProcess, WorkerHost
@@ -118,7 +121,7 @@ async def until_serving(transport: NetworkTransport) -> None:
     with anyio.fail_after(10):
         while True:
             try:
-                await transport.read("Counter", "ready")
+                await transport.perform(proto.Read("Counter", "ready"))
             except ConnectError:
                 await anyio.sleep(0.02)
             else:
@@ -135,54 +138,71 @@ def rid() -> str:
 async def test_every_operation_over_http(server: ServerProcess, oid: str) -> None:
     odd = f"{oid}/é ?#%"  # every character that needs escaping in a path
     async with connect(server.url) as transport:
-        assert await transport.read("Counter", odd) == proto.StateReply(0, None)
-        created = await transport.create("Counter", odd, {"value": 5}, rid())
-        assert created == proto.StateReply(1, {"value": 5})
+        assert await transport.perform(proto.Read("Counter", odd)) == proto.Reply(200, 0, None)
+        created = await transport.perform(proto.Create("Counter", odd, {"value": 5}, rid()))
+        assert created == proto.Reply(201, 1, {"value": 5})
         call_id = rid()
-        reply = await transport.call("Counter", odd, "increment", {"by": 2}, call_id)
-        assert reply == proto.CallReply(7, 2, {"value": 7})
-        assert await transport.call("Counter", odd, "increment", {"by": 2}, call_id) == reply
-        assert await transport.call("Counter", odd, "increment", {}, None) == proto.CallReply(
-            8, 3, {"value": 8}
+        reply = await transport.perform(proto.Call("Counter", odd, "increment", {"by": 2}, call_id))
+        assert reply == proto.Reply(200, 2, {"value": 7}, 7)
+        assert (
+            await transport.perform(proto.Call("Counter", odd, "increment", {"by": 2}, call_id))
+            == reply
         )
-        updated = await transport.update("Counter", odd, {"value": 1}, 3, rid())
-        assert updated == proto.StateReply(4, {"value": 1})
-        assert await transport.update("Counter", odd, {"value": 2}, None, None) == proto.StateReply(
-            5, {"value": 2}
+        assert await transport.perform(
+            proto.Call("Counter", odd, "increment", {}, None)
+        ) == proto.Reply(200, 3, {"value": 8}, 8)
+        updated = await transport.perform(proto.Update("Counter", odd, {"value": 1}, 3, rid()))
+        assert updated == proto.Reply(200, 4, {"value": 1})
+        assert await transport.perform(
+            proto.Update("Counter", odd, {"value": 2}, None, None)
+        ) == proto.Reply(200, 5, {"value": 2})
+        assert await transport.perform(proto.Delete("Counter", odd, rid())) == proto.Reply(
+            200, 6, None, deleted=True
         )
-        assert await transport.delete("Counter", odd, rid()) == proto.DeleteReply(True, 6)
-        assert await transport.delete("Counter", odd, None) == proto.DeleteReply(False, 6)
-        assert await transport.read("Counter", odd) == proto.StateReply(6, None)
-        recent = await transport.call("ChatRoom", odd, "recent", {"limit": 3}, None)
+        assert await transport.perform(proto.Delete("Counter", odd, None)) == proto.Reply(
+            200, 6, None, deleted=False
+        )
+        assert await transport.perform(proto.Read("Counter", odd)) == proto.Reply(200, 6, None)
+        recent = await transport.perform(proto.Call("ChatRoom", odd, "recent", {"limit": 3}, None))
         assert recent.result == []
 
 
 async def test_server_errors_map_onto_the_exception_tree(server: ServerProcess, oid: str) -> None:
     async with connect(server.url) as transport:
         with pytest.raises(UnknownModelError) as unknown_model:
-            await transport.read("NoSuchModel", oid)
+            await transport.perform(proto.Read("NoSuchModel", oid))
         with pytest.raises(UnknownMethodError):
-            await transport.call("Counter", oid, "no_such_method", {}, rid())
+            await transport.perform(proto.Call("Counter", oid, "no_such_method", {}, rid()))
         with pytest.raises(ValidationError):
-            await transport.call("Counter", oid, "increment", {"by": "many"}, rid())
-        await transport.create("Counter", oid, {"value": 1}, rid())
+            await transport.perform(proto.Call("Counter", oid, "increment", {"by": "many"}, rid()))
+        await transport.perform(proto.Create("Counter", oid, {"value": 1}, rid()))
         with pytest.raises(AlreadyExistsError):
-            await transport.create("Counter", oid, {"value": 2}, rid())
+            await transport.perform(proto.Create("Counter", oid, {"value": 2}, rid()))
         with pytest.raises(ConflictError) as conflict:
-            await transport.update("Counter", oid, {"value": 3}, 99, rid())
+            await transport.perform(proto.Update("Counter", oid, {"value": 3}, 99, rid()))
         assert not isinstance(conflict.value, AlreadyExistsError)
         assert conflict.value.details == {"expected": 99, "actual": 1}
         with pytest.raises(RemoteError) as denied:
-            await transport.call(
-                "Document", oid, "edit", {"editor_id": "eve", "content": "x", "version": 1}, rid()
+            await transport.perform(
+                proto.Call(
+                    "Document",
+                    oid,
+                    "edit",
+                    {"editor_id": "eve", "content": "x", "version": 1},
+                    rid(),
+                )
             )
         assert denied.value.type_name == "PermissionError"
         with pytest.raises(RemoteError) as blank:
-            await transport.call("ChatRoom", oid, "post", {"author": "ann", "text": " "}, rid())
+            await transport.perform(
+                proto.Call("ChatRoom", oid, "post", {"author": "ann", "text": " "}, rid())
+            )
         assert blank.value.type_name == "ValueError"
         for error in (unknown_model.value, conflict.value, denied.value, blank.value):
             assert error.retryable is False
-        assert await transport.read("Counter", oid) == proto.StateReply(1, {"value": 1})
+        assert await transport.perform(proto.Read("Counter", oid)) == proto.Reply(
+            200, 1, {"value": 1}
+        )
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token"])
@@ -191,10 +211,10 @@ async def test_a_missing_or_wrong_token_is_unauthorized(
 ) -> None:
     async with connect(server.url, token=token, retries=0) as transport:
         with pytest.raises(UnauthorizedError) as refused:
-            await transport.call("Counter", oid, "increment", {}, rid())
+            await transport.perform(proto.Call("Counter", oid, "increment", {}, rid()))
         assert refused.value.retryable is False
         with pytest.raises(UnauthorizedError):
-            await transport.read("NoSuchModel", oid)
+            await transport.perform(proto.Read("NoSuchModel", oid))
         with pytest.raises(UnauthorizedError):
             await transport.stream("Counter", oid, proto.SubscribeFrame())
         with pytest.raises(UnauthorizedError):
@@ -205,14 +225,14 @@ async def test_a_missing_or_wrong_token_is_unauthorized(
 async def test_another_protocol_version_is_refused(server: ServerProcess, oid: str) -> None:
     async with connect(server.url) as transport:
         transport._client.headers["Durable-Protocol"] = "2"
-        with pytest.raises(proto.UnsupportedProtocol) as refused:
-            await transport.read("Counter", oid)
+        with pytest.raises(UnsupportedProtocolError) as refused:
+            await transport.perform(proto.Read("Counter", oid))
         assert isinstance(refused.value, ProtocolError)
         assert not refused.value.retryable
         endpoint = endpoint_with(
             transport, {"Durable-Protocol": "2", "Authorization": f"Bearer {TOKEN}"}
         )
-        with pytest.raises(proto.UnsupportedProtocol):
+        with pytest.raises(UnsupportedProtocolError):
             await websocket_module.open_websocket(endpoint, proto.object_path("Counter", oid, "ws"))
 
 
@@ -246,7 +266,7 @@ async def test_replies_of_another_protocol_are_protocol_errors(
 ) -> None:
     async with tcp_server(replying(status, body, headers)) as url, connect(url) as transport:
         with pytest.raises(expected) as error:
-            await transport.read("Counter", "c")
+            await transport.perform(proto.Read("Counter", "c"))
         assert type(error.value) is expected
         assert getattr(error.value, "retryable", None) is retryable
 
@@ -262,29 +282,31 @@ async def test_connection_failures_are_retryable_transport_errors() -> None:
 
     async with connect(f"http://127.0.0.1:{free_port()}") as transport:
         with pytest.raises(ConnectError) as refused:
-            await transport.call("Counter", "c", "increment", {}, rid())
+            await transport.perform(proto.Call("Counter", "c", "increment", {}, rid()))
         assert refused.value.retryable
         assert isinstance(refused.value.__cause__, Exception)
         with pytest.raises(ConnectError):
             await transport.stream("Counter", "c", proto.SubscribeFrame())
     async with tcp_server(hang) as url, connect(url, timeout=0.3) as transport:
         with anyio.fail_after(5), pytest.raises(DurableTimeoutError) as timed_out:
-            await transport.read("Counter", "c")
+            await transport.perform(proto.Read("Counter", "c"))
         assert timed_out.value.retryable
     async with tcp_server(drop) as url, connect(url) as transport:
         with pytest.raises(ConnectionLostError) as lost:
-            await transport.call("Counter", "c", "increment", {}, rid())
+            await transport.perform(proto.Call("Counter", "c", "increment", {}, rid()))
         assert lost.value.retryable
 
 
 async def test_requests_too_large_or_not_json_are_refused_before_sending() -> None:
     async with connect(f"http://127.0.0.1:{free_port()}") as transport:
-        with pytest.raises(proto.PayloadTooLarge):
-            await transport.call(
-                "Counter", "c", "increment", {"by": "x" * proto.MAX_BODY_BYTES}, None
+        with pytest.raises(PayloadTooLargeError):
+            await transport.perform(
+                proto.Call("Counter", "c", "increment", {"by": "x" * proto.MAX_BODY_BYTES}, None)
             )
         with pytest.raises(ValidationError):
-            await transport.call("Counter", "c", "increment", {"by": float("nan")}, None)
+            await transport.perform(
+                proto.Call("Counter", "c", "increment", {"by": float("nan")}, None)
+            )
 
 
 async def test_a_retry_after_a_lost_reply_does_not_apply_the_call_again(
@@ -299,7 +321,7 @@ async def test_a_retry_after_a_lost_reply_does_not_apply_the_call_again(
         with anyio.fail_after(10):
             assert await client.get(Counter, oid).increment(5) == 5
         assert proxy.cuts == 0, "both replies were lost, the third attempt got through"
-        assert await direct.read("Counter", oid) == proto.StateReply(1, {"value": 5})
+        assert await direct.perform(proto.Read("Counter", oid)) == proto.Reply(200, 1, {"value": 5})
 
 
 # -- subscriptions ------------------------------------------------------------
@@ -313,8 +335,8 @@ async def test_a_stream_receives_the_snapshot_then_every_change(
         try:
             with anyio.fail_after(10):
                 assert await stream.receive() == proto.Snapshot(0, None)
-                await transport.call(
-                    "Document", oid, "join", {"editor_id": "ann", "name": "Ann"}, rid()
+                await transport.perform(
+                    proto.Call("Document", oid, "join", {"editor_id": "ann", "name": "Ann"}, rid())
                 )
                 snapshot = await stream.receive()
                 assert isinstance(snapshot, proto.Snapshot)
@@ -340,7 +362,7 @@ async def test_an_events_stream_gets_what_is_posted_right_after_it_opens(
             )
             try:
                 args = {"author": "ann", "text": f"hello {n}"}
-                await transport.call("ChatRoom", oid, "post", args, rid())
+                await transport.perform(proto.Call("ChatRoom", oid, "post", args, rid()))
                 with anyio.fail_after(10):
                     event = await stream.receive()
                 assert event == proto.EventMessage(n + 1, "Posted", args)
@@ -406,7 +428,7 @@ async def expect_subscribe(peer: PeerSocket) -> None:
         (1001, ConnectionLostError, True),
         (1011, ConnectionLostError, True),
         (1012, ConnectionLostError, True),
-        (4008, proto.SubscriberLagged, True),
+        (4008, SubscriberLagged, True),
         (1009, ProtocolError, False),
         (None, ConnectionLostError, True),  # the TCP connection just ends
     ],
@@ -476,10 +498,13 @@ async def test_text_that_is_not_utf8_is_a_protocol_error() -> None:
 
 
 async def test_oversize_messages_and_handshakes_of_another_protocol() -> None:
+    legal = {"v": "x" * (proto.MAX_STATE_BYTES + proto.MAX_RESULT_BYTES)}
+
     async def flood(peer: PeerSocket) -> None:
         await expect_subscribe(peer)
+        await peer.send_json({"type": "snapshot", "version": 2, "state": legal})
         await peer.send_json(
-            {"type": "snapshot", "version": 2, "state": {"v": "x" * proto.MAX_FRAME_BYTES}}
+            {"type": "snapshot", "version": 3, "state": {"v": "x" * proto.MAX_REPLY_BYTES}}
         )
         await anyio.sleep(2)
 
@@ -487,6 +512,7 @@ async def test_oversize_messages_and_handshakes_of_another_protocol() -> None:
         stream = await transport.stream("Counter", "c", proto.SubscribeFrame())
         with anyio.fail_after(5):
             await stream.receive()
+            assert await stream.receive() == proto.Snapshot(2, legal)  # 2 MiB: a server may
             with pytest.raises(ProtocolError, match="over"):
                 await stream.receive()
         await stream.aclose()
@@ -547,7 +573,7 @@ async def test_closing_the_transport_closes_its_websockets(server: ServerProcess
     assert not closed.value.retryable
     await stream.aclose()
     with pytest.raises(UsageError):
-        await transport.read("Counter", oid)
+        await transport.perform(proto.Read("Counter", oid))
     with pytest.raises(UsageError):
         await transport.stream("Counter", oid, proto.SubscribeFrame())
     with pytest.raises(UsageError):
@@ -564,7 +590,7 @@ async def test_a_session_carries_a_thousand_calls_in_flight(
     async with connect(server.url) as transport, transport.channel("Counter", oid) as channel:
 
         async def one() -> None:
-            reply = await channel.call("increment", {"by": 1}, rid())
+            reply = await channel.perform(proto.Call("Counter", oid, "increment", {"by": 1}, rid()))
             assert reply.state == {"value": reply.result}
             results.append(reply.result)
 
@@ -579,7 +605,11 @@ async def test_a_session_returns_each_reply_to_its_caller(server: ServerProcess,
     async with connect(server.url) as transport, transport.channel("Document", oid) as channel:
 
         async def join(editor: str) -> None:
-            reply = await channel.call("join", {"editor_id": editor, "name": editor.upper()}, rid())
+            reply = await channel.perform(
+                proto.Call(
+                    "Document", oid, "join", {"editor_id": editor, "name": editor.upper()}, rid()
+                )
+            )
             assert reply.result[-1] == editor
 
         with anyio.fail_after(30):
@@ -587,17 +617,29 @@ async def test_a_session_returns_each_reply_to_its_caller(server: ServerProcess,
                 for n in range(150):
                     tg.start_soon(join, f"e{n}")
         with pytest.raises(UnknownMethodError):
-            await channel.call("no_such_method", {}, rid())
+            await channel.perform(proto.Call("Document", oid, "no_such_method", {}, rid()))
         with pytest.raises(ValidationError):
-            await channel.call("join", {"editor_id": 1}, rid())
+            await channel.perform(proto.Call("Document", oid, "join", {"editor_id": 1}, rid()))
         with pytest.raises(RemoteError) as stale:
-            await channel.call("edit", {"editor_id": "e1", "content": "x", "version": 9}, rid())
+            await channel.perform(
+                proto.Call(
+                    "Document",
+                    oid,
+                    "edit",
+                    {"editor_id": "e1", "content": "x", "version": 9},
+                    rid(),
+                )
+            )
         assert stale.value.type_name == "ValueError"
-        again = await channel.call("leave", {"editor_id": "e0"}, "same-request")
-        assert again == await channel.call("leave", {"editor_id": "e0"}, "same-request")
+        again = await channel.perform(
+            proto.Call("Document", oid, "leave", {"editor_id": "e0"}, "same-request")
+        )
+        assert again == await channel.perform(
+            proto.Call("Document", oid, "leave", {"editor_id": "e0"}, "same-request")
+        )
         assert again.result is True
     with pytest.raises(UsageError):
-        await channel.call("leave", {"editor_id": "e1"}, rid())
+        await channel.perform(proto.Call("Document", oid, "leave", {"editor_id": "e1"}, rid()))
 
 
 @pytest.mark.slow
@@ -620,7 +662,9 @@ async def test_a_session_survives_a_server_crash_without_applying_a_call_twice(
         ):
 
             async def one() -> None:
-                reply = await channel.call("increment", {"by": 1}, rid())
+                reply = await channel.perform(
+                    proto.Call("Counter", oid, "increment", {"by": 1}, rid())
+                )
                 results.append(reply.result)
                 if len(results) == 100:
                     hundred.set()
@@ -636,7 +680,7 @@ async def test_a_session_survives_a_server_crash_without_applying_a_call_twice(
                     for _ in range(calls):
                         tg.start_soon(one)
                         await anyio.lowlevel.checkpoint()
-            assert (await transport.read("Counter", oid)).state == {"value": calls}
+            assert (await transport.perform(proto.Read("Counter", oid))).state == {"value": calls}
     finally:
         for detach in detachers:
             detach()
@@ -660,7 +704,11 @@ async def test_a_session_resends_calls_whose_replies_were_lost(
     ):
 
         async def one() -> None:
-            results.append((await channel.call("increment", {"by": 1}, rid())).result)
+            results.append(
+                (
+                    await channel.perform(proto.Call("Counter", oid, "increment", {"by": 1}, rid()))
+                ).result
+            )
 
         with anyio.fail_after(30):
             async with anyio.create_task_group() as tg:
@@ -669,16 +717,20 @@ async def test_a_session_resends_calls_whose_replies_were_lost(
         assert proxy.cuts == 0
     assert sorted(results) == list(range(1, 301))
     async with connect(server.url) as direct:
-        assert await direct.read("Counter", oid) == proto.StateReply(300, {"value": 300})
+        assert await direct.perform(proto.Read("Counter", oid)) == proto.Reply(
+            200, 300, {"value": 300}
+        )
 
 
 @pytest.mark.slow
 async def test_a_session_survives_a_graceful_restart(own_server: ServerProcess, oid: str) -> None:
     async with connect(own_server.url) as transport, transport.channel("Counter", oid) as channel:
-        first = await channel.call("increment", {"by": 1}, rid())
+        first = await channel.perform(proto.Call("Counter", oid, "increment", {"by": 1}, rid()))
         await anyio.to_thread.run_sync(own_server.restart)
         with anyio.fail_after(30):
-            second = await channel.call("increment", {"by": 1}, rid())
+            second = await channel.perform(
+                proto.Call("Counter", oid, "increment", {"by": 1}, rid())
+            )
     assert (first.result, second.result) == (1, 2)
 
 
@@ -689,15 +741,19 @@ async def test_a_session_gives_up_then_reconnects_on_the_next_call(
         connect(own_network_host.url, retries=2, reconnect_delay=0.01) as transport,
         transport.channel("Counter", oid) as channel,
     ):
-        assert (await channel.call("increment", {}, rid())).result == 1
+        assert (
+            await channel.perform(proto.Call("Counter", oid, "increment", {}, rid()))
+        ).result == 1
         await anyio.to_thread.run_sync(own_network_host.stop)
         with anyio.fail_after(10), pytest.raises(ConnectError, match="gave up") as gave_up:
-            await channel.call("increment", {}, rid())
+            await channel.perform(proto.Call("Counter", oid, "increment", {}, rid()))
         assert not gave_up.value.retryable
         await anyio.to_thread.run_sync(own_network_host.start)
         await until_serving(transport)
         with anyio.fail_after(10):
-            assert (await channel.call("increment", {}, rid())).result == 2
+            assert (
+                await channel.perform(proto.Call("Counter", oid, "increment", {}, rid()))
+            ).result == 2
 
 
 async def test_a_session_resends_calls_with_request_ids_after_a_drop() -> None:
@@ -727,7 +783,9 @@ async def test_a_session_resends_calls_with_request_ids_after_a_drop() -> None:
 
         async def one(request_id: str | None) -> None:
             try:
-                outcomes[str(request_id)] = (await channel.call("increment", {}, request_id)).result
+                outcomes[str(request_id)] = (
+                    await channel.perform(proto.Call("Counter", "c", "increment", {}, request_id))
+                ).result
             except ConnectionLostError as error:
                 outcomes[str(request_id)] = error
 
@@ -748,9 +806,13 @@ async def test_a_session_refuses_a_call_too_large_for_a_frame(
     server: ServerProcess, oid: str
 ) -> None:
     async with connect(server.url) as transport, transport.channel("Counter", oid) as channel:
-        with pytest.raises(proto.PayloadTooLarge):
-            await channel.call("increment", {"by": "x" * proto.MAX_FRAME_BYTES}, rid())
-        assert (await channel.call("increment", {}, rid())).result == 1
+        with pytest.raises(PayloadTooLargeError):
+            await channel.perform(
+                proto.Call("Counter", oid, "increment", {"by": "x" * proto.MAX_FRAME_BYTES}, rid())
+            )
+        assert (
+            await channel.perform(proto.Call("Counter", oid, "increment", {}, rid()))
+        ).result == 1
 
 
 async def test_entering_a_session_without_a_server_fails_after_retries() -> None:

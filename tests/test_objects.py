@@ -18,6 +18,7 @@ from cloudflare_durable import (
     UsageError,
     ValidationError,
 )
+from cloudflare_durable import _protocol as proto
 
 from .models import ChatRoom, Counter, Document, Edited, Joined, Left, Message, Posted
 
@@ -135,7 +136,7 @@ async def test_arguments_are_validated_before_anything_is_sent(
 async def test_unknown_method_from_an_out_of_date_model(client: DurableClient, oid: str) -> None:
     counter = client.get(Counter, oid)
     with pytest.raises(UnknownMethodError):
-        await client.call_method(Counter, oid, "explode", {})
+        await client._perform(proto.Call("Counter", oid, "explode", {}))
     assert (await counter.load()).durable_version == 0
 
 

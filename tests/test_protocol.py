@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -45,6 +50,9 @@ def test_routes(path: str, kind: str) -> None:
         ("/v1/objects/M/%FF", exc.InvalidIdError),
         ("/v1/objects/M/" + "x" * 257, exc.InvalidIdError),
         ("/v1/objects/M/a/call/bad-name", exc.InvalidIdError),
+        ("/v1/objects/M/%G1", exc.InvalidIdError),
+        ("/v1/objects/M/a%", exc.InvalidIdError),
+        ("/v1/objects/M/%E0%A4", exc.InvalidIdError),
     ],
 )
 def test_bad_paths(path: str, error: type[Exception]) -> None:
@@ -64,37 +72,129 @@ def test_object_id_limits_count_utf8_bytes() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"{", b"[]", b'"x"', b"1", b"\xff", b"[" * 10000, b'{"a": NaN}'],
+    [b"", b"{", b"[]", b'"x"', b"1", b"\xff", b"[" * 10000, b'{"a": NaN}', b'{"a": Infinity}'],
 )
 def test_bodies_that_are_not_objects(body: bytes) -> None:
     with pytest.raises(exc.BadRequestError):
         proto.loads_object(body)
 
 
-def test_call_and_update_bodies() -> None:
-    assert proto.parse_call_body({}).args == {}
+def nested(depth: int) -> str:
+    """A JSON object nesting ``depth`` levels of objects and arrays (itself included)."""
+    inner = "1"
+    for level in range(depth - 1):
+        inner = f"[{inner}]" if level % 2 else f'{{"a":{inner}}}'
+    return f'{{"x":{inner}}}'
+
+
+def test_nesting_is_limited() -> None:
+    assert proto.loads_object(nested(proto.MAX_DEPTH))
+    with pytest.raises(exc.BadRequestError, match="deeper"):
+        proto.loads_object(nested(proto.MAX_DEPTH + 1))
+    # brackets inside strings are text, not nesting
+    assert proto.loads_object(json.dumps({"s": "[" * 500}))
+    with pytest.raises(exc.BadRequestError):
+        proto.loads_object("[" * 200_000 + "]" * 200_000)
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1E999"])
+def test_numbers_too_large_to_be_finite_are_refused(number: str) -> None:
+    with pytest.raises(exc.BadRequestError, match="finite"):
+        proto.loads_object(f'{{"args": {{"x": {number}}}}}')
+
+
+def test_integers_travel_only_within_the_safe_range() -> None:
+    top = proto.MAX_SAFE_INTEGER
+    assert proto.loads_object(f'{{"a": [{top}, {-top}]}}') == {"a": [top, -top]}
+    with pytest.raises(exc.ValidationError) as refused:
+        proto.loads_object(f'{{"args": {{"by": {top + 1}, "ok": 1}}, "xs": [0, {-top - 1}]}}')
+    errors = refused.value.details["errors"]
+    assert [error["loc"] for error in errors] == [["args", "by"], ["xs", 1]]
+    assert {error["type"] for error in errors} == {"int_out_of_range"}
+    assert proto.loads_object('{"a": 1e20}') == {"a": 1e20}  # a float literal is not an integer
+
+
+def test_unpaired_surrogates_are_refused() -> None:
+    assert proto.loads_object('{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}
+    with pytest.raises(exc.BadRequestError, match="surrogate"):
+        proto.loads_object('{"a": "\\ud800"}')
+    with pytest.raises(exc.BadRequestError, match="surrogate"):
+        proto.loads_object('{"\\udfff": 1}')
+
+
+OPERATIONS: list[proto.Operation] = [
+    proto.Call("Counter", "a/b", "increment", {"by": 2}, "r-1"),
+    proto.Call("Counter", "é", "reset"),
+    proto.Read("Counter", "x"),
+    proto.Create("Counter", "x", {"value": 1}, "r-2"),
+    proto.Create("Counter", "x"),
+    proto.Update("Counter", "x", {"value": 3}, 4, "r-3"),
+    proto.Update("Counter", "x", {}),
+    proto.Delete("Counter", "x", "r-4"),
+    proto.Delete("Counter", "x"),
+]
+
+
+@pytest.mark.parametrize("op", OPERATIONS, ids=repr)
+def test_operations_round_trip_through_http(op: proto.Operation) -> None:
+    request = proto.http_request(op)
+    route = proto.parse_path(request.path)
+    body = proto.loads_object(request.body) if request.body else {}
+    assert proto.http_operation(route, request.method, body) == op
+
+
+@pytest.mark.parametrize("kind", ["call", "read", "create", "update", "delete"])
+def test_replies_round_trip(kind: Any) -> None:
+    reply = proto.Reply(200, 3, {"value": 1}, result=[1] if kind == "call" else None)
+    if kind == "delete":
+        reply = proto.Reply(200, 3, None, deleted=True)
+    assert proto.read_reply(kind, json.loads(proto.dumps(reply.to_json(kind)))) == reply
+    older = proto.Reply(201, 2, None, result=None, has_state=False)
+    if kind not in ("call", "delete"):
+        assert "state" not in older.to_json(kind)
+        assert proto.read_reply(kind, older.to_json(kind), 201) == older
+
+
+def test_request_bodies() -> None:
+    call = proto.parse_path("/v1/objects/M/a/call/m")
+    state = proto.parse_path("/v1/objects/M/a")
+    assert proto.http_operation(call, "POST", {}) == proto.Call("M", "a", "m", {})
     with pytest.raises(exc.BadRequestError, match="unknown member"):
-        proto.parse_call_body({"args": {}, "extra": 1})
+        proto.http_operation(call, "POST", {"args": {}, "extra": 1})
     with pytest.raises(exc.BadRequestError, match="object"):
-        proto.parse_call_body({"args": [1]})
+        proto.http_operation(call, "POST", {"args": [1]})
     with pytest.raises(exc.InvalidIdError):
-        proto.parse_call_body({"request_id": "a b"})
+        proto.http_operation(call, "POST", {"request_id": "a b"})
+    assert proto.http_operation(call, "POST", {"request_id": None}).request_id is None
     with pytest.raises(exc.BadRequestError):
-        proto.parse_update_body({"fields": {}, "if_version": True})
+        proto.http_operation(state, "PATCH", {"fields": {}, "if_version": True})
     with pytest.raises(exc.BadRequestError):
-        proto.parse_update_body({"fields": {}, "if_version": -1})
-    assert proto.parse_update_body({"fields": {"a": 1}, "if_version": 2}).if_version == 2
+        proto.http_operation(state, "PATCH", {"fields": {}, "if_version": -1})
+    with pytest.raises(exc.BadRequestError, match="fields"):
+        proto.http_operation(state, "PATCH", {})
+    update = proto.http_operation(state, "PATCH", {"fields": {"a": 1}, "if_version": 2})
+    assert update == proto.Update("M", "a", {"a": 1}, 2)
+
+
+def test_fingerprints_tell_operations_apart() -> None:
+    call = proto.Call("M", "a", "m", {"x": 1, "y": [1, 2]}, "r")
+    assert call.fingerprint() == proto.Call("M", "a", "m", {"y": [1, 2], "x": 1}).fingerprint()
+    assert call.fingerprint() != proto.Call("M", "a", "m", {"x": 2, "y": [1, 2]}).fingerprint()
+    assert call.fingerprint() != proto.Call("M", "a", "n", {"x": 1, "y": [1, 2]}).fingerprint()
+    assert proto.Delete("M", "a").fingerprint() != proto.Create("M", "a").fingerprint()
+    update = proto.Update("M", "a", {"v": 1}, 3)
+    assert update.fingerprint() != proto.Update("M", "a", {"v": 1}, 4).fingerprint()
 
 
 def test_content_type_and_protocol_header() -> None:
     proto.check_content_type("application/json; charset=utf-8")
-    with pytest.raises(proto.UnsupportedMediaType):
+    with pytest.raises(exc.UnsupportedMediaTypeError):
         proto.check_content_type("text/plain")
-    with pytest.raises(proto.UnsupportedMediaType):
+    with pytest.raises(exc.UnsupportedMediaTypeError):
         proto.check_content_type(None)
     proto.check_protocol_header(None)
     proto.check_protocol_header("1")
-    with pytest.raises(proto.UnsupportedProtocol):
+    with pytest.raises(exc.UnsupportedProtocolError):
         proto.check_protocol_header("2")
 
 
@@ -113,8 +213,15 @@ def test_content_type_and_protocol_header() -> None:
         exc.OverloadedError("o"),
         exc.UnavailableError("u"),
         exc.ServerError("s"),
-        proto.PayloadTooLarge("p"),
-        proto.UnsupportedProtocol("p"),
+        exc.PayloadTooLargeError("p"),
+        exc.UnsupportedProtocolError("p"),
+        exc.InvalidIdError("i"),
+        exc.ForbiddenError("f"),
+        exc.RequestIdReusedError("r"),
+        exc.StateTooLargeError("s"),
+        exc.MethodNotAllowedError("m"),
+        exc.UnsupportedMediaTypeError("u"),
+        exc.BadRequestError("b"),
     ],
 )
 def test_errors_round_trip_through_envelopes(error: exc.DurableError) -> None:
@@ -152,19 +259,27 @@ def test_client_frames() -> None:
     with pytest.raises(proto.FrameError) as bad_call:
         proto.parse_client_frame('{"type":"call","id":7,"method":"m","args":[]}')
     assert bad_call.value.call_id == 7
+    assert isinstance(bad_call.value.error, exc.BadRequestError)
+    with pytest.raises(proto.FrameError) as big:
+        proto.parse_client_frame('{"type":"call","id":7,"method":"m","args":{"x":1e99999}}')
+    assert big.value.call_id is None
     for text in [
         "nope",
         "[]",
         '{"type":"launch"}',
         '{"type":"call","id":"x"}',
+        '{"type":"call","id":-1,"method":"m"}',
+        '{"type":"call","id":9007199254740992,"method":"m"}',
         '{"type":"subscribe","since":-1}',
+        '{"type":"ping","x":1}',
+        '{"type":"subscribe","later":true}',
     ]:
         with pytest.raises(proto.FrameError):
             proto.parse_client_frame(text)
 
 
 def test_server_frames() -> None:
-    reply = proto.CallReply(2, 3, {"value": 2})
+    reply = proto.Reply(200, 3, {"value": 2}, result=2)
     assert proto.parse_server_frame(proto.dumps(proto.result_frame(9, reply))) == proto.Result(
         9, reply
     )
@@ -190,3 +305,41 @@ def test_dot_ids_are_reserved(reserved: str) -> None:
     with pytest.raises(exc.InvalidIdError):
         proto.parse_path(f"/v1/objects/Counter/{reserved.replace('.', '%2E')}")
     assert proto.check_object_id("...") == "..."
+
+
+def test_the_error_table_matches_the_exception_tree() -> None:
+    """Each wire code maps to one class, whose status and retry flag are the code's."""
+    for code, cls in exc.ERRORS.items():
+        assert cls.code == code
+        assert issubclass(cls, exc.DurableError)
+        assert 400 <= cls.status <= 599
+        assert cls.__name__ in exc.__doc__, f"{cls.__name__} is missing from the drawn tree"
+    for name in exc.__all__:
+        if name != "ERRORS":
+            assert name in exc.__doc__, f"{name} is missing from the drawn tree"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def documented_codes() -> dict[str, tuple[int, bool]]:
+    """The error table of docs/protocol.md: code -> (HTTP status, retryable)."""
+    rows = re.findall(
+        r"^\| `([a-z_]+)` \| (\d{3}) \| (yes|no) \|", (ROOT / "docs/protocol.md").read_text(), re.M
+    )
+    return {code: (int(status), flag == "yes") for code, status, flag in rows}
+
+
+def worker_codes() -> dict[str, tuple[int, bool]]:
+    """ERROR_CODES of the Worker: code -> (HTTP status, retryable)."""
+    source = (ROOT / "worker/src/lib/errors.ts").read_text()
+    rows = re.findall(
+        r"^\s+([a-z_]+): \{ status: (\d{3}), retryable: (true|false) \}", source, re.M
+    )
+    return {code: (int(status), flag == "true") for code, status, flag in rows}
+
+
+def test_the_error_table_is_the_documented_one_and_the_workers() -> None:
+    ours = {code: (cls.status, cls.default_retryable) for code, cls in exc.ERRORS.items()}
+    assert ours == documented_codes()
+    assert ours == worker_codes()

@@ -1,14 +1,20 @@
-"""The typing promise: what ``mypy --strict`` (with no plugin) makes of users' code.
+"""The typing promise: what ``mypy --strict`` and pyright (strict), with no plugin,
+make of users' code.
 
-``tests/typing/pass_*.py`` must check cleanly. In ``tests/typing/fail_*.py``,
-each line that mypy must reject ends with ``# E: <code>[, <code>...]``; the
-errors mypy reports there must be exactly those lines with exactly those
-codes, so a line that stops being rejected fails the test too.
+``tests/typing/pass_*.py`` must check cleanly under both. In
+``tests/typing/fail_*.py``, each line that must be rejected ends with
+``# E: <code>[, <code>...]`` (mypy's error codes): mypy must report exactly
+those lines with exactly those codes, and pyright errors on exactly those lines
+(its own rule names differ), so a line that stops being rejected fails the test.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -80,6 +86,60 @@ def test_passes_strict(path: Path, reported: dict[Path, Errors]) -> None:
 def test_rejects_exactly_the_marked_lines(path: Path, reported: dict[Path, Errors]) -> None:
     expected = expected_errors(path)
     actual = reported.get(path.resolve(), set())
+    assert {
+        "marked but not reported": sorted(expected - actual),
+        "reported but not marked": sorted(actual - expected),
+    } == {"marked but not reported": [], "reported but not marked": []}
+
+
+PYRIGHT_CONFIG = {
+    "typeCheckingMode": "strict",
+    "pythonVersion": "3.11",
+    "reportUnusedExpression": False,
+}
+
+
+@pytest.fixture(scope="module")
+def pyright_reported(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, set[int]]:
+    """One pyright run (basedpyright, from PyPI) over every typing file: lines with errors."""
+    executable = shutil.which("basedpyright", path=str(Path(sys.executable).parent))
+    assert executable is not None, "basedpyright is part of the dev extra"
+    config = tmp_path_factory.mktemp("pyright") / "pyrightconfig.json"
+    config.write_text(
+        json.dumps(
+            {
+                **PYRIGHT_CONFIG,
+                "venvPath": str(Path(sys.prefix).parent),
+                "venv": Path(sys.prefix).name,
+            }
+        )
+    )
+    result = subprocess.run(
+        [executable, "--outputjson", "-p", str(config), *map(str, PASS_FILES + FAIL_FILES)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    report = json.loads(result.stdout)
+    lines: dict[Path, set[int]] = defaultdict(set)
+    for diagnostic in report["generalDiagnostics"]:
+        if diagnostic["severity"] == "error":
+            lines[Path(diagnostic["file"]).resolve()].add(diagnostic["range"]["start"]["line"] + 1)
+    return dict(lines)
+
+
+@pytest.mark.parametrize("path", PASS_FILES, ids=lambda path: path.name)
+def test_passes_pyright(path: Path, pyright_reported: dict[Path, set[int]]) -> None:
+    assert sorted(pyright_reported.get(path.resolve(), set())) == []
+
+
+@pytest.mark.parametrize("path", FAIL_FILES, ids=lambda path: path.name)
+def test_pyright_rejects_exactly_the_marked_lines(
+    path: Path, pyright_reported: dict[Path, set[int]]
+) -> None:
+    expected = {line for line, _ in expected_errors(path)}
+    actual = pyright_reported.get(path.resolve(), set())
     assert {
         "marked but not reported": sorted(expected - actual),
         "reported but not marked": sorted(actual - expected),

@@ -1,42 +1,67 @@
 """``DurableClient``: the policy layer between models and transports.
 
 It owns the settings, picks the transport (the embedded host, or HTTP and
-WebSocket to a server), gives every logical operation one request id and keeps
-it across retries, retries what is retryable with jittered capped backoff,
-enforces timeouts, and emits telemetry.
+WebSocket to a server), gives every change one request id and keeps it across
+retries, retries what is retryable with jittered capped backoff, enforces
+timeouts, and emits telemetry. It speaks in model names, object ids,
+operations and replies (``_protocol``): what those mean for model classes and
+handles is the models' business (``_handles``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import enum
-import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+import weakref
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import anyio
 import anyio.lowlevel
-import pydantic
 
+from . import _context
 from . import _exceptions as exc
 from . import _protocol as proto
 from . import _telemetry as telemetry
-from ._config import Settings, backoff
-from ._models import Binding, DurableModel, Event, _binding
-from ._pydantic import translate
+from ._config import Settings
+from ._retry import deadline, retrying
 from ._subscription import Subscription
-from ._transports.base import CallChannel, ForwardingTransport, MessageStream, Transport
+from ._transports.base import CallChannel, MessageStream, Transport
+from ._transports.network import NetworkTransport
 
 if TYPE_CHECKING:
+    from ._models import DurableModel
     from .host import Host
 
 __all__ = ["DurableClient", "default_client"]
 
-M = TypeVar("M", bound=DurableModel)
+M = TypeVar("M", bound="DurableModel")
 T = TypeVar("T")
-E = TypeVar("E", bound=Event)
+
+
+class EmbeddedTransports(Protocol):
+    """Makes the transport of the embedded host (``_transports.local`` provides it)."""
+
+    def __call__(self, *, store: str | None = None, host: Host | None = None) -> Transport: ...
+
+
+_embedded: EmbeddedTransports | None = None
+
+
+def provide_embedded(factory: EmbeddedTransports) -> None:
+    """Install how clients reach the in-process host (done once, at import)."""
+    global _embedded
+    _embedded = factory
+
+
+def _embedded_transport(*, store: str | None = None, host: Host | None = None) -> Transport:
+    if _embedded is None:  # pragma: no cover - installed when the package is imported
+        raise exc.UsageError("the embedded host is not available")
+    return _embedded(store=store, host=host)
 
 
 class ClientState(enum.Enum):
@@ -49,7 +74,7 @@ class DurableClient:
     """A connection to a host: the embedded one in-process, or a server by URL.
 
     Arguments left as ``None`` come from the environment (``CLOUDFLARE_WORKER_URL``,
-    ``CLOUDFLARE_API_TOKEN``, ``CLOUDFLARE_DURABLE_TIMEOUT``... see the README),
+    ``CLOUDFLARE_DURABLE_TOKEN``, ``CLOUDFLARE_DURABLE_TIMEOUT``... see the README),
     then from the defaults. Without a URL the client runs the embedded host on
     the SQLite file ``store`` (``":memory:"`` for throwaway state). ``host=``
     shares an existing in-process ``Host``. Times are in seconds.
@@ -76,7 +101,6 @@ class DurableClient:
         self.settings = Settings(
             url=None if embedded else (url if url is not None else env.url),
             token=token if token is not None else env.token,
-            account_id=env.account_id,
             store=store if store is not None else env.store,
             timeout=timeout if timeout is not None else env.timeout,
             retries=retries if retries is not None else env.retries,
@@ -84,21 +108,15 @@ class DurableClient:
             reconnect_delay=reconnect_delay if reconnect_delay is not None else env.reconnect_delay,
             pool_size=pool_size if pool_size is not None else env.pool_size,
         ).check()
-        self._transport = transport or self._make_transport(host)
+        if transport is None:
+            if host is not None:
+                transport = _embedded_transport(host=host)
+            elif self.settings.url is None:
+                transport = _embedded_transport(store=self.settings.store)
+            else:
+                transport = NetworkTransport(self.settings)
+        self._transport = transport
         self._state = ClientState.UNOPENED
-
-    def _make_transport(self, host: Host | None) -> Transport:
-        from ._transports.local import LocalTransport
-
-        if host is not None:
-            return LocalTransport(host, owns_host=False)
-        if self.settings.url is None:
-            from .host import Host
-
-            return LocalTransport(Host(self.settings.store), owns_host=True)
-        from ._transports.network import NetworkTransport
-
-        return NetworkTransport(self.settings)
 
     def __repr__(self) -> str:
         where = self.settings.url or f"embedded:{self.settings.store}"
@@ -121,6 +139,10 @@ class DurableClient:
             self._state = ClientState.CLOSED
             await self._transport.aclose()
 
+    @property
+    def closed(self) -> bool:
+        return self._state is ClientState.CLOSED
+
     def _check_open(self) -> None:
         if self._state is ClientState.CLOSED:
             raise exc.UsageError("this DurableClient is closed; create a new one")
@@ -133,175 +155,35 @@ class DurableClient:
 
     async def create(self, model: type[M], object_id: str, /, **fields: Any) -> M:
         """Initialise the object with ``fields``; ``AlreadyExistsError`` if it has state."""
-        return await self.create_object(model, proto.check_object_id(object_id), fields)
+        return await model.get(object_id, client=self)._durable_create(fields)
 
-    # -- operations used by models ----------------------------------------
+    # -- what handles use -------------------------------------------------
 
-    async def create_object(self, model: type[M], object_id: str, fields: dict[str, Any]) -> M:
-        try:
-            state = model.model_validate(fields).model_dump(mode="json")
-        except pydantic.ValidationError as error:
-            raise translate(error, f"invalid fields for {model.__qualname__}") from error
-        name = model.__durable_name__
-        reply = await self._request(
-            "create",
-            name,
-            object_id,
-            "",
-            lambda rid: self._transport.create(name, object_id, state, rid),
-        )
-        handle = model.get(object_id, client=self)
-        handle._durable_apply(reply.version, reply.state)
-        return handle
-
-    async def read(self, model: type[DurableModel], object_id: str) -> proto.StateReply:
-        name = model.__durable_name__
-        return await self._request(
-            "read",
-            name,
-            object_id,
-            "",
-            lambda _: self._transport.read(name, object_id),
-            idempotent=True,
-        )
-
-    async def update_object(
-        self,
-        model: type[DurableModel],
-        object_id: str,
-        fields: dict[str, Any],
-        if_version: int | None,
-    ) -> proto.StateReply:
-        payload = _dump_fields(model, fields)
-        if if_version is not None and (type(if_version) is not int or if_version < 0):
-            raise exc.UsageError(f"if_version must be a non-negative int, not {if_version!r}")
-        name = model.__durable_name__
-        return await self._request(
-            "update",
-            name,
-            object_id,
-            "",
-            lambda rid: self._transport.update(name, object_id, payload, if_version, rid),
-        )
-
-    async def delete_object(self, model: type[DurableModel], object_id: str) -> proto.DeleteReply:
-        name = model.__durable_name__
-        return await self._request(
-            "delete", name, object_id, "", lambda rid: self._transport.delete(name, object_id, rid)
-        )
-
-    async def call_method(
-        self, model: type[DurableModel], object_id: str, method: str, args: dict[str, Any]
-    ) -> proto.CallReply:
-        name = model.__durable_name__
+    async def _perform(self, op: proto.Operation) -> proto.Reply:
+        """Perform ``op`` under this client's policy: request ids, retries, timeouts,
+        telemetry. In-process, nothing can be lost in transit: no request ids, and no
+        timeouts except for calls a method body makes (so two bodies waiting on each
+        other give up instead of waiting forever)."""
+        self._check_open()
         transport = self._transport
-        open_ = self._state is not ClientState.CLOSED
-        if transport.in_process and open_ and not telemetry.observed():
-            return await transport.call(name, object_id, method, args, None)  # the hot path
-        return await self._request(
-            "call",
-            name,
-            object_id,
-            method,
-            lambda rid: transport.call(name, object_id, method, args, rid),
-        )
+        if transport.in_process and not telemetry.observed():
+            if _context.current() is None:
+                return await transport.perform(op)  # the hot path
+            with deadline(self.settings.timeout, f"{op.kind} {op.model}({op.object_id!r})"):
+                return await transport.perform(op)
+        if not transport.in_process and isinstance(op, proto.MUTATIONS) and op.request_id is None:
+            op = dataclasses.replace(op, request_id=uuid.uuid4().hex)
+        return await self._observed(op)
 
-    def subscribe_snapshots(self, handle: M) -> Subscription[M]:
-        def convert(message: proto.Snapshot | proto.EventMessage) -> M | None:
-            if not isinstance(message, proto.Snapshot):
-                return None
-            handle._durable_apply(message.version, message.state)
-            return handle._snapshot(message.version, message.state)
-
-        return self._subscription(handle, proto.SubscribeFrame(None, True, False), convert, None)
-
-    def subscribe_events(self, handle: DurableModel, types: tuple[type[E], ...]) -> Subscription[E]:
-        by_name = {event_type.__durable_event_name__: event_type for event_type in types}
-
-        def convert(message: proto.Snapshot | proto.EventMessage) -> E | None:
-            if not isinstance(message, proto.EventMessage):
-                return None
-            event_type = by_name.get(message.name)
-            if event_type is None:
-                return None
-            try:
-                return event_type.model_validate(message.data)
-            except pydantic.ValidationError as error:
-                raise translate(error, f"event {message.name} does not validate") from error
-
-        return self._subscription(handle, proto.SubscribeFrame(None, False, True), convert, None)
-
-    def _subscription(
-        self,
-        handle: DurableModel,
-        frame: proto.SubscribeFrame,
-        convert: Callable[[proto.Snapshot | proto.EventMessage], T | None],
-        since: int | None,
-    ) -> Subscription[T]:
-        self._check_open()
-        name, object_id = type(handle).__durable_name__, handle.durable_id
-
-        async def open_stream(since: int | None) -> MessageStream:
-            started = time.perf_counter()
-            stream = await self._transport.stream(
-                name, object_id, proto.SubscribeFrame(since, frame.snapshots, frame.events)
-            )
-            telemetry.emit(
-                "websocket.connected",
-                {"duration": time.perf_counter() - started},
-                {"model": name, "object_id": object_id, "since": since},
-            )
-            return stream
-
-        return Subscription(
-            open_stream,
-            convert,
-            since=since,
-            timeout=self.settings.timeout,
-            reconnect_delay=self.settings.reconnect_delay,
-            metadata={"model": name, "object_id": object_id},
-        )
-
-    @asynccontextmanager
-    async def open_session(self, handle: M) -> AsyncIterator[M]:
-        self._check_open()
-        name = type(handle).__durable_name__
-        async with self._transport.channel(name, handle.durable_id) as channel:
-            session = DurableClient.__new__(DurableClient)
-            session.settings = self.settings
-            session._transport = _ChannelTransport(self._transport, channel)
-            session._state = ClientState.OPENED
-            binding = _binding(handle)
-            view = type(handle)._unloaded(
-                Binding(binding.object_id, session, binding.version, binding.loaded)
-            )
-            if binding.loaded:
-                object.__setattr__(view, "__dict__", dict(handle.__dict__))
-            yield view
-
-    # -- the policy -------------------------------------------------------
-
-    async def _request(
-        self,
-        kind: str,
-        model: str,
-        object_id: str,
-        method: str,
-        perform: Callable[[str | None], Awaitable[T]],
-        *,
-        idempotent: bool = False,
-    ) -> T:
-        self._check_open()
-        if self._transport.in_process and not telemetry.observed():
-            return await perform(None)  # nothing to retry, time or report
-        request_id = None if idempotent or self._transport.in_process else uuid.uuid4().hex
-        metadata = {"kind": kind, "model": model, "object_id": object_id, "method": method}
+    async def _observed(self, op: proto.Operation) -> proto.Reply:
+        method = op.method if isinstance(op, proto.Call) else ""
+        metadata = {"kind": op.kind, "model": op.model, "object_id": op.object_id, "method": method}
         started = time.perf_counter()
         if telemetry.active("request.start"):
             telemetry.emit("request.start", {"system_time": time.time()}, metadata)
         try:
-            with telemetry.span(f"durable.{kind}", metadata):
-                result = await self._attempts(perform, request_id, metadata)
+            with telemetry.span(f"durable.{op.kind}", metadata):
+                reply = await self._attempts(op, metadata)
         except exc.DurableError as error:
             duration = time.perf_counter() - started
             telemetry.emit("error", {"duration": duration}, {**metadata, "error": error})
@@ -309,102 +191,133 @@ class DurableClient:
             raise
         if telemetry.active("request.stop"):
             telemetry.emit("request.stop", {"duration": time.perf_counter() - started}, metadata)
-        return result
+        return reply
 
-    async def _attempts(
+    async def _attempts(self, op: proto.Operation, metadata: dict[str, Any]) -> proto.Reply:
+        transport = self._transport
+        if transport.in_process:
+            return await transport.perform(op)
+        settings = self.settings
+        return await retrying(
+            lambda: transport.perform(op),
+            retries=settings.retries,
+            delay=settings.retry_delay,
+            within=settings.timeout,
+            what=f"{metadata}",
+        )
+
+    def _subscribe(
         self,
-        perform: Callable[[str | None], Awaitable[T]],
-        request_id: str | None,
-        metadata: dict[str, Any],
-    ) -> T:
-        if self._transport.in_process:
-            return await perform(request_id)
-        delays = backoff(self.settings.retry_delay)
-        for attempt in itertools.count():
+        model: str,
+        object_id: str,
+        frame: proto.SubscribeFrame,
+        convert: Callable[[proto.Message], T | None],
+    ) -> Subscription[T]:
+        """Items ``convert`` makes of the messages of a subscription that resumes by version."""
+        self._check_open()
+        metadata = {"model": model, "object_id": object_id}
+
+        async def open_stream(since: int | None) -> MessageStream:
+            started = time.perf_counter()
+            stream = await self._transport.stream(
+                model, object_id, dataclasses.replace(frame, since=since)
+            )
+            telemetry.emit(
+                "websocket.connected",
+                {"duration": time.perf_counter() - started},
+                {**metadata, "since": since},
+            )
+            return stream
+
+        return Subscription(
+            open_stream,
+            convert,
+            since=frame.since,
+            timeout=self.settings.timeout,
+            reconnect_delay=self.settings.reconnect_delay,
+            metadata=metadata,
+        )
+
+    @asynccontextmanager
+    async def _session(self, model: str, object_id: str) -> AsyncIterator[DurableClient]:
+        """A client whose calls to this object share one channel (an RPC session)."""
+        self._check_open()
+        async with self._transport.channel(model, object_id) as channel:
+            session = DurableClient.__new__(DurableClient)
+            session.settings = self.settings
+            session._transport = _ChannelTransport(self._transport, channel)
+            session._state = ClientState.OPENED
             try:
-                try:
-                    with anyio.fail_after(self.settings.timeout):
-                        return await perform(request_id)
-                except TimeoutError as error:
-                    if isinstance(error, exc.DurableError):
-                        raise
-                    raise exc.TimeoutError(
-                        f"no reply within {self.settings.timeout:g} s"
-                    ) from error
-            except exc.DurableError as error:
-                if not error.retryable or attempt >= self.settings.retries:
-                    raise
-                delay = next(delays)
-                telemetry.logger.info(
-                    "retrying %s after %s (attempt %d, in %.3f s)",
-                    metadata,
-                    error,
-                    attempt + 1,
-                    delay,
-                )
-                await anyio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+                yield session
+            finally:
+                session._state = ClientState.CLOSED
 
 
-class _ChannelTransport(ForwardingTransport):
-    """Calls through an open channel (an RPC session); everything else as before."""
+class _ChannelTransport(Transport):
+    """Calls go through an open channel (an RPC session); everything else as before."""
 
     def __init__(self, parent: Transport, channel: CallChannel) -> None:
-        super().__init__(parent)
+        self._parent = parent
         self._channel = channel
+        self.in_process = parent.in_process
 
-    async def call(
-        self, model: str, object_id: str, method: str, args: dict[str, Any], request_id: str | None
-    ) -> proto.CallReply:
-        return await self._channel.call(method, args, request_id)
+    async def perform(self, op: proto.Operation) -> proto.Reply:
+        if isinstance(op, proto.Call):
+            return await self._channel.perform(op)
+        return await self._parent.perform(op)
+
+    async def stream(
+        self, model: str, object_id: str, subscribe: proto.SubscribeFrame
+    ) -> MessageStream:
+        return await self._parent.stream(model, object_id, subscribe)
+
+    def channel(
+        self, model: str, object_id: str
+    ) -> contextlib.AbstractAsyncContextManager[CallChannel]:
+        return self._parent.channel(model, object_id)
 
     async def aclose(self) -> None:
         pass  # the session's connection closes with its block; the parent stays open
 
 
-_field_adapters: dict[tuple[type[DurableModel], str], pydantic.TypeAdapter[Any]] = {}
-
-
-def _dump_fields(model: type[DurableModel], fields: dict[str, Any]) -> dict[str, Any]:
-    """Validate a partial update field by field and turn it into JSON."""
-    unknown = sorted(set(fields) - set(model.model_fields))
-    if unknown:
-        raise exc.ValidationError(
-            f"{model.__qualname__} has no field(s) {', '.join(unknown)}",
-            details={
-                "errors": [
-                    {"loc": [n], "msg": "unknown field", "type": "extra_forbidden"} for n in unknown
-                ]
-            },
-        )
-    payload: dict[str, Any] = {}
-    for name, value in fields.items():
-        adapter = _field_adapters.get((model, name))
-        if adapter is None:
-            info = model.model_fields[name]
-            adapter = pydantic.TypeAdapter(info.rebuild_annotation())
-            _field_adapters[(model, name)] = adapter
-        try:
-            payload[name] = adapter.dump_python(adapter.validate_python(value), mode="json")
-        except pydantic.ValidationError as error:
-            raise translate(error, f"invalid value for {model.__qualname__}.{name}") from error
-    return payload
-
-
 _defaults: dict[Any, DurableClient] = {}
+_for_hosts: weakref.WeakKeyDictionary[Host, DurableClient] = weakref.WeakKeyDictionary()
 _MAX_DEFAULTS: Final = 8
 
 
 def default_client() -> DurableClient:
-    """The client handles use when none was given: built from the environment,
-    one per event loop (the embedded host when ``CLOUDFLARE_WORKER_URL`` is unset)."""
+    """The client handles use when none was given.
+
+    Inside a method body: a client of the host running it. Elsewhere: one built
+    from the environment, one per event loop (the embedded host when
+    ``CLOUDFLARE_WORKER_URL`` is unset). A client pushed out of the cache by
+    newer event loops is closed.
+    """
+    body = _context.current()
+    if body is not None:
+        return _client_for(body.host)
     try:
         token = anyio.lowlevel.current_token()
     except RuntimeError:
         raise exc.UsageError("handles can only do I/O inside an async event loop") from None
     client = _defaults.get(token)
-    if client is None or client._state is ClientState.CLOSED:
+    if client is None or client.closed:
         if len(_defaults) >= _MAX_DEFAULTS:
-            _defaults.clear()
+            _evict_defaults()
         client = _defaults[token] = DurableClient()
     return client
+
+
+def _client_for(host: Host) -> DurableClient:
+    client = _for_hosts.get(host)
+    if client is None or client.closed:
+        client = _for_hosts[host] = DurableClient(host=host)
+    return client
+
+
+def _evict_defaults() -> None:
+    """Close the default clients of the oldest event loops (likely gone by now)."""
+    for token in list(_defaults)[: _MAX_DEFAULTS // 2]:
+        client = _defaults.pop(token)
+        client._state = ClientState.CLOSED
+        client._transport.close_now()

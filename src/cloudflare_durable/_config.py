@@ -1,18 +1,20 @@
 """Client configuration: values from arguments, then the environment, then defaults.
 
 The environment variables and their units are those of the Elixir client this
-library succeeds (milliseconds for times), plus ``CLOUDFLARE_DURABLE_STORE``.
+library succeeds (milliseconds for times), plus ``CLOUDFLARE_DURABLE_STORE`` and
+``CLOUDFLARE_DURABLE_TOKEN`` (the bearer token; ``CLOUDFLARE_API_TOKEN``, which
+wrangler also reads as Cloudflare's account token, is only a fallback).
 """
 
 from __future__ import annotations
 
-import itertools
+import ipaddress
 import os
-import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 from . import _exceptions as exc
 
@@ -22,11 +24,10 @@ DEFAULT_RETRIES: Final = 3
 DEFAULT_RETRY_DELAY: Final = 0.5
 DEFAULT_RECONNECT_DELAY: Final = 1.0
 DEFAULT_POOL_SIZE: Final = 10
-MAX_BACKOFF: Final = 30.0
 
 ENV_URL: Final = "CLOUDFLARE_WORKER_URL"
-ENV_ACCOUNT: Final = "CLOUDFLARE_ACCOUNT_ID"
-ENV_TOKEN: Final = "CLOUDFLARE_API_TOKEN"
+ENV_TOKEN: Final = "CLOUDFLARE_DURABLE_TOKEN"
+ENV_TOKEN_FALLBACK: Final = "CLOUDFLARE_API_TOKEN"
 ENV_TIMEOUT: Final = "CLOUDFLARE_DURABLE_TIMEOUT"
 ENV_RETRIES: Final = "CLOUDFLARE_DURABLE_RETRY_COUNT"
 ENV_RETRY_DELAY: Final = "CLOUDFLARE_DURABLE_RETRY_DELAY"
@@ -41,7 +42,6 @@ class Settings:
 
     url: str | None = None
     token: str | None = None
-    account_id: str | None = None
     store: str = DEFAULT_STORE
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
@@ -54,8 +54,7 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             url=env.get(ENV_URL) or None,
-            token=env.get(ENV_TOKEN) or None,
-            account_id=env.get(ENV_ACCOUNT) or None,
+            token=token_from_env(env),
             store=env.get(ENV_STORE) or DEFAULT_STORE,
             timeout=_millis(env, ENV_TIMEOUT, DEFAULT_TIMEOUT),
             retries=_count(env, ENV_RETRIES, DEFAULT_RETRIES),
@@ -67,12 +66,35 @@ class Settings:
     def check(self) -> Settings:
         if self.url is not None and not self.url.startswith(("http://", "https://")):
             raise exc.UsageError(f"url must start with http:// or https://, not {self.url!r}")
+        if self.token and self.url is not None and self.url.startswith("http://"):
+            host = urlsplit(self.url).hostname or ""
+            if not is_loopback(host):
+                raise exc.UsageError(
+                    f"refusing to send the token over plain http:// to {host!r}: "
+                    "use https://, or a loopback address for a local server"
+                )
         for name in ("timeout", "retry_delay", "reconnect_delay"):
             if getattr(self, name) <= 0:
                 raise exc.UsageError(f"{name} must be positive, not {getattr(self, name)!r}")
         if self.retries < 0 or self.pool_size < 1:
             raise exc.UsageError("retries must be >= 0 and pool_size >= 1")
         return self
+
+
+def token_from_env(env: Mapping[str, str]) -> str | None:
+    """The bearer token: ``CLOUDFLARE_DURABLE_TOKEN``, else ``CLOUDFLARE_API_TOKEN``."""
+    return env.get(ENV_TOKEN) or env.get(ENV_TOKEN_FALLBACK) or None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def store_path(store: str | os.PathLike[str]) -> str:
@@ -107,10 +129,3 @@ def _count(env: Mapping[str, str], name: str, default: int, minimum: int = 0) ->
     if value != int(value) or value < minimum:
         raise exc.UsageError(f"{name} must be a whole number >= {minimum}, not {value}")
     return int(value)
-
-
-def backoff(base: float, cap: float = MAX_BACKOFF) -> Iterator[float]:
-    """Jittered, capped exponential delays: base, 2*base, 4*base... each within [d/2, d]."""
-    for attempt in itertools.count():
-        delay = min(cap, base * 2**attempt)
-        yield delay / 2 + random.uniform(0, delay / 2)

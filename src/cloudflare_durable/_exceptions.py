@@ -1,26 +1,34 @@
-"""The exceptions raised by cloudflare-durable.
+"""The exceptions raised by cloudflare-durable, and the table of wire error codes.
 
 Every error the library raises derives from one root::
 
     DurableError                      root of everything raised here
     ├── UsageError                    the library was used wrongly (closed client, bad handle)
-    │   └── NotLoadedError            a handle's field was read before any state was seen
+    │   ├── NotLoadedError            a handle's field was read before any state was seen
+    │   └── ReentrancyError           a call re-entered an object already running in its chain
     ├── ModelDefinitionError          a DurableModel or Event class is ill-formed (class creation)
-    ├── InvalidIdError                an object id, model name or request id is malformed
-    ├── ValidationError               arguments, fields or a result do not validate
+    ├── InvalidIdError                an object id, model, method or request id is malformed
+    ├── ValidationError               arguments, fields or state do not validate
+    │   └── StateTooLargeError        the change would store more than the byte limits allow
     ├── RemoteError                   the remote method raised; carries its type name and message
-    ├── InvalidResultError            the remote method returned a value its annotation rejects
-    ├── NotFoundError                 no such model, method, or object state
+    ├── InvalidResultError            the method returned, or left, what its declaration rejects
+    ├── NotFoundError                 no such endpoint, model, method, or object state
     │   ├── UnknownModelError         the server serves no model of that name
     │   ├── UnknownMethodError        the model has no remote method of that name
     │   └── ObjectNotFoundError       the object has no state and cannot default it
     ├── ConflictError                 an ``if_version`` did not match; nothing changed
-    │   └── AlreadyExistsError        ``create`` on an object that already has state
+    │   ├── AlreadyExistsError        ``create`` on an object that already has state
+    │   └── RequestIdReusedError      a request id came back with a different operation
     ├── UnauthorizedError             the token is missing or wrong
+    ├── ForbiddenError                the request's Origin or Host is not allowed
     ├── OverloadedError               the server or object is overloaded; not retried
     ├── ServerError                   the server failed unexpectedly; nothing applied (retryable)
     ├── ProtocolError                 the peer broke the wire protocol (bad reply, other version)
     │   └── BadRequestError           the server rejected a request as malformed
+    │       ├── UnsupportedProtocolError  the server speaks another protocol version
+    │       ├── MethodNotAllowedError     a known endpoint, another HTTP method
+    │       ├── PayloadTooLargeError      the body is over the size limit
+    │       └── UnsupportedMediaTypeError the body was not sent as application/json
     └── TransportError                the request may not have reached its end (``retryable``)
         ├── ConnectError              no connection could be made
         ├── TimeoutError              no reply within the configured timeout
@@ -28,39 +36,50 @@ Every error the library raises derives from one root::
         └── UnavailableError          the server answered that it cannot serve now
 
 A server-side failure reaches the client as the same class it was raised as on
-the server: the wire carries a stable code (see ``docs/protocol.md``) and the
-client maps it back. Exceptions of third-party libraries are translated at the
-boundary (``raise ... from exc``), so callers only ever catch ``DurableError``.
+the server: the wire carries a stable code, and :data:`ERRORS` maps each code to
+its class, whose ``status`` and ``default_retryable`` are the code's HTTP status
+and retry flag (``docs/protocol.md`` has the same table). Exceptions of
+third-party libraries are translated at the boundary (``raise ... from exc``), so
+callers only ever catch ``DurableError``.
 """
 
 from __future__ import annotations
 
 import builtins
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 __all__ = [
+    "ERRORS",
     "AlreadyExistsError",
     "BadRequestError",
     "ConflictError",
     "ConnectError",
     "ConnectionLostError",
     "DurableError",
+    "ForbiddenError",
     "InvalidIdError",
     "InvalidResultError",
+    "MethodNotAllowedError",
     "ModelDefinitionError",
     "NotFoundError",
     "NotLoadedError",
     "ObjectNotFoundError",
     "OverloadedError",
+    "PayloadTooLargeError",
     "ProtocolError",
+    "ReentrancyError",
     "RemoteError",
+    "RequestIdReusedError",
     "ServerError",
+    "StateTooLargeError",
     "TimeoutError",
     "TransportError",
     "UnauthorizedError",
     "UnavailableError",
     "UnknownMethodError",
     "UnknownModelError",
+    "UnsupportedMediaTypeError",
+    "UnsupportedProtocolError",
     "UsageError",
     "ValidationError",
 ]
@@ -101,6 +120,12 @@ class NotLoadedError(UsageError, AttributeError):
     """A handle's field was read before the handle saw any state (``await handle.load()``)."""
 
 
+class ReentrancyError(UsageError):
+    """A method called, directly or through other objects, an object already running a
+    method in the same chain of calls (A calling A, or A calling B calling A). Raised at
+    once instead of waiting forever; the message shows the chain."""
+
+
 class ModelDefinitionError(DurableError, TypeError):
     """A ``DurableModel`` or ``Event`` subclass is ill-formed; raised when the class is created."""
 
@@ -110,22 +135,35 @@ class ModelDefinitionError(DurableError, TypeError):
 class InvalidIdError(DurableError, ValueError):
     """An object id, model name, method name or request id is malformed."""
 
-    code = "bad_request"
+    code = "invalid_id"
     status = 400
 
 
 class ValidationError(DurableError, ValueError):
     """Arguments, fields or state do not validate against the model.
 
-    ``details["errors"]`` lists pydantic's errors (location, message, type).
+    ``details["errors"]`` lists the problems: ``loc`` (names and list indexes),
+    ``msg`` and ``type`` (pydantic's error type name).
     """
 
     code = "validation_error"
     status = 422
 
 
+class StateTooLargeError(ValidationError):
+    """The change would store a state over 1 MiB, or events over 256 KiB; nothing changed."""
+
+    code = "state_too_large"
+    status = 413
+
+
 class RemoteError(DurableError):
-    """The remote method raised. ``type_name`` is the exception's class name on the server."""
+    """The remote method raised.
+
+    ``type_name`` is the exception's class name on the server and
+    ``remote_message`` its own message (``details["type"]`` and
+    ``details["message"]`` on the wire); ``message`` is a one-line summary.
+    """
 
     code = "remote_error"
     status = 422
@@ -134,9 +172,14 @@ class RemoteError(DurableError):
     def type_name(self) -> str:
         return str(self.details.get("type", "Exception"))
 
+    @property
+    def remote_message(self) -> str:
+        return str(self.details.get("message", ""))
+
 
 class InvalidResultError(DurableError):
-    """The remote method returned a value its return annotation rejects; nothing changed."""
+    """The method returned a value its annotation rejects (or over 1 MiB), or left a
+    state its fields reject; nothing changed."""
 
     code = "invalid_result"
     status = 500
@@ -183,11 +226,24 @@ class AlreadyExistsError(ConflictError):
     code = "already_exists"
 
 
+class RequestIdReusedError(ConflictError):
+    """A request id the object remembers came back with a different operation."""
+
+    code = "request_id_reused"
+
+
 class UnauthorizedError(DurableError):
     """The server needs a token and the one sent (if any) is wrong."""
 
     code = "unauthorized"
     status = 401
+
+
+class ForbiddenError(DurableError):
+    """The server refused the request's ``Origin`` or ``Host``."""
+
+    code = "forbidden"
+    status = 403
 
 
 class OverloadedError(DurableError):
@@ -219,6 +275,33 @@ class BadRequestError(ProtocolError):
     status = 400
 
 
+class UnsupportedProtocolError(BadRequestError):
+    """The server does not speak the protocol version the request announced."""
+
+    code = "unsupported_protocol"
+
+
+class MethodNotAllowedError(BadRequestError):
+    """The endpoint exists, but not for that HTTP method."""
+
+    code = "method_not_allowed"
+    status = 405
+
+
+class PayloadTooLargeError(BadRequestError):
+    """The request body is over the protocol's size limit."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+class UnsupportedMediaTypeError(BadRequestError):
+    """The request body was not sent as ``application/json``."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
 class TransportError(DurableError):
     """The request or stream failed in transit; ``retryable`` says whether to try again."""
 
@@ -243,3 +326,39 @@ class UnavailableError(TransportError):
     """The server answered that it cannot serve right now (shutting down, restarting)."""
 
     code = "unavailable"
+
+
+class SubscriberLagged(ConnectionLostError):
+    """The server dropped a subscriber that fell too far behind (close 4008): the
+    subscription resumes at once, without backoff. Private: never reaches users."""
+
+
+#: Every error code of the wire protocol and the class it travels as; each class
+#: carries the code's HTTP ``status`` and ``default_retryable`` flag.
+ERRORS: Final[dict[str, type[DurableError]]] = {
+    cls.code: cls
+    for cls in (
+        BadRequestError,
+        InvalidIdError,
+        UnsupportedProtocolError,
+        UnauthorizedError,
+        ForbiddenError,
+        NotFoundError,
+        UnknownModelError,
+        UnknownMethodError,
+        ObjectNotFoundError,
+        MethodNotAllowedError,
+        ConflictError,
+        AlreadyExistsError,
+        RequestIdReusedError,
+        PayloadTooLargeError,
+        StateTooLargeError,
+        UnsupportedMediaTypeError,
+        ValidationError,
+        RemoteError,
+        InvalidResultError,
+        ServerError,
+        OverloadedError,
+        UnavailableError,
+    )
+}

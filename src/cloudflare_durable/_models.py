@@ -1,14 +1,9 @@
 """``DurableModel``, ``@remote`` and ``Event``: typed classes mapped onto objects.
 
-A ``DurableModel`` instance is one of three things:
-
-- a *handle* (``Model.get(id)``): names an object, holds the last state it saw,
-  and turns remote method calls into requests;
-- a *snapshot* (from ``load``, ``subscribe``): a handle that already holds state;
-- a *live instance* inside a host, against which method bodies run.
-
 The class machinery (``DurableModelMeta``) collects the ``@remote`` methods of a
 class when it is created, checks them, and registers the class by its wire name.
+What an instance stands for (a handle, a snapshot, a live instance inside a
+host) and how its operations travel is ``_handles``'s business.
 """
 
 from __future__ import annotations
@@ -18,7 +13,6 @@ import functools
 import inspect
 import types
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -28,14 +22,17 @@ from typing import (
     ParamSpec,
     Self,
     TypeVar,
+    dataclass_transform,
     overload,
 )
 
 import pydantic
 
 from . import _exceptions as exc
+from . import _handles as handles
 from . import _protocol as proto
-from ._pydantic import ModelMetaclass, Signature, build_signature, translate, validate_into
+from ._handles import Binding, binding
+from ._pydantic import ModelMetaclass, Signature, build_signature
 
 if TYPE_CHECKING:
     from ._client import DurableClient
@@ -131,7 +128,7 @@ class RemoteMethod(Generic[M, P, R]):
     ) -> Self | Callable[P, Coroutine[object, object, R]]:
         if obj is None:
             return self
-        if _binding(obj).execution is not None:
+        if binding(obj).execution is not None:
             return types.MethodType(self.fn, obj)
         return functools.partial(_call_remote, obj, self)
 
@@ -193,34 +190,34 @@ def remote(
     return RemoteMethod(fn, name)
 
 
-# -- per-instance binding -----------------------------------------------------
+class LocalMethod:
+    """A plain ``async def`` method of a model (not ``@remote``).
+
+    It runs where it is called: inside a method body, on the live object. On a
+    handle or a snapshot it would run on a copy that may be stale and change
+    nothing, so calling it there raises ``UsageError``.
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __get__(self, obj: DurableModel | None, owner: type[Any]) -> Any:
+        if obj is None:
+            return self.fn
+        bound = binding(obj)
+        if bound.object_id is not None and bound.execution is None:
+            return functools.partial(_refuse_local, type(obj).__qualname__, self.fn.__name__)
+        return types.MethodType(self.fn, obj)
 
 
-@dataclass(slots=True)
-class Execution:
-    """What a method body sees while it runs inside a host: the events it emits."""
-
-    events: list[Event] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class Binding:
-    """Which object an instance stands for, through which client, at which version."""
-
-    object_id: str | None = None
-    client: DurableClient | None = None
-    version: int = 0
-    loaded: bool = False
-    execution: Execution | None = None
-
-
-_UNBOUND = Binding()
-
-
-def _binding(obj: DurableModel) -> Binding:
-    private = object.__getattribute__(obj, "__pydantic_private__")
-    binding = private.get("_durable") if private else None
-    return binding if binding is not None else _UNBOUND
+def _refuse_local(owner: str, name: str, *args: Any, **kwargs: Any) -> Any:
+    raise exc.UsageError(
+        f"{owner}.{name} is not a @remote method: on a handle or a snapshot it would run "
+        "locally, on state that may be stale, and change nothing. Mark it @remote, or "
+        "call it from inside a @remote method"
+    )
 
 
 # -- the class machinery ------------------------------------------------------
@@ -233,6 +230,7 @@ def registered_models() -> dict[str, type[DurableModel]]:
     return dict(_registry)
 
 
+@dataclass_transform(kw_only_default=True, field_specifiers=(pydantic.Field, pydantic.PrivateAttr))
 class DurableModelMeta(ModelMetaclass):
     """Builds ``DurableModel`` classes: collects ``@remote`` methods and registers the class."""
 
@@ -243,10 +241,13 @@ class DurableModelMeta(ModelMetaclass):
         namespace: dict[str, Any],
         **kwargs: Any,
     ) -> type:
-        _check_field_names(cls_name, namespace.get("__annotations__", {}))
-        cls = super().__new__(mcs, cls_name, bases, namespace, **kwargs)
         if namespace.get("__module__") == __name__ and cls_name == "DurableModel":
-            return cls
+            return super().__new__(mcs, cls_name, bases, namespace, **kwargs)
+        _check_field_names(cls_name, namespace.get("__annotations__", {}))
+        for attribute, value in list(namespace.items()):
+            if not attribute.startswith("__") and inspect.iscoroutinefunction(value):
+                namespace[attribute] = LocalMethod(value)
+        cls = super().__new__(mcs, cls_name, bases, namespace, **kwargs)
         model: type[DurableModel] = cls
         model.__durable_methods__ = _collect_methods(model)
         _register(model)
@@ -328,7 +329,7 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
     model_config = pydantic.ConfigDict(
         extra="forbid",
         validate_assignment=True,
-        ignored_types=(RemoteMethod,),
+        ignored_types=(RemoteMethod, LocalMethod),
     )
 
     __durable_name__: ClassVar[str] = "DurableModel"
@@ -345,28 +346,30 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
     @property
     def durable_id(self) -> str:
         """The id of the object this handle or snapshot stands for."""
-        object_id = _binding(self).object_id
-        if object_id is None:
-            raise exc.UsageError(f"this {type(self).__name__} is not bound to an object")
-        return object_id
+        return handles.object_id_of(self)
 
     @property
     def durable_version(self) -> int:
         """The object's version when this state was seen (0: never written)."""
-        return _binding(self).version
+        return binding(self).version
 
     @property
     def durable_loaded(self) -> bool:
         """Whether this handle has seen the object's state yet."""
-        return _binding(self).loaded
+        return binding(self).loaded
+
+    @property
+    def durable_client(self) -> DurableClient:
+        """The client this handle talks through: the one it was given, else the default
+        client (inside a method body, the host running it)."""
+        return handles.client_of(self)
 
     # -- handles ----------------------------------------------------------
 
     @classmethod
     def get(cls, object_id: str, *, client: DurableClient | None = None) -> Self:
         """A handle on the object ``object_id``. No I/O: the id is only checked."""
-        binding = Binding(proto.check_object_id(object_id), client)
-        return cls._unloaded(binding)
+        return handles.unloaded(cls, Binding(proto.check_object_id(object_id), client))
 
     @classmethod
     async def create(cls, object_id: str, /, **fields: Any) -> Self:
@@ -375,13 +378,14 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
         Type checkers do not see the field names and types of ``**fields``: they
         are validated at run time (``ValidationError``).
         """
-        return await cls.get(object_id).durable_client.create_object(cls, object_id, fields)
+        return await handles.create(cls.get(object_id), fields)
+
+    async def _durable_create(self, fields: dict[str, Any]) -> Self:
+        return await handles.create(self, fields)
 
     async def load(self) -> Self:
         """The object's current state, validated; the handle keeps it too."""
-        reply = await self.durable_client.read(type(self), self.durable_id)
-        self._durable_apply(reply.version, reply.state)
-        return self._snapshot(reply.version, reply.state)
+        return await handles.load(self)
 
     async def update(self, *, if_version: int | None = None, **fields: Any) -> Self:
         """Set the given fields, validated. With ``if_version``, only at that version.
@@ -389,16 +393,11 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
         Type checkers do not see the field names and types of ``**fields``: they
         are validated at run time (``ValidationError``).
         """
-        client = self.durable_client
-        reply = await client.update_object(type(self), self.durable_id, fields, if_version)
-        self._durable_apply(reply.version, reply.state)
-        return self._snapshot(reply.version, reply.state)
+        return await handles.update(self, fields, if_version)
 
     async def delete(self) -> bool:
         """Remove the object's state. Returns whether there was any."""
-        reply = await self.durable_client.delete_object(type(self), self.durable_id)
-        self._durable_apply(reply.version, None)
-        return reply.deleted
+        return await handles.delete(self)
 
     def subscribe(self) -> Subscription[Self]:
         """Validated snapshots: the current one first, then one per change.
@@ -406,7 +405,7 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
         Versions strictly increase and never repeat, across reconnects. Use as
         ``async for`` (optionally inside ``async with`` to close it promptly).
         """
-        return self.durable_client.subscribe_snapshots(self)
+        return handles.subscribe(self)
 
     @overload
     def events(self, type1: type[E1], /) -> Subscription[E1]: ...
@@ -433,95 +432,37 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
         for event_type in types:
             if not (isinstance(event_type, type) and issubclass(event_type, Event)):
                 raise exc.UsageError(f"events() takes Event subclasses, not {event_type!r}")
-        return self.durable_client.subscribe_events(self, types)
+        return handles.events(self, types)
 
     def session(self) -> contextlib.AbstractAsyncContextManager[Self]:
         """A handle whose calls share one connection, many in flight at once."""
-        return self.durable_client.open_session(self)
+        return handles.session(self)
 
     def emit(self, event: Event) -> None:
         """Inside a ``@remote`` method body: publish ``event`` once the call is stored."""
-        execution = _binding(self).execution
+        execution = binding(self).execution
         if execution is None:
             raise exc.UsageError("emit() can only be called inside a @remote method on a host")
         if not isinstance(event, Event):
             raise exc.UsageError(f"emit() takes an Event instance, not {type(event).__name__}")
         execution.events.append(event)
 
-    @property
-    def durable_client(self) -> DurableClient:
-        """The client this handle talks through (the default client if none was given)."""
-        binding = _binding(self)
-        if binding.object_id is None:
-            raise exc.UsageError(f"this {type(self).__name__} is not bound to an object")
-        if binding.client is None:
-            from ._client import default_client
-
-            return default_client()
-        return binding.client
-
     # -- machinery --------------------------------------------------------
-
-    @classmethod
-    def _unloaded(cls, binding: Binding) -> Self:
-        handle = cls.__new__(cls)
-        object.__setattr__(handle, "__dict__", {})
-        object.__setattr__(handle, "__pydantic_fields_set__", set())
-        object.__setattr__(handle, "__pydantic_extra__", None)
-        object.__setattr__(handle, "__pydantic_private__", {"_durable": binding})
-        return handle
-
-    @classmethod
-    def _durable_validate(cls, state: dict[str, Any] | None) -> Self:
-        try:
-            return cls.model_validate(state or {})
-        except pydantic.ValidationError as error:
-            if state is None:
-                raise exc.ObjectNotFoundError(
-                    f"{cls.__qualname__} has fields without defaults, so an object "
-                    "with no stored state cannot exist: create it first"
-                ) from error
-            raise translate(error, f"state of {cls.__qualname__} does not validate") from error
-
-    def _durable_apply(self, version: int, state: dict[str, Any] | None) -> None:
-        """Take newer state into this handle (never older: replies may cross)."""
-        binding = _binding(self)
-        if binding.loaded and version < binding.version:
-            return
-        try:
-            validate_into(self, state or {})
-        except pydantic.ValidationError as error:
-            object.__setattr__(self, "__dict__", {})
-            binding.version, binding.loaded = version, False
-            if state is None:
-                return  # no state, and the model cannot default: nothing to show
-            raise translate(
-                error, f"state of {type(self).__qualname__} does not validate"
-            ) from error
-        binding.version, binding.loaded = version, True
-
-    def _snapshot(self, version: int, state: dict[str, Any] | None) -> Self:
-        binding = _binding(self)
-        snapshot = self._durable_validate(state)
-        copy = Binding(binding.object_id, binding.client, version, loaded=True)
-        object.__setattr__(snapshot, "__pydantic_private__", {"_durable": copy})
-        return snapshot
 
     if not TYPE_CHECKING:
 
         def __getattr__(self, item: str) -> Any:
             if item in type(self).model_fields:
-                binding = _binding(self)
                 raise exc.NotLoadedError(
-                    f"{type(self).__name__}.get({binding.object_id!r}) has not seen the "
+                    f"{type(self).__name__}.get({binding(self).object_id!r}) has not seen the "
                     f"object's state yet, so it cannot tell {item!r}: "
                     "await handle.load() first"
                 )
             return super().__getattr__(item)
 
         def __setattr__(self, name: str, value: Any) -> None:
-            binding = _binding(self)
-            handle = binding.object_id is not None and binding.execution is None
+            bound = binding(self)
+            handle = bound.object_id is not None and bound.execution is None
             if handle and name in type(self).model_fields:
                 raise exc.UsageError(
                     f"cannot set {name!r} on a handle: use "
@@ -530,38 +471,22 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
             super().__setattr__(name, value)
 
     def __repr_args__(self) -> Any:
-        binding = _binding(self)
-        if binding.object_id is None or binding.execution is not None:
+        bound = binding(self)
+        if bound.object_id is None or bound.execution is not None:
             yield from super().__repr_args__()
             return
-        yield "durable_id", binding.object_id
-        if not binding.loaded:
+        yield "durable_id", bound.object_id
+        if not bound.loaded:
             yield "durable_loaded", False
             return
-        yield "durable_version", binding.version
+        yield "durable_version", bound.version
         yield from super().__repr_args__()
 
 
-async def _call_remote(
+def _call_remote(
     handle: DurableModel, method: RemoteMethod[Any, Any, Any], *args: Any, **kwargs: Any
-) -> Any:
-    signature = method.signature
-    payload = signature.bind(args, kwargs)
-    reply = await handle.durable_client.call_method(
-        type(handle), handle.durable_id, method.wire_name, payload
-    )
-    handle._durable_apply(reply.version, reply.state)
-    return signature.load_result(reply.result)
-
-
-def live_instance(
-    model: type[M], object_id: str, state: dict[str, Any] | None, execution: Execution
-) -> M:
-    """A model instance for a host to run method bodies against."""
-    instance = model._durable_validate(state)
-    binding = Binding(object_id, execution=execution)
-    object.__setattr__(instance, "__pydantic_private__", {"_durable": binding})
-    return instance
+) -> Coroutine[Any, Any, Any]:
+    return handles.call(handle, method, args, kwargs)
 
 
 def event_name(event: Event) -> str:

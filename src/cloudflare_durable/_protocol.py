@@ -1,27 +1,54 @@
 """The wire protocol, version 1, without I/O (see ``docs/protocol.md``).
 
-Shared by the client's transports and the network host: it validates names and
-ids, routes raw paths, parses and builds bodies and WebSocket frames, and maps
-errors to and from their JSON envelopes. Nothing here touches a socket, so it is
-tested by feeding it data.
+Shared by the client's transports and the network host. It checks names and
+ids, routes raw paths, decodes JSON with the protocol's limits, turns the five
+operations into HTTP requests and call frames and back, builds and reads
+replies and WebSocket frames, and maps errors to and from their envelopes.
+Nothing here touches a socket, so it is tested by feeding it data.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypeAlias
+from itertools import accumulate
+from typing import Any, ClassVar, Final, Literal, TypeAlias
 from urllib.parse import quote, unquote
 
 from . import _exceptions as exc
 
 PROTOCOL_VERSION: Final = 1
 PROTOCOL_HEADER: Final = "durable-protocol"
+PROTOCOL_VALUE: Final = str(PROTOCOL_VERSION)
+
 MAX_BODY_BYTES: Final = 1_048_576
+"""Largest request body a server accepts (``413 payload_too_large``)."""
 MAX_FRAME_BYTES: Final = 1_048_576
+"""Largest frame a client may send (close ``1009``)."""
+MAX_REPLY_BYTES: Final = 4 * 1_048_576
+"""Largest reply body or server frame a client accepts."""
+MAX_STATE_BYTES: Final = 1_048_576
+"""Largest encoded state an object may store (``413 state_too_large``)."""
+MAX_EVENT_BYTES: Final = 256 * 1024
+"""Largest encoded events of one change together (``413 state_too_large``)."""
+MAX_RESULT_BYTES: Final = 1_048_576
+"""Largest encoded result of a call (``500 invalid_result``)."""
+MAX_DEPTH: Final = 64
+"""Deepest nesting of arrays and objects in a body or frame (the body itself is 1)."""
+MAX_SAFE_INTEGER: Final = 2**53 - 1
+"""Integers travel exactly only within this range (I-JSON, RFC 7493)."""
 MAX_OBJECT_ID_BYTES: Final = 256
+MAX_CALLS_IN_FLIGHT: Final = 256
+"""Unanswered calls one WebSocket may have; more are answered ``overloaded``."""
 SUBSCRIBER_BACKLOG: Final = 1_000
+"""Frames waiting to be sent on one WebSocket before it is closed with 4008."""
+SUBSCRIBER_BACKLOG_BYTES: Final = 8 * 1_048_576
+"""Bytes waiting to be sent on one WebSocket before it is closed with 4008."""
+CLOSE_GOING_AWAY: Final = 1001
 CLOSE_LAGGING: Final = 4008
 IDEMPOTENCY_TTL_SECONDS: Final = 3600.0
 IDEMPOTENCY_MAX_PER_OBJECT: Final = 10_000
@@ -33,6 +60,7 @@ _MODEL_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 _METHOD_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _REQUEST_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BAD_ESCAPE_RE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 # -- names and ids ------------------------------------------------------------
@@ -86,38 +114,31 @@ def check_request_id(request_id: object) -> str | None:
 
 def check_protocol_header(value: str | None) -> None:
     """Refuse a peer that announces another protocol version (absent means 1)."""
-    if value is not None and value.strip() != str(PROTOCOL_VERSION):
-        raise UnsupportedProtocol(
+    if value is not None and value.strip() != PROTOCOL_VALUE:
+        raise exc.UnsupportedProtocolError(
             f"this server speaks protocol {PROTOCOL_VERSION}, the request announced {value!r}"
         )
 
 
-class UnsupportedProtocol(exc.BadRequestError):
-    code = "unsupported_protocol"
+def check_version(value: object, what: str) -> int | None:
+    """A version member (``if_version``, ``since``): a non-negative integer or null."""
+    if value is not None and (type(value) is not int or value < 0):
+        raise exc.BadRequestError(f"{what!r} must be a non-negative integer or null")
+    return value
 
 
-class SubscriberLagged(exc.ConnectionLostError):
-    """The server dropped a subscriber that fell too far behind; resume at once."""
-
-
-class PayloadTooLarge(exc.BadRequestError):
-    code = "payload_too_large"
-    status = 413
-
-
-class UnsupportedMediaType(exc.BadRequestError):
-    code = "unsupported_media_type"
-    status = 415
-
-
-class MethodNotAllowed(exc.BadRequestError):
-    code = "method_not_allowed"
-    status = 405
+def request_headers(token: str | None) -> dict[str, str]:
+    """The headers every request and WebSocket handshake carries."""
+    headers = {"Durable-Protocol": PROTOCOL_VALUE}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
 
 
 # -- paths --------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def object_path(model: str, object_id: str, *rest: str) -> str:
     segments = ["v1", "objects", quote(model, safe=""), quote(object_id, safe="")]
     segments.extend(quote(part, safe="") for part in rest)
@@ -136,7 +157,8 @@ class Route:
 
 
 def parse_path(raw_path: str) -> Route:
-    """Route a raw (still percent-encoded) path; ids are decoded after splitting."""
+    """Route a raw (still percent-encoded) path; each segment is decoded once, after
+    splitting, and dot segments are never resolved."""
     parts = raw_path.split("?", 1)[0].split("/")
     if parts[:2] != ["", "v1"]:
         raise exc.NotFoundError(f"no endpoint at {raw_path[:100]!r}")
@@ -158,6 +180,8 @@ def parse_path(raw_path: str) -> Route:
 
 
 def _decode(segment: str) -> str:
+    if _BAD_ESCAPE_RE.search(segment):
+        raise exc.InvalidIdError("path segment holds a malformed percent-escape")
     try:
         return unquote(segment, errors="strict")
     except UnicodeDecodeError:
@@ -180,6 +204,15 @@ _ALLOWED: Final[dict[RouteKind, frozenset[str]]] = {
 
 
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_SORTED_ENCODER: Final = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=True
+)
+# A \u escape of a UTF-16 surrogate (U+D800 to U+DFFF): paired, it is one character;
+# alone, it is a string no UTF-8 can carry, so nothing holding it can be stored.
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET: Final = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP: Final = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 def dumps_text(value: JSON) -> str:
@@ -191,14 +224,28 @@ def dumps(value: JSON) -> bytes:
     return _ENCODER.encode(value).encode()
 
 
-def loads_object(data: bytes | str, what: str = "body") -> dict[str, Any]:
-    """Decode a JSON object, or raise ``BadRequestError`` saying what was wrong."""
-    try:
-        value = json.loads(data, parse_constant=_no_constants)
-    except (ValueError, RecursionError) as error:
-        raise exc.BadRequestError(f"{what} is not valid JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise exc.BadRequestError(f"{what} must be a JSON object, not {type(value).__name__}")
+def digest(value: JSON) -> str:
+    """A digest of ``value``'s canonical JSON (sorted keys): equal values, equal digests."""
+    return hashlib.sha256(
+        _SORTED_ENCODER.encode(value).encode("utf-8", "surrogatepass")
+    ).hexdigest()
+
+
+class _OutOfRange(ValueError):
+    pass
+
+
+def _int(text: str) -> int:
+    value = int(text)
+    if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return value
+    raise _OutOfRange(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is too large to be finite")
     return value
 
 
@@ -206,36 +253,294 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def loads(data: bytes | str, what: str = "body") -> JSON:
+    """Decode JSON sent by a client, under the protocol's limits on hostile values.
+
+    Malformed JSON, non-finite numbers, nesting deeper than ``MAX_DEPTH`` and
+    strings holding an unpaired surrogate are ``BadRequestError``; an integer
+    outside ±(2^53-1) anywhere is ``ValidationError`` (it cannot travel exactly).
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise exc.BadRequestError(f"{what} is not valid UTF-8") from None
+    _check_depth(text, what)
+    try:
+        value = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_no_constants)
+    except _OutOfRange:
+        raise _out_of_range(text, what) from None
+    except (ValueError, RecursionError) as error:
+        raise exc.BadRequestError(f"{what} is not valid JSON: {error}") from None
+    if _SURROGATE_ESCAPE.search(text) is not None:
+        try:
+            dumps(value)
+        except UnicodeEncodeError:
+            raise exc.BadRequestError(
+                f"{what} holds an unpaired surrogate (\\ud800 to \\udfff), which is not text"
+            ) from None
+    return value
+
+
+def loads_object(data: bytes | str, what: str = "body") -> dict[str, Any]:
+    value = loads(data, what)
+    if not isinstance(value, dict):
+        raise exc.BadRequestError(f"{what} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _check_depth(text: str, what: str) -> None:
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    if brackets and max(accumulate(map(_DEPTH_STEP.__getitem__, brackets))) > MAX_DEPTH:
+        raise exc.BadRequestError(f"{what} nests arrays and objects deeper than {MAX_DEPTH} levels")
+
+
+class _Big(int):
+    """An integer literal out of range, kept only to find where it was."""
+
+
+def _out_of_range(text: str, what: str) -> exc.ValidationError:
+    found: list[list[str | int]] = []
+
+    def mark(literal: str) -> int:
+        value = int(literal)
+        return value if abs(value) <= MAX_SAFE_INTEGER else _Big(value)
+
+    def walk(value: Any, loc: list[str | int]) -> None:
+        if isinstance(value, _Big):
+            found.append(loc)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, [*loc, key])
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, [*loc, index])
+
+    walk(json.loads(text, parse_int=mark), [])
+    errors = [
+        {
+            "loc": loc,
+            "msg": f"integers travel exactly only within ±{MAX_SAFE_INTEGER}",
+            "type": "int_out_of_range",
+        }
+        for loc in found
+    ]
+    return exc.ValidationError(
+        f"{what} holds an integer outside ±(2^53-1), which JSON cannot carry exactly",
+        details={"errors": errors},
+    )
+
+
 def check_content_type(value: str | None) -> None:
     if value is None or value.split(";", 1)[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType(f"send the body as application/json, not {value!r}")
+        raise exc.UnsupportedMediaTypeError(f"send the body as application/json, not {value!r}")
 
 
-# -- request bodies -----------------------------------------------------------
+def encode(value: Any, limit: int = MAX_BODY_BYTES) -> bytes:
+    """A body or frame the client sends, as JSON bytes; values JSON cannot carry are
+    ``ValidationError``, and bodies over ``limit`` ``PayloadTooLargeError``."""
+    try:
+        data = dumps(value)
+    except (TypeError, ValueError) as error:
+        raise exc.ValidationError(f"the request cannot be sent as JSON: {error}") from error
+    if len(data) > limit:
+        raise exc.PayloadTooLargeError(
+            f"the request is {len(data):,} bytes; the protocol allows at most {limit:,}"
+        )
+    return data
+
+
+# -- operations -----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class CallBody:
-    args: dict[str, Any]
-    request_id: str | None
+class Call:
+    """Call the remote method ``method`` with ``args`` (by parameter name)."""
+
+    kind: ClassVar[Literal["call"]] = "call"
+    model: str
+    object_id: str
+    method: str
+    args: dict[str, Any] = field(default_factory=dict)
+    request_id: str | None = None
+
+    def fingerprint(self) -> str:
+        return digest(["call", self.method, self.args])
 
 
 @dataclass(frozen=True, slots=True)
-class CreateBody:
-    state: dict[str, Any]
-    request_id: str | None
+class Read:
+    """Read the object's state and version."""
+
+    kind: ClassVar[Literal["read"]] = "read"
+    model: str
+    object_id: str
+    request_id: ClassVar[None] = None
 
 
 @dataclass(frozen=True, slots=True)
-class UpdateBody:
+class Create:
+    """Store ``state`` (missing fields take their defaults) unless the object has state."""
+
+    kind: ClassVar[Literal["create"]] = "create"
+    model: str
+    object_id: str
+    state: dict[str, Any] = field(default_factory=dict)
+    request_id: str | None = None
+
+    def fingerprint(self) -> str:
+        return digest(["create", self.state])
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Set ``fields``, keeping the others; with ``if_version``, only at that version."""
+
+    kind: ClassVar[Literal["update"]] = "update"
+    model: str
+    object_id: str
     fields: dict[str, Any]
-    if_version: int | None
-    request_id: str | None
+    if_version: int | None = None
+    request_id: str | None = None
+
+    def fingerprint(self) -> str:
+        return digest(["update", self.fields, self.if_version])
 
 
 @dataclass(frozen=True, slots=True)
-class DeleteBody:
-    request_id: str | None
+class Delete:
+    """Remove the object's stored state."""
+
+    kind: ClassVar[Literal["delete"]] = "delete"
+    model: str
+    object_id: str
+    request_id: str | None = None
+
+    def fingerprint(self) -> str:
+        return digest(["delete"])
+
+
+Mutation: TypeAlias = Call | Create | Update | Delete
+Operation: TypeAlias = Call | Read | Create | Update | Delete
+MUTATIONS: Final = (Call, Create, Update, Delete)
+OperationKind: TypeAlias = Literal["call", "read", "create", "update", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What an operation answered: its HTTP ``status``, the object's ``version`` and
+    ``state`` after it, and a call's ``result`` or a delete's ``deleted`` flag.
+
+    ``has_state`` is False for the replay of an operation the object has moved past:
+    the reply then carries no state.
+    """
+
+    status: int
+    version: int
+    state: State = None
+    result: JSON = None
+    deleted: bool = False
+    has_state: bool = True
+
+    def to_json(self, kind: OperationKind) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if kind == "call":
+            body["result"] = self.result
+        elif kind == "delete":
+            body["deleted"] = self.deleted
+        body["version"] = self.version
+        if self.has_state:
+            body["state"] = self.state
+        return body
+
+
+def read_reply(kind: OperationKind, body: dict[str, Any], status: int = 200) -> Reply:
+    """A reply body received from a server (client side); ``ProtocolError`` if malformed."""
+    version = body.get("version")
+    if type(version) is not int or version < 0:
+        raise exc.ProtocolError(f"reply has no valid version: {str(body)[:200]}")
+    has_state = "state" in body
+    state = body.get("state")
+    if state is not None and not isinstance(state, dict):
+        raise exc.ProtocolError("reply state must be an object or null")
+    if kind == "call":
+        if "result" not in body:
+            raise exc.ProtocolError("call reply has no result")
+        return Reply(status, version, state, body["result"], has_state=has_state)
+    if kind == "delete":
+        deleted = body.get("deleted")
+        if not isinstance(deleted, bool):
+            raise exc.ProtocolError("delete reply has no 'deleted' flag")
+        return Reply(status, version, None, deleted=deleted)
+    return Reply(status, version, state, has_state=has_state)
+
+
+# -- operations over HTTP ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    method: str
+    path: str
+    body: bytes | None
+
+
+def http_request(op: Operation) -> HttpRequest:
+    """The HTTP request that carries ``op`` (client side)."""
+    path = object_path(op.model, op.object_id)
+    if isinstance(op, Read):
+        return HttpRequest("GET", path, None)
+    body: dict[str, Any]
+    if isinstance(op, Call):
+        path = object_path(op.model, op.object_id, "call", op.method)
+        body, method = {"args": op.args}, "POST"
+    elif isinstance(op, Create):
+        body, method = {"state": op.state}, "PUT"
+    elif isinstance(op, Update):
+        body, method = {"fields": op.fields, "if_version": op.if_version}, "PATCH"
+    else:
+        if op.request_id is None:
+            return HttpRequest("DELETE", path, None)
+        body, method = {}, "DELETE"
+    if op.request_id is not None:
+        body["request_id"] = op.request_id
+    return HttpRequest(method, path, encode(body))
+
+
+#: Which HTTP methods need a body (an empty one is refused).
+BODY_REQUIRED: Final = frozenset({"PATCH"})
+
+
+def http_operation(route: Route, method: str, body: dict[str, Any]) -> Operation:
+    """The operation an HTTP request asks for (server side); ``body`` is ``{}`` if empty."""
+    model, object_id = route.model, route.object_id
+    if route.kind == "call":
+        _only(body, {"args", "request_id"}, "call body")
+        return Call(
+            model,
+            object_id,
+            route.method,
+            _object_member(body, "args", required=False),
+            check_request_id(body.get("request_id")),
+        )
+    if method == "GET":
+        return Read(model, object_id)
+    if method == "PUT":
+        _only(body, {"state", "request_id"}, "create body")
+        state = _object_member(body, "state", required=False)
+        return Create(model, object_id, state, check_request_id(body.get("request_id")))
+    if method == "PATCH":
+        _only(body, {"fields", "if_version", "request_id"}, "update body")
+        return Update(
+            model,
+            object_id,
+            _object_member(body, "fields", required=True),
+            check_version(body.get("if_version"), "if_version"),
+            check_request_id(body.get("request_id")),
+        )
+    _only(body, {"request_id"}, "delete body")
+    return Delete(model, object_id, check_request_id(body.get("request_id")))
 
 
 def _only(body: dict[str, Any], allowed: set[str], what: str) -> None:
@@ -253,126 +558,40 @@ def _object_member(body: dict[str, Any], name: str, *, required: bool) -> dict[s
     return value
 
 
-def parse_call_body(body: dict[str, Any]) -> CallBody:
-    _only(body, {"args", "request_id"}, "call body")
-    return CallBody(
-        _object_member(body, "args", required=False), check_request_id(body.get("request_id"))
-    )
+# Statuses a proxy in front of the server (Cloudflare's edge, a load balancer)
+# answers with when it cannot reach the server; such replies carry no protocol
+# header and no envelope, and trying again later may well succeed.
+GATEWAY_STATUSES: Final = frozenset({502, 503, 504})
 
 
-def parse_create_body(body: dict[str, Any]) -> CreateBody:
-    _only(body, {"state", "request_id"}, "create body")
-    return CreateBody(
-        _object_member(body, "state", required=False), check_request_id(body.get("request_id"))
-    )
+def reply_error(status: int, headers_ok: bool, content: bytes) -> exc.DurableError:
+    """The exception for a reply that is not a success (or not of this protocol)."""
+    if not headers_ok:
+        if status in GATEWAY_STATUSES:
+            return exc.UnavailableError(f"HTTP {status} from a proxy in front of the server")
+        return exc.ProtocolError(
+            f"HTTP {status} reply without 'Durable-Protocol: {PROTOCOL_VALUE}': "
+            "the URL does not point at a cloudflare-durable server of this protocol version"
+        )
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return exc.ProtocolError(f"HTTP {status} reply is not JSON: {content[:200]!r}")
+    return error_from_envelope(status, body)
 
 
-def parse_update_body(body: dict[str, Any]) -> UpdateBody:
-    _only(body, {"fields", "if_version", "request_id"}, "update body")
-    if_version = body.get("if_version")
-    if if_version is not None and (type(if_version) is not int or if_version < 0):
-        raise exc.BadRequestError("'if_version' must be a non-negative integer or null")
-    return UpdateBody(
-        _object_member(body, "fields", required=True),
-        if_version,
-        check_request_id(body.get("request_id")),
-    )
-
-
-def parse_delete_body(body: dict[str, Any]) -> DeleteBody:
-    _only(body, {"request_id"}, "delete body")
-    return DeleteBody(check_request_id(body.get("request_id")))
-
-
-# -- replies ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StateReply:
-    """An object's state at a version; ``state`` is ``None`` when nothing is stored."""
-
-    version: int
-    state: State
-
-    def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "state": self.state}
-
-
-@dataclass(frozen=True, slots=True)
-class CallReply:
-    result: JSON
-    version: int
-    state: State
-
-    def to_json(self) -> dict[str, Any]:
-        return {"result": self.result, "version": self.version, "state": self.state}
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteReply:
-    deleted: bool
-    version: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"deleted": self.deleted, "version": self.version, "state": None}
-
-
-def _version(body: dict[str, Any]) -> int:
-    version = body.get("version")
-    if type(version) is not int or version < 0:
-        raise exc.ProtocolError(f"reply has no valid version: {str(body)[:200]}")
-    return version
-
-
-def _state(body: dict[str, Any]) -> State:
-    state = body.get("state")
-    if state is not None and not isinstance(state, dict):
-        raise exc.ProtocolError("reply state must be an object or null")
-    return state
-
-
-def read_state_reply(body: dict[str, Any]) -> StateReply:
-    return StateReply(_version(body), _state(body))
-
-
-def read_call_reply(body: dict[str, Any]) -> CallReply:
-    if "result" not in body:
-        raise exc.ProtocolError("call reply has no result")
-    return CallReply(body["result"], _version(body), _state(body))
-
-
-def read_delete_reply(body: dict[str, Any]) -> DeleteReply:
-    deleted = body.get("deleted")
-    if not isinstance(deleted, bool):
-        raise exc.ProtocolError("delete reply has no 'deleted' flag")
-    return DeleteReply(deleted, _version(body))
+def read_reply_body(content: bytes) -> dict[str, Any]:
+    """A successful reply's JSON object (client side)."""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        raise exc.ProtocolError(f"reply is not JSON: {content[:200]!r}") from None
+    if not isinstance(body, dict):
+        raise exc.ProtocolError(f"reply is not a JSON object: {content[:200]!r}")
+    return body
 
 
 # -- errors -------------------------------------------------------------------
-
-_CODES: Final[dict[str, type[exc.DurableError]]] = {
-    cls.code: cls
-    for cls in (
-        exc.BadRequestError,
-        UnsupportedProtocol,
-        PayloadTooLarge,
-        UnsupportedMediaType,
-        MethodNotAllowed,
-        exc.UnauthorizedError,
-        exc.NotFoundError,
-        exc.UnknownModelError,
-        exc.UnknownMethodError,
-        exc.ObjectNotFoundError,
-        exc.ConflictError,
-        exc.AlreadyExistsError,
-        exc.ValidationError,
-        exc.RemoteError,
-        exc.InvalidResultError,
-        exc.ServerError,
-        exc.OverloadedError,
-        exc.UnavailableError,
-    )
-}
 
 
 def error_envelope(error: exc.DurableError) -> dict[str, Any]:
@@ -403,7 +622,7 @@ def error_from_envelope(status: int, body: object) -> exc.DurableError:
     details = details if isinstance(details, dict) else {}
     retryable = payload.get("retryable")
     retryable = retryable if isinstance(retryable, bool) else None
-    cls = _CODES.get(code) if isinstance(code, str) else None
+    cls = exc.ERRORS.get(code) if isinstance(code, str) else None
     if cls is None:
         cls = _class_for_status(status, retryable)
     return cls(message, details=details, retryable=retryable)
@@ -412,6 +631,8 @@ def error_from_envelope(status: int, body: object) -> exc.DurableError:
 def _class_for_status(status: int, retryable: bool | None) -> type[exc.DurableError]:
     if status == 401:
         return exc.UnauthorizedError
+    if status == 403:
+        return exc.ForbiddenError
     if status == 404:
         return exc.NotFoundError
     if status == 409:
@@ -448,16 +669,15 @@ class CallFrame:
     args: dict[str, Any] = field(default_factory=dict)
     request_id: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        frame: dict[str, Any] = {
-            "type": "call",
-            "id": self.id,
-            "method": self.method,
-            "args": self.args,
-        }
-        if self.request_id is not None:
-            frame["request_id"] = self.request_id
-        return frame
+    def operation(self, model: str, object_id: str) -> Call:
+        return Call(model, object_id, self.method, self.args, self.request_id)
+
+
+def call_frame(call_id: int, op: Call) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "call", "id": call_id, "method": op.method, "args": op.args}
+    if op.request_id is not None:
+        frame["request_id"] = op.request_id
+    return frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,11 +691,14 @@ PING_TEXT: Final = '{"type":"ping"}'
 PONG_TEXT: Final = '{"type":"pong"}'
 
 
-class FrameError(exc.BadRequestError):
-    """A client frame the server cannot accept; ``call_id`` is set when it could be read."""
+class FrameError(Exception):
+    """Carries the answer to a client frame the server cannot accept: ``error`` (a
+    ``BadRequestError``, ``InvalidIdError`` or ``ValidationError``) and the frame's
+    ``call_id`` when it could be read. Only servers see it."""
 
-    def __init__(self, message: str, call_id: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, error: exc.DurableError, call_id: int | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
         self.call_id = call_id
 
 
@@ -483,24 +706,33 @@ def parse_client_frame(text: str) -> ClientFrame:
     """Parse one client frame, raising ``FrameError`` (with the call id, if known)."""
     try:
         frame = loads_object(text, "frame")
-    except exc.BadRequestError as error:
-        raise FrameError(error.message) from None
+    except exc.DurableError as error:
+        raise FrameError(error) from None
     kind = frame.get("type")
     if kind == "call":
         return _parse_call_frame(frame)
     if kind == "subscribe":
         return _parse_subscribe_frame(frame)
     if kind == "ping":
+        _frame_members(frame, {"type"}, None)
         return PingFrame()
-    raise FrameError(f"unknown frame type {kind!r}: expected subscribe, call or ping")
+    unknown = exc.BadRequestError(f"unknown frame type {kind!r}: expected subscribe, call or ping")
+    raise FrameError(unknown)
+
+
+def _frame_members(frame: dict[str, Any], allowed: set[str], call_id: int | None) -> None:
+    try:
+        _only(frame, allowed, f"{frame.get('type')} frame")
+    except exc.BadRequestError as error:
+        raise FrameError(error, call_id) from None
 
 
 def _parse_call_frame(frame: dict[str, Any]) -> CallFrame:
     call_id = frame.get("id")
-    if type(call_id) is not int:
-        raise FrameError("a call frame needs an integer 'id'")
+    if type(call_id) is not int or not 0 <= call_id <= MAX_SAFE_INTEGER:
+        raise FrameError(exc.BadRequestError("a call frame needs an integer 'id' from 0 to 2^53-1"))
+    _frame_members(frame, {"type", "id", "method", "args", "request_id"}, call_id)
     try:
-        _only(frame, {"type", "id", "method", "args", "request_id"}, "call frame")
         method = frame.get("method")
         if not isinstance(method, str):
             raise exc.BadRequestError("a call frame needs a string 'method'")
@@ -511,21 +743,19 @@ def _parse_call_frame(frame: dict[str, Any]) -> CallFrame:
             check_request_id(frame.get("request_id")),
         )
     except exc.DurableError as error:
-        raise FrameError(error.message, call_id) from None
+        raise FrameError(error, call_id) from None
 
 
 def _parse_subscribe_frame(frame: dict[str, Any]) -> SubscribeFrame:
+    _frame_members(frame, {"type", "since", "snapshots", "events"}, None)
     try:
-        _only(frame, {"type", "since", "snapshots", "events"}, "subscribe frame")
+        since = check_version(frame.get("since"), "since")
     except exc.BadRequestError as error:
-        raise FrameError(error.message) from None
-    since = frame.get("since")
-    if since is not None and (type(since) is not int or since < 0):
-        raise FrameError("'since' must be a non-negative integer or null")
+        raise FrameError(error) from None
     snapshots = frame.get("snapshots", True)
     events = frame.get("events", True)
     if not isinstance(snapshots, bool) or not isinstance(events, bool):
-        raise FrameError("'snapshots' and 'events' must be booleans")
+        raise FrameError(exc.BadRequestError("'snapshots' and 'events' must be booleans"))
     return SubscribeFrame(since, snapshots, events)
 
 
@@ -537,8 +767,8 @@ def event_frame(version: int, name: str, data: dict[str, Any]) -> dict[str, Any]
     return {"type": "event", "version": version, "name": name, "data": data}
 
 
-def result_frame(call_id: int, reply: CallReply) -> dict[str, Any]:
-    return {"type": "result", "id": call_id, **reply.to_json()}
+def result_frame(call_id: int, reply: Reply) -> dict[str, Any]:
+    return {"type": "result", "id": call_id, **reply.to_json("call")}
 
 
 def error_frame(call_id: int | None, error: exc.DurableError) -> dict[str, Any]:
@@ -558,10 +788,13 @@ class EventMessage:
     data: dict[str, Any]
 
 
+Message: TypeAlias = Snapshot | EventMessage
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     id: int
-    reply: CallReply
+    reply: Reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -581,19 +814,27 @@ ServerMessage: TypeAlias = Snapshot | EventMessage | Result | ErrorMessage | Pon
 def parse_server_frame(text: str | bytes) -> ServerMessage:
     """Parse one server frame on the client side, raising ``ProtocolError``."""
     try:
-        frame = loads_object(text, "server frame")
-    except exc.BadRequestError as error:
-        raise exc.ProtocolError(error.message) from None
+        frame = json.loads(text)
+    except ValueError as error:
+        raise exc.ProtocolError(f"server frame is not valid JSON: {error}") from None
+    if not isinstance(frame, dict):
+        raise exc.ProtocolError("server frame is not a JSON object")
     kind = frame.get("type")
     if kind == "snapshot":
-        return Snapshot(_version(frame), _state(frame))
+        reply = read_reply("read", frame)
+        return Snapshot(reply.version, reply.state)
     if kind == "event":
-        name, data = frame.get("name"), frame.get("data")
+        name, data, version = frame.get("name"), frame.get("data"), frame.get("version")
         if not isinstance(name, str) or not isinstance(data, dict):
             raise exc.ProtocolError("event frame needs a string 'name' and an object 'data'")
-        return EventMessage(_version(frame), name, data)
+        if type(version) is not int or version < 0:
+            raise exc.ProtocolError("event frame has no valid version")
+        return EventMessage(version, name, data)
     if kind == "result":
-        return Result(_frame_id(frame), read_call_reply(frame))
+        call_id = frame.get("id")
+        if type(call_id) is not int:
+            raise exc.ProtocolError("result frame has no integer id")
+        return Result(call_id, read_reply("call", frame))
     if kind == "error":
         call_id = frame.get("id")
         return ErrorMessage(
@@ -602,10 +843,3 @@ def parse_server_frame(text: str | bytes) -> ServerMessage:
     if kind == "pong":
         return Pong()
     raise exc.ProtocolError(f"unknown server frame type {kind!r}")
-
-
-def _frame_id(frame: dict[str, Any]) -> int:
-    call_id = frame.get("id")
-    if type(call_id) is not int:
-        raise exc.ProtocolError("result frame has no integer id")
-    return call_id

@@ -1,8 +1,13 @@
 """Everything that reaches into pydantic beyond its public API, in one place.
 
-The model metaclass must derive from pydantic's private ``ModelMetaclass``, and
-remote method signatures are turned into validators here. If pydantic changes,
-this is the module to mend.
+The model metaclass must derive from pydantic's private ``ModelMetaclass``;
+handles are model instances whose fields are filled in place and whose private
+attributes hold their binding; remote method signatures are turned into
+validators. All of that touches pydantic's ``__pydantic_*__`` attributes, and
+only this module does. If pydantic changes, this is the module to mend.
+
+Values that travel are validated as pydantic does in strict mode on JSON input,
+with unknown members refused at every level (``docs/protocol.md``).
 """
 
 from __future__ import annotations
@@ -11,27 +16,40 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, TypeVar
 
 import pydantic
 from pydantic._internal._model_construction import ModelMetaclass
 from pydantic_core import PydanticSerializationError
 
 from . import _exceptions as exc
+from . import _protocol as proto
 
 __all__ = [
     "ModelMetaclass",
-    "PydanticSerializationError",
     "Signature",
+    "blank",
+    "build_signature",
+    "dump_event",
     "dump_state",
+    "get_private",
+    "set_private",
     "translate",
+    "validate_into",
+    "validate_wire_state",
     "validation_details",
 ]
 
+B = TypeVar("B", bound=pydantic.BaseModel)
+
+#: How values from the wire are validated: strict JSON, nothing unknown anywhere.
+WIRE: Final[dict[str, Any]] = {"strict": True, "extra": "forbid"}
+
 
 def validation_details(error: pydantic.ValidationError) -> dict[str, Any]:
+    """``{"errors": [{"loc", "msg", "type"}, ...]}``: names and list indexes in ``loc``."""
     errors = [
-        {"loc": [str(part) for part in item["loc"]], "msg": item["msg"], "type": item["type"]}
+        {"loc": list(item["loc"]), "msg": item["msg"], "type": item["type"]}
         for item in error.errors(include_url=False, include_context=False, include_input=False)
     ]
     return {"errors": errors}
@@ -41,9 +59,108 @@ def translate(error: pydantic.ValidationError, what: str) -> exc.ValidationError
     """Our ``ValidationError`` for pydantic's, with a one-line summary of each problem."""
     details = validation_details(error)
     summary = "; ".join(
-        f"{'.'.join(item['loc']) or '(root)'}: {item['msg']}" for item in details["errors"]
+        f"{'.'.join(map(str, item['loc'])) or '(root)'}: {item['msg']}"
+        for item in details["errors"]
     )
     return exc.ValidationError(f"{what}: {summary}", details=details)
+
+
+# -- instances ------------------------------------------------------------------
+
+
+def blank(cls: type[B], private: dict[str, Any]) -> B:
+    """An instance of ``cls`` with no fields set yet (a handle that has seen nothing)."""
+    instance = cls.__new__(cls)
+    object.__setattr__(instance, "__dict__", {})
+    object.__setattr__(instance, "__pydantic_fields_set__", set())
+    object.__setattr__(instance, "__pydantic_extra__", None)
+    object.__setattr__(instance, "__pydantic_private__", private)
+    return instance
+
+
+def get_private(instance: pydantic.BaseModel, name: str) -> Any:
+    private = object.__getattribute__(instance, "__pydantic_private__")
+    return private.get(name) if private else None
+
+
+def set_private(instance: pydantic.BaseModel, name: str, value: Any) -> None:
+    object.__setattr__(instance, "__pydantic_private__", {name: value})
+
+
+def clear_fields(instance: pydantic.BaseModel) -> None:
+    object.__setattr__(instance, "__dict__", {})
+
+
+def copy_fields(source: pydantic.BaseModel, target: pydantic.BaseModel) -> None:
+    object.__setattr__(target, "__dict__", dict(source.__dict__))
+
+
+def validate_into(instance: pydantic.BaseModel, data: dict[str, Any]) -> None:
+    """Validate ``data`` (JSON from a server) as ``instance``'s model and make it
+    ``instance``'s fields, in place (its private attributes stay as they are)."""
+    private = instance.__pydantic_private__
+    type(instance).__pydantic_validator__.validate_python(data, self_instance=instance)
+    object.__setattr__(instance, "__pydantic_private__", private)
+
+
+def validate_wire_state(cls: type[B], text: str) -> B:
+    """``cls`` from JSON text that came over the wire (strict, nothing unknown)."""
+    return cls.model_validate_json(text, **WIRE)
+
+
+def dump_state(instance: pydantic.BaseModel) -> dict[str, Any]:
+    """An instance's fields as JSON, refusing values that do not match their types."""
+    try:
+        dumped: dict[str, Any] = type(instance).__pydantic_serializer__.to_python(
+            instance, mode="json", warnings="error"
+        )
+    except PydanticSerializationError as error:
+        raise exc.InvalidResultError(
+            f"the method left a state {type(instance).__qualname__}'s fields reject; "
+            "nothing was changed"
+        ) from error
+    return dumped
+
+
+def dump_event(event: pydantic.BaseModel) -> dict[str, Any]:
+    dumped: dict[str, Any] = event.model_dump(mode="json")
+    return dumped
+
+
+_field_adapters: dict[tuple[type[pydantic.BaseModel], str], pydantic.TypeAdapter[Any]] = {}
+
+
+def dump_fields(cls: type[pydantic.BaseModel], fields: dict[str, Any]) -> dict[str, Any]:
+    """Validate a partial update field by field (client side) and turn it into JSON."""
+    unknown = sorted(set(fields) - set(cls.model_fields))
+    if unknown:
+        raise unknown_fields(cls.__qualname__, unknown)
+    payload: dict[str, Any] = {}
+    for name, value in fields.items():
+        adapter = _field_adapters.get((cls, name))
+        if adapter is None:
+            adapter = pydantic.TypeAdapter(cls.model_fields[name].rebuild_annotation())
+            _field_adapters[(cls, name)] = adapter
+        try:
+            payload[name] = adapter.dump_python(adapter.validate_python(value), mode="json")
+        except pydantic.ValidationError as error:
+            raise translate(error, f"invalid value for {cls.__qualname__}.{name}") from error
+    return payload
+
+
+def unknown_fields(owner: str, names: list[str]) -> exc.ValidationError:
+    return exc.ValidationError(
+        f"{owner} has no field(s) {', '.join(names)}",
+        details={
+            "errors": [
+                {"loc": [name], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
+                for name in names
+            ]
+        },
+    )
+
+
+# -- remote method signatures ----------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -69,7 +186,14 @@ class Signature:
             if key in data:
                 raise exc.ValidationError(f"{self.name}() got multiple values for argument {key!r}")
             data[key] = value
-        return self.dump_arguments(self.validate_arguments(data))
+        try:
+            model = self.arguments.__pydantic_validator__.validate_python(data)
+        except pydantic.ValidationError as error:
+            raise translate(error, f"invalid arguments for {self.name}()") from error
+        dumped: dict[str, Any] = self.arguments.__pydantic_serializer__.to_python(
+            model, mode="json", exclude_unset=True
+        )
+        return dumped
 
     @property
     def positional(self) -> tuple[str, ...]:
@@ -82,20 +206,18 @@ class Signature:
             )
         return self._positional
 
-    def validate_arguments(self, data: dict[str, Any]) -> pydantic.BaseModel:
+    def keywords(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of a body, from JSON arguments (host side, wire rules)."""
         try:
-            model: pydantic.BaseModel = self.arguments.__pydantic_validator__.validate_python(data)
+            text = proto.dumps(args)
+        except (TypeError, ValueError) as error:  # UnicodeEncodeError: a lone surrogate
+            raise exc.ValidationError(
+                f"the arguments of {self.name}() cannot be carried as JSON text"
+            ) from error
+        try:
+            model = self.arguments.__pydantic_validator__.validate_json(text, **WIRE)
         except pydantic.ValidationError as error:
             raise translate(error, f"invalid arguments for {self.name}()") from error
-        return model
-
-    def dump_arguments(self, model: pydantic.BaseModel) -> dict[str, Any]:
-        dumped: dict[str, Any] = self.arguments.__pydantic_serializer__.to_python(
-            model, mode="json", exclude_unset=True
-        )
-        return dumped
-
-    def keywords(self, model: pydantic.BaseModel) -> dict[str, Any]:
         return dict(model.__dict__)  # an arguments model has its fields, and only them, there
 
     def dump_result(self, value: Any) -> Any:
@@ -106,8 +228,8 @@ class Signature:
             return self.result.serializer.to_python(value, mode="json", warnings="error")
         except (pydantic.ValidationError, PydanticSerializationError) as error:
             raise exc.InvalidResultError(
-                f"{self.name}() returned {type(value).__name__} {str(value)[:100]!r}, "
-                f"which does not match its return annotation: {error}"
+                f"{self.name}() returned a {type(value).__name__}, "
+                f"which does not match its return annotation"
             ) from error
 
     def load_result(self, value: Any) -> Any:
@@ -136,24 +258,3 @@ def build_signature(owner: str, fn: Callable[..., Any]) -> Signature:
     result: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(hints.get("return", Any))
     qualified = f"{owner}.{fn.__name__}"
     return Signature(qualified, signature.replace(parameters=params), arguments, result)
-
-
-def dump_state(instance: pydantic.BaseModel) -> dict[str, Any]:
-    """An instance's fields as JSON, refusing values that do not match their types."""
-    try:
-        dumped: dict[str, Any] = type(instance).__pydantic_serializer__.to_python(
-            instance, mode="json", warnings="error"
-        )
-    except PydanticSerializationError as error:
-        raise exc.ValidationError(
-            f"the state of {type(instance).__qualname__} no longer matches its fields: {error}"
-        ) from error
-    return dumped
-
-
-def validate_into(instance: pydantic.BaseModel, data: dict[str, Any]) -> None:
-    """Validate ``data`` as ``instance``'s model and make it ``instance``'s fields, in place
-    (its private attributes stay as they are)."""
-    private = instance.__pydantic_private__
-    type(instance).__pydantic_validator__.validate_python(data, self_instance=instance)
-    object.__setattr__(instance, "__pydantic_private__", private)

@@ -9,8 +9,7 @@ the last version it yielded: versions only go up, and none repeats.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, Self, TypeVar
 
 import anyio
@@ -18,13 +17,12 @@ import anyio
 from . import _exceptions as exc
 from . import _protocol as proto
 from . import _telemetry as telemetry
-from ._config import backoff
+from ._retry import Backoff, deadline
 from ._transports.base import MessageStream
 
 __all__ = ["Subscription"]
 
 T_co = TypeVar("T_co", covariant=True)
-logger = logging.getLogger("cloudflare_durable.subscription")
 
 
 class Subscription(Generic[T_co]):
@@ -39,7 +37,7 @@ class Subscription(Generic[T_co]):
     def __init__(
         self,
         open_stream: Callable[[int | None], Awaitable[MessageStream]],
-        convert: Callable[[proto.Snapshot | proto.EventMessage], T_co | None],
+        convert: Callable[[proto.Message], T_co | None],
         *,
         since: int | None,
         timeout: float,
@@ -50,11 +48,10 @@ class Subscription(Generic[T_co]):
         self._convert = convert
         self._since = since
         self._timeout = timeout
-        self._reconnect_delay = reconnect_delay
         self._metadata = dict(metadata)
         self._stream: MessageStream | None = None
         self._closed = False
-        self._delays: Iterator[float] | None = None
+        self._backoff = Backoff(reconnect_delay)
         self.reconnects = 0
 
     @property
@@ -89,23 +86,16 @@ class Subscription(Generic[T_co]):
     async def _connect(self) -> MessageStream:
         while True:
             try:
-                with anyio.fail_after(self._timeout):
+                with deadline(self._timeout, f"subscription {self._metadata}"):
                     self._stream = await self._open(self._since)
-            except TimeoutError as error:
-                failure: exc.DurableError = (
-                    error
-                    if isinstance(error, exc.DurableError)
-                    else exc.TimeoutError("connect timed out")
-                )
             except exc.DurableError as error:
                 if not error.retryable:
                     self._closed = True
                     raise
-                failure = error
+                await self._backoff.wait(f"subscription {self._metadata}", error)
             else:
-                self._delays = None
+                self._backoff.reset()
                 return self._stream
-            await self._wait_before_retry(failure)
 
     async def _lost(self, error: exc.DurableError) -> None:
         stream, self._stream = self._stream, None
@@ -113,17 +103,8 @@ class Subscription(Generic[T_co]):
             await stream.aclose()
         telemetry.emit("websocket.disconnected", {}, {**self._metadata, "error": error})
         self.reconnects += 1
-        if not isinstance(error, proto.SubscriberLagged):
-            await self._wait_before_retry(error)
-
-    async def _wait_before_retry(self, error: exc.DurableError) -> None:
-        if self._delays is None:
-            self._delays = backoff(self._reconnect_delay)
-        delay = next(self._delays)
-        logger.info(
-            "subscription %s lost (%s); reconnecting in %.3f s", self._metadata, error, delay
-        )
-        await anyio.sleep(delay)
+        if not isinstance(error, exc.SubscriberLagged):
+            await self._backoff.wait(f"subscription {self._metadata}", error)
 
     async def aclose(self) -> None:
         """Stop the subscription and close its connection; idempotent."""

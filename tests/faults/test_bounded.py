@@ -32,7 +32,9 @@ import uvicorn
 from cloudflare_durable import DurableClient
 from cloudflare_durable import _protocol as proto
 from cloudflare_durable.host import Host
-from cloudflare_durable.host._runtime import CACHED_OBJECTS, MAX_BATCH, Operation, Outcome
+from cloudflare_durable.host._objects import CACHED_OBJECTS
+from cloudflare_durable.host._operations import Outcome
+from cloudflare_durable.host._queue import MAX_BATCH
 from cloudflare_durable.host.asgi import create_app
 from cloudflare_durable.testing import NetworkHost, ServerProcess
 
@@ -72,8 +74,8 @@ async def call_with_ids(host: Host, object_id: str, request_ids: list[str]) -> l
     outcomes: list[Outcome] = []
     drain: Callable[[], Any] | None = None
     for request_id in request_ids:
-        op = Operation("call", outcomes.append, request_id, "increment", {"by": 1})
-        drain = host.submit("Counter", object_id, op) or drain
+        op = proto.Call("Counter", object_id, "increment", {"by": 1}, request_id)
+        drain = host._submit(op, outcomes.append) or drain
     assert drain is not None
     await drain()
     assert len(outcomes) == len(request_ids)
@@ -82,12 +84,13 @@ async def call_with_ids(host: Host, object_id: str, request_ids: list[str]) -> l
 
 async def check_remembered(host: Host, object_id: str, total: int, keep: int) -> None:
     """The newest ``keep`` ids are answered from their record; the oldest may run again."""
-    before = (await host.read("Counter", object_id)).version
+    read = proto.Read("Counter", object_id)
+    before = (await host.perform(read)).version
     for index in (total - 1, total - keep // 2, total - keep):
         (reply,) = await call_with_ids(host, object_id, [f"r{index}"])
-        assert isinstance(reply, proto.CallReply)
+        assert isinstance(reply, proto.Reply)
         assert reply.result == index + 1, f"request id r{index} ran again"
-    assert (await host.read("Counter", object_id)).version == before
+    assert (await host.perform(read)).version == before
 
 
 async def fill(host: Host, object_id: str, start: int, count: int, sample: int = 64) -> int:
@@ -108,7 +111,7 @@ async def test_a_million_request_ids_stay_bounded(tmp_path: Path) -> None:
         peak = await fill(host, "c", 0, 100_000, sample=8)
         size_at_100k = store_size(tmp_path)
         peak = max(peak, await fill(host, "c", 100_000, 900_000, sample=8))
-        assert (await host.read("Counter", "c")).version == 1_000_000
+        assert (await host.perform(proto.Read("Counter", "c"))).version == 1_000_000
         assert peak <= bound(KEEP), f"{peak} request ids held (bound {bound(KEEP)})"
         await check_remembered(host, "c", 1_000_000, KEEP)
     size = store_size(tmp_path)
@@ -182,15 +185,17 @@ async def test_objects_no_longer_in_use_are_not_kept_in_memory(tmp_path: Path) -
             if index % 2:
                 host.subscribe("Counter", f"s{index}", frame).close()
             else:
-                await host.call("Counter", f"c{index}", "increment", {"by": 1}, f"r{index}")
+                await host.perform(
+                    proto.Call("Counter", f"c{index}", "increment", {"by": 1}, f"r{index}")
+                )
         assert len(host._cells) - baseline <= 2 * CACHED_OBJECTS  # evicted in rounds
-        assert all(not cell.subscribers for key, cell in host._cells.items() if key[1] != "kept")
-        await host.call("Counter", "kept", "increment", {"by": 5})
+        assert all(not cell.subscribers for cell in host._cells if cell.object_id != "kept")
+        await host.perform(proto.Call("Counter", "kept", "increment", {"by": 5}))
         with anyio.fail_after(5):
             first, second = await kept.receive(), await kept.receive()
         assert isinstance(second, proto.Snapshot)
         assert (first, second.state) == (proto.Snapshot(0, None), {"value": 5})
-        assert (await host.read("Counter", "c0")).state == {"value": 1}
+        assert (await host.perform(proto.Read("Counter", "c0"))).state == {"value": 1}
         kept.close()
 
 
@@ -300,7 +305,7 @@ class InProcessHost:
         self.host.close()
 
     def subscribers(self) -> int:
-        return sum(len(cell.subscribers) for cell in list(self.host._cells.values()))
+        return sum(len(cell.subscribers) for cell in list(self.host._cells))
 
     def connections(self) -> int:
         return len(self.server.server_state.connections)

@@ -49,7 +49,7 @@ async def subscriptions() -> None:
         text: str = snapshot.value  # E: assignment
         print(text)
     for item in handle.subscribe():  # E: attr-defined
-        print(item)
+        continue
     print(others)
 
 

@@ -183,8 +183,10 @@ async def events() -> None:
         handle.events(Joined, Left, Renamed, Closed),
         Subscription[Joined | Left | Renamed | Closed],
     )
-    # Past four types, items are typed as the common base class.
-    assert_type(handle.events(Joined, Left, Renamed, Closed, Reopened), Subscription[Event])
+    # Past four types, items are typed as their common base class (mypy) or their
+    # union (pyright): either way, as events.
+    five: Subscription[Event] = handle.events(Joined, Left, Renamed, Closed, Reopened)
+    print(five)
     async for event in handle.events(Joined, Left):
         assert_type(event, Joined | Left)
         match event:

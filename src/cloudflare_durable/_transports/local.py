@@ -7,15 +7,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from .. import _protocol as proto
-from ..host._runtime import Host, Subscriber
+from .._client import provide_embedded
+from ..host import Host
+from ..host._fanout import Subscriber
 from .base import CallChannel, MessageStream, Transport
+
+__all__ = ["LocalTransport"]
 
 
 class _LocalStream(MessageStream):
     def __init__(self, subscriber: Subscriber) -> None:
         self._subscriber = subscriber
 
-    async def receive(self) -> proto.Snapshot | proto.EventMessage:
+    async def receive(self) -> proto.Message:
         return await self._subscriber.receive()
 
     async def aclose(self) -> None:
@@ -23,13 +27,11 @@ class _LocalStream(MessageStream):
 
 
 class _LocalChannel(CallChannel):
-    def __init__(self, host: Host, model: str, object_id: str) -> None:
-        self._host, self._model, self._object_id = host, model, object_id
+    def __init__(self, host: Host) -> None:
+        self._host = host
 
-    async def call(
-        self, method: str, args: dict[str, Any], request_id: str | None
-    ) -> proto.CallReply:
-        return await self._host.call(self._model, self._object_id, method, args, request_id)
+    async def perform(self, op: proto.Call) -> proto.Reply:
+        return await self._host.perform(op)
 
 
 class LocalTransport(Transport):
@@ -41,31 +43,8 @@ class LocalTransport(Transport):
         self.host = host
         self._owns_host = owns_host
 
-    def call(
-        self, model: str, object_id: str, method: str, args: dict[str, Any], request_id: str | None
-    ) -> Coroutine[Any, Any, proto.CallReply]:
-        return self.host.call(model, object_id, method, args, request_id)  # no extra frame
-
-    async def read(self, model: str, object_id: str) -> proto.StateReply:
-        return await self.host.read(model, object_id)
-
-    async def create(
-        self, model: str, object_id: str, state: dict[str, Any], request_id: str | None
-    ) -> proto.StateReply:
-        return await self.host.create(model, object_id, state, request_id)
-
-    async def update(
-        self,
-        model: str,
-        object_id: str,
-        fields: dict[str, Any],
-        if_version: int | None,
-        request_id: str | None,
-    ) -> proto.StateReply:
-        return await self.host.update(model, object_id, fields, if_version, request_id)
-
-    async def delete(self, model: str, object_id: str, request_id: str | None) -> proto.DeleteReply:
-        return await self.host.delete(model, object_id, request_id)
+    def perform(self, op: proto.Operation) -> Coroutine[Any, Any, proto.Reply]:
+        return self.host.perform(op)  # no extra frame on the hot path
 
     async def stream(
         self, model: str, object_id: str, subscribe: proto.SubscribeFrame
@@ -74,8 +53,20 @@ class LocalTransport(Transport):
 
     @asynccontextmanager
     async def channel(self, model: str, object_id: str) -> AsyncIterator[CallChannel]:
-        yield _LocalChannel(self.host, model, object_id)
+        yield _LocalChannel(self.host)
 
     async def aclose(self) -> None:
+        self.close_now()
+
+    def close_now(self) -> None:
         if self._owns_host:
             self.host.close()
+
+
+def _embedded(*, store: str | None = None, host: Host | None = None) -> LocalTransport:
+    if host is not None:
+        return LocalTransport(host, owns_host=False)
+    return LocalTransport(Host(store or ":memory:"), owns_host=True)
+
+
+provide_embedded(_embedded)

@@ -1,4 +1,4 @@
-"""The network transport: HTTP for calls and state, WebSockets for streams and sessions.
+"""The network transport: HTTP for operations, WebSockets for streams and sessions.
 
 It talks to any server of the protocol (``docs/protocol.md``): the Python
 network host (``durable serve``) or the Worker on Cloudflare. Each operation is
@@ -14,8 +14,9 @@ from .. import _exceptions as exc
 from .. import _protocol as proto
 from .._config import Settings
 from .base import MessageStream, Transport
-from .http import HttpTransport, encode
-from .websocket import Connections, Endpoint, WebSocketSession, WebSocketStream, open_websocket
+from .http import HttpTransport
+from .session import WebSocketSession, WebSocketStream, connect
+from .websocket import Connections, Endpoint
 
 __all__ = ["NetworkTransport"]
 
@@ -32,7 +33,7 @@ class NetworkTransport(HttpTransport, Transport):
         self.settings = settings
         url = settings.url or ""
         tls = httpx.create_ssl_context() if url.startswith("https://") else None
-        super().__init__(settings, tls)  # calls and state operations go over HTTP
+        super().__init__(settings, tls)  # operations go over HTTP
         self._endpoint = Endpoint.from_settings(settings, tls)
         self._connections = Connections()
 
@@ -40,12 +41,11 @@ class NetworkTransport(HttpTransport, Transport):
         self, model: str, object_id: str, subscribe: proto.SubscribeFrame
     ) -> MessageStream:
         """Open a subscription; it returns once the server has it, so no change is missed."""
-        frame = encode(subscribe.to_json(), proto.MAX_FRAME_BYTES)
-        if self._connections.closed:
-            raise exc.UsageError("the client is closed; create a new one")
-        websocket = await open_websocket(self._endpoint, proto.object_path(model, object_id, "ws"))
-        await self._connections.adopt(websocket)
-        stream = WebSocketStream(websocket, self._connections)
+        frame = proto.encode(subscribe.to_json(), proto.MAX_FRAME_BYTES)
+        path = proto.object_path(model, object_id, "ws")
+        stream = WebSocketStream(
+            await connect(self._endpoint, path, self._connections), self._connections
+        )
         try:
             await stream.subscribe(frame)
         except BaseException:

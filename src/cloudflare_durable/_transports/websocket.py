@@ -1,4 +1,4 @@
-"""WebSockets for subscriptions and RPC sessions, on anyio (asyncio or trio).
+"""WebSockets on anyio (asyncio or trio): the driver.
 
 The WebSocket protocol itself is websockets' sans-I/O ``ClientProtocol``: it
 turns frames into bytes and bytes into frames. This module only moves those
@@ -12,21 +12,19 @@ backend, and maps what happens on the wire onto our exceptions:
 - close codes that blame the client (1002, 1003, 1007, 1008, 1009, 1010) and
   frames that break the protocol raise ``ProtocolError``.
 
-``WebSocketStream`` reads a subscription inline, in its caller's task.
-``WebSocketSession`` multiplexes calls over one connection, with a reader task
-in a task group it owns, and reconnects when the connection drops.
+Reading keeps the connection alive: after ``KEEPALIVE_INTERVAL`` seconds
+without traffic it pings, and after twice that it gives the connection up.
+Subscriptions and RPC sessions on top of it live in ``session.py``.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import ssl
 import time
 from collections import deque
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final
+from typing import Final
 from urllib.parse import urlsplit
 
 import anyio
@@ -41,12 +39,9 @@ from websockets.uri import WebSocketURI
 
 from .. import _exceptions as exc
 from .. import _protocol as proto
-from .. import _telemetry as telemetry
-from .._config import Settings, backoff
-from .base import CallChannel, MessageStream
-from .http import encode, protocol_headers, reply_error
+from .._config import Settings
 
-__all__ = ["Endpoint", "WebSocket", "WebSocketSession", "WebSocketStream", "open_websocket"]
+__all__ = ["Connections", "Endpoint", "WebSocket", "open_websocket"]
 
 logger = logging.getLogger("cloudflare_durable.transport")
 
@@ -88,7 +83,7 @@ class Endpoint:
             host=parts.hostname,
             port=parts.port or (443 if secure else 80),
             prefix=parts.path.rstrip("/"),
-            headers=tuple(protocol_headers(settings.token).items()),
+            headers=tuple(proto.request_headers(settings.token).items()),
             timeout=settings.timeout,
             write_timeout=settings.timeout,
             ssl_context=ssl_context,
@@ -121,7 +116,7 @@ async def open_websocket(endpoint: Endpoint, path: str) -> WebSocket:
         raise exc.ConnectError(
             f"cannot connect to {uri.host}:{uri.port}: {error or type(error).__name__}"
         ) from error
-    protocol = ClientProtocol(uri, max_size=proto.MAX_FRAME_BYTES)
+    protocol = ClientProtocol(uri, max_size=proto.MAX_REPLY_BYTES)
     websocket = WebSocket(stream, protocol, endpoint.write_timeout)
     try:
         request = protocol.connect()
@@ -192,7 +187,7 @@ class WebSocket:
         if isinstance(error, InvalidStatus):
             response = error.response
             headers_ok = response.headers.get(proto.PROTOCOL_HEADER) == str(proto.PROTOCOL_VERSION)
-            refusal = reply_error(response.status_code, headers_ok, bytes(response.body))
+            refusal = proto.reply_error(response.status_code, headers_ok, bytes(response.body))
         elif isinstance(error, InvalidMessage) and isinstance(error.__cause__, EOFError):
             refusal = exc.ConnectError("the server closed the connection during the handshake")
         elif isinstance(error, InvalidHandshake):
@@ -241,37 +236,38 @@ class WebSocket:
     # -- receiving ---------------------------------------------------------
 
     async def receive_some(self) -> None:
-        """Wait for data and parse it; raise ``error`` once the connection is done."""
+        """Wait for data and parse it; raise ``error`` once the connection is done.
+
+        After ``KEEPALIVE_INTERVAL`` seconds without traffic it pings the server
+        and returns; after twice that it gives the connection up.
+        """
         if self.error is not None:
             raise self.error
-        await self._read()
+        with anyio.move_on_after(KEEPALIVE_INTERVAL) as idle:
+            await self._read()
+        if idle.cancelled_caught:
+            await self._keep_alive()
+            return
         self._after_feed()
         if self._protocol.writes:
             await self.flush()  # pongs and the echo of a close frame
 
+    async def _keep_alive(self) -> None:
+        quiet = time.monotonic() - self.last_received
+        if quiet >= 2 * KEEPALIVE_INTERVAL:
+            await self.abort(
+                exc.ConnectionLostError(f"no traffic on the WebSocket for {quiet:.0f} s")
+            )
+        elif self.send_text(PING_FRAME):
+            await self.flush()
+        if self.error is not None:
+            raise self.error
+
     async def receive_text(self) -> str:
-        """The next text message; pings after an idle interval, gives up after two."""
-        quiet = 0
-        while True:
-            text = self.next_message()
-            if text is not None:
-                return text
-            received = False
-            with anyio.move_on_after(KEEPALIVE_INTERVAL):
-                await self.receive_some()
-                received = True
-            if received:
-                quiet = 0
-                continue
-            quiet += 1
-            if quiet >= 2:
-                await self.abort(
-                    exc.ConnectionLostError(
-                        f"no traffic on the WebSocket for {2 * KEEPALIVE_INTERVAL:g} s"
-                    )
-                )
-            elif self.send_text(PING_FRAME):
-                await self.flush()
+        """The next text message."""
+        while (text := self.next_message()) is None:
+            await self.receive_some()
+        return text
 
     def next_message(self) -> str | None:
         """The next complete text message already received, if any."""
@@ -325,7 +321,7 @@ class WebSocket:
         parser_error = self._protocol.parser_exc
         if isinstance(parser_error, PayloadTooBig):
             return exc.ProtocolError(
-                f"the server sent a message over {proto.MAX_FRAME_BYTES:,} bytes"
+                f"the server sent a message over {proto.MAX_REPLY_BYTES:,} bytes"
             )
         if received is None:
             if parser_error is not None and not isinstance(parser_error, EOFError):
@@ -333,9 +329,7 @@ class WebSocket:
             return exc.ConnectionLostError("the WebSocket closed without a closing handshake")
         code, reason = received.code, received.reason or "no reason given"
         if code == proto.CLOSE_LAGGING:
-            return proto.SubscriberLagged(
-                f"the server dropped this subscriber for lagging: {reason}"
-            )
+            return exc.SubscriberLagged(f"the server dropped this subscriber for lagging: {reason}")
         if code == 1000:
             return exc.ConnectionLostError(
                 f"the server closed the WebSocket (1000, {reason})", retryable=False
@@ -402,308 +396,3 @@ class Connections:
         websockets, self.open = list(self.open), set()
         for websocket in websockets:
             await websocket.aclose()
-
-
-class WebSocketStream(MessageStream):
-    """A subscription's messages, read inline in the caller's task."""
-
-    def __init__(self, websocket: WebSocket, connections: Connections) -> None:
-        self._websocket = websocket
-        self._connections = connections
-        self._early: deque[proto.Snapshot | proto.EventMessage] = deque()
-
-    async def subscribe(self, frame: bytes) -> None:
-        """Send the subscribe frame and wait until the server has it.
-
-        A ping follows the subscribe frame, and servers answer frames in order:
-        once the pong is back, every later change reaches this stream. Messages
-        that come before it are kept for ``receive``.
-        """
-        self._websocket.send_text(frame)
-        self._websocket.send_text(PING_FRAME)
-        await self._websocket.flush()
-        while True:
-            message = await self._next()
-            if message is None:
-                return
-            self._early.append(message)
-
-    async def receive(self) -> proto.Snapshot | proto.EventMessage:
-        if self._early:
-            return self._early.popleft()
-        while True:
-            message = await self._next()
-            if message is not None:
-                return message
-
-    async def _next(self) -> proto.Snapshot | proto.EventMessage | None:
-        """The next snapshot or event, or None for a pong."""
-        while True:
-            message = proto.parse_server_frame(await self._websocket.receive_text())
-            if isinstance(message, proto.Snapshot | proto.EventMessage):
-                return message
-            if isinstance(message, proto.Pong):
-                return None
-            if isinstance(message, proto.ErrorMessage):
-                raise message.error
-            # Results never come on a subscription.
-
-    async def aclose(self) -> None:
-        await self._connections.release(self._websocket)
-
-
-# -- RPC sessions --------------------------------------------------------------
-
-
-class _Call:
-    """One call of a session, from the moment it is made until its reply arrives."""
-
-    __slots__ = ("done", "error", "frame", "reply", "request_id", "sent_on")
-
-    def __init__(self, frame: bytes, request_id: str | None) -> None:
-        self.frame = frame
-        self.request_id = request_id
-        self.sent_on = 0  # the connection it was sent on (0: not sent yet)
-        self.done = anyio.Event()
-        self.reply: proto.CallReply | None = None
-        self.error: exc.DurableError | None = None
-
-    def finish(self, reply: proto.CallReply | None, error: exc.DurableError | None) -> None:
-        if not self.done.is_set():
-            self.reply, self.error = reply, error
-            self.done.set()
-
-
-class WebSocketSession(CallChannel):
-    """Calls to one object over one WebSocket, many in flight at once.
-
-    Replies are matched to calls by frame id. When the connection drops, the
-    session reconnects with jittered, capped backoff (``reconnect_delay``) and
-    sends again every call still waiting, with its request id, so the server
-    answers a call it already ran without running it twice (a call without a
-    request id fails with ``ConnectionLostError`` instead). After ``retries``
-    failed reconnects in a row, waiting calls fail with ``ConnectError``; the
-    next call tries again.
-    """
-
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        settings: Settings,
-        model: str,
-        object_id: str,
-        connections: Connections,
-    ) -> None:
-        self._endpoint = endpoint
-        self._settings = settings
-        self._path = proto.object_path(model, object_id, "ws")
-        self._metadata: dict[str, Any] = {"model": model, "object_id": object_id}
-        self._connections = connections
-        self._ids = itertools.count(1)
-        self._pending: dict[int, _Call] = {}
-        self._websocket: WebSocket | None = None
-        self._connection = 0  # counts connections, so a call knows which one it went out on
-        self._failed = False
-        self._closed = False
-        self._wanted = anyio.Event()
-        self._task_group: anyio.abc.TaskGroup | None = None
-
-    # -- lifecycle ---------------------------------------------------------
-
-    async def __aenter__(self) -> WebSocketSession:
-        websocket = await self._reconnect(first=True, wait=False)
-        assert websocket is not None
-        self._install(websocket)
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
-        task_group.start_soon(self._supervise)
-        task_group.start_soon(self._keepalive)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._closed = True
-        self._fail_all(exc.ConnectionLostError("the session was closed", retryable=False))
-        try:
-            if self._task_group is not None:
-                self._task_group.cancel_scope.cancel()
-                # The body's own exception is not the task group's: it propagates as is.
-                await self._task_group.__aexit__(None, None, None)
-        finally:
-            websocket, self._websocket = self._websocket, None
-            if websocket is not None:
-                await self._close(websocket)
-
-    # -- calls -------------------------------------------------------------
-
-    async def call(
-        self, method: str, args: dict[str, Any], request_id: str | None
-    ) -> proto.CallReply:
-        if self._closed:
-            raise exc.UsageError("this session is closed")
-        call_id = next(self._ids)
-        frame = proto.CallFrame(call_id, method, args, request_id).to_json()
-        call = _Call(encode(frame, proto.MAX_FRAME_BYTES), request_id)
-        self._pending[call_id] = call
-        try:
-            websocket = self._websocket
-            if websocket is not None and websocket.send_text(call.frame):
-                call.sent_on = self._connection
-                await websocket.flush()
-            elif self._failed:
-                self._wanted.set()
-            await call.done.wait()
-        finally:
-            del self._pending[call_id]
-        if call.error is not None:
-            raise call.error
-        assert call.reply is not None
-        return call.reply
-
-    def _route(self, text: str) -> None:
-        message = proto.parse_server_frame(text)
-        if isinstance(message, proto.Result):
-            call = self._pending.get(message.id)
-            if call is not None:
-                call.finish(message.reply, None)
-        elif isinstance(message, proto.ErrorMessage):
-            call = self._pending.get(message.id) if message.id is not None else None
-            if call is not None:
-                call.finish(None, message.error)
-            else:
-                logger.warning(
-                    "the server refused a frame of session %s: %s", self._metadata, message.error
-                )
-
-    def _fail_all(self, error: exc.DurableError) -> None:
-        for call in self._pending.values():
-            call.finish(None, error)
-
-    # -- the connection ----------------------------------------------------
-
-    def _install(self, websocket: WebSocket) -> None:
-        """Make ``websocket`` current and queue every waiting call on it, oldest first."""
-        self._connection += 1
-        self._failed = False
-        for call in self._pending.values():
-            if call.done.is_set():
-                continue
-            if call.sent_on and call.request_id is None:
-                call.finish(
-                    None,
-                    exc.ConnectionLostError(
-                        "the connection dropped after the call was sent, and without a "
-                        "request id it cannot be sent again safely",
-                        retryable=False,
-                    ),
-                )
-            elif websocket.send_text(call.frame):
-                call.sent_on = self._connection
-        self._websocket = websocket
-
-    async def _supervise(self) -> None:
-        while True:
-            websocket = self._websocket
-            if websocket is not None:
-                error = await self._serve(websocket)
-                self._websocket = None
-                await self._close(websocket)
-                telemetry.emit("websocket.disconnected", {}, {**self._metadata, "error": error})
-                logger.info("session %s lost its connection: %s", self._metadata, error)
-                if not error.retryable:
-                    self._give_up(error)
-            wait = True
-            if self._failed:
-                await self._wanted.wait()  # until a call needs the connection again
-                wait = False
-            started = time.perf_counter()
-            websocket = await self._reconnect(first=False, wait=wait)
-            if websocket is not None:
-                self._install(websocket)
-                telemetry.emit(
-                    "websocket.connected",
-                    {"duration": time.perf_counter() - started},
-                    {**self._metadata, "reconnect": True},
-                )
-
-    async def _serve(self, websocket: WebSocket) -> exc.DurableError:
-        """Read replies until the connection ends; return why it ended."""
-        try:
-            await websocket.flush()
-            while True:
-                await websocket.receive_some()
-                while (text := websocket.next_message()) is not None:
-                    self._route(text)
-        except exc.DurableError as error:
-            return error
-
-    async def _reconnect(self, *, first: bool, wait: bool = True) -> WebSocket | None:
-        """A new connection, or None after giving up (the first connection raises instead).
-
-        The first connection gets ``retries`` more attempts, as a request does; a lost
-        one gets ``retries`` attempts in a row, each after a backoff delay.
-        """
-        limit = self._settings.retries + 1 if first else max(1, self._settings.retries)
-        delays = backoff(self._settings.reconnect_delay)
-        failures = 0
-        while True:
-            if failures or wait:
-                await anyio.sleep(next(delays))
-            try:
-                return await self._open()
-            except exc.DurableError as error:
-                failures += 1
-                if error.retryable and failures < limit:
-                    logger.info(
-                        "session %s cannot connect (%s); trying again", self._metadata, error
-                    )
-                    continue
-                if first:
-                    raise
-                self._give_up(error, failures)
-                return None
-
-    async def _open(self) -> WebSocket:
-        try:
-            with anyio.fail_after(self._endpoint.timeout):
-                websocket = await open_websocket(self._endpoint, self._path)
-        except TimeoutError as error:
-            if isinstance(error, exc.DurableError):
-                raise
-            raise exc.TimeoutError(
-                f"no WebSocket connection within {self._endpoint.timeout:g} s"
-            ) from error
-        await self._connections.adopt(websocket)
-        return websocket
-
-    async def _close(self, websocket: WebSocket) -> None:
-        await self._connections.release(websocket)
-
-    def _give_up(self, error: exc.DurableError, attempts: int = 0) -> None:
-        self._wanted = anyio.Event()
-        self._failed = True
-        if error.retryable:
-            error = exc.ConnectError(
-                f"gave up reconnecting after {attempts} attempt(s): {error.message}",
-                retryable=False,
-            )
-        self._fail_all(error)
-
-    async def _keepalive(self) -> None:
-        while True:
-            await anyio.sleep(KEEPALIVE_INTERVAL / 2)
-            websocket = self._websocket
-            if websocket is None:
-                continue
-            quiet = time.monotonic() - websocket.last_received
-            if quiet >= 2 * KEEPALIVE_INTERVAL:
-                await websocket.abort(
-                    exc.ConnectionLostError(f"no traffic on the WebSocket for {quiet:.0f} s")
-                )
-            elif quiet >= KEEPALIVE_INTERVAL and websocket.send_text(PING_FRAME):
-                await websocket.flush()

@@ -5,6 +5,6 @@ network host (``durable serve``, :func:`cloudflare_durable.host.asgi.create_app`
 serves the same runtime over HTTP and WebSocket.
 """
 
-from ._runtime import Host, Subscriber
+from ._runtime import Host
 
-__all__ = ["Host", "Subscriber"]
+__all__ = ["Host"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .. import _protocol as proto
-from .._config import DEFAULT_STORE, ENV_TOKEN
+from .._config import DEFAULT_STORE, ENV_TOKEN, token_from_env
 from .._models import DurableModel
 
 logger = logging.getLogger("cloudflare_durable.host")
@@ -88,7 +88,7 @@ def serve_command(args: argparse.Namespace) -> int:
     if not models:
         print(f"durable: {args.module} defines no DurableModel subclass", file=sys.stderr)
         return 2
-    token = args.token if args.token is not None else os.environ.get(ENV_TOKEN) or None
+    token = args.token if args.token is not None else token_from_env(os.environ)
     host = Host(args.store, models=models)
     # IPPROTO_TCP explicitly: asyncio only turns Nagle off (TCP_NODELAY) on accepted
     # sockets whose protocol says TCP, and Nagle plus delayed ACKs costs 40 ms a reply.
@@ -111,7 +111,7 @@ def serve_command(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     if token is None:
         print(
-            "durable: WARNING: no token configured (--token or $CLOUDFLARE_API_TOKEN); "
+            f"durable: WARNING: no token configured (--token or ${ENV_TOKEN}); "
             "serving WITHOUT authentication",
             file=sys.stderr,
             flush=True,

@@ -9,7 +9,9 @@ batch on the fresh state.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -34,9 +36,13 @@ CREATE TABLE IF NOT EXISTS durable_requests (
     status INTEGER NOT NULL,
     reply TEXT NOT NULL,
     created REAL NOT NULL,
+    digest TEXT,
     PRIMARY KEY (model, object_id, request_id)
 ) WITHOUT ROWID;
 """
+FORMAT: Final = 1
+"""The store's format (``PRAGMA user_version``). 0: before request ids were bound to
+their operation (no ``digest`` column)."""
 SWEEP_INTERVAL: Final = 60.0
 PRUNE_SLACK: Final = 1000
 """How far past ``max_requests`` an object's records may grow before they are pruned."""
@@ -54,18 +60,22 @@ class Stored:
 
 @dataclass(frozen=True, slots=True)
 class Remembered:
-    """A stored reply to a request id."""
+    """What a repeat of a request id needs: the operation's digest (to refuse the same
+    id for another operation), the reply's status, and its body without the state
+    (``version``, and ``result`` or ``deleted``)."""
 
+    digest: str | None
     status: int
     reply: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """The end state of one batch, and the replies of the request ids it answered."""
+    """The end state of one batch (its JSON text; ``None``: no state), and the replies
+    of the request ids it answered."""
 
     version: int
-    state: dict[str, Any] | None
+    state: str | None
     replies: list[tuple[str, Remembered]]
 
 
@@ -87,13 +97,15 @@ class Store:
         self.request_ttl = request_ttl
         self.max_requests = max_requests
         try:
+            if path != ":memory:":
+                _create_private(path)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if path != ":memory:":
                 self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = FULL")
-            self._db.executescript(SCHEMA)
-        except sqlite3.Error as error:
+            self._upgrade()
+        except (OSError, sqlite3.Error) as error:
             raise exc.UsageError(f"cannot open the store {path!r}: {error}") from error
         self._next_sweep = time.monotonic() + SWEEP_INTERVAL
         # Per object: an upper bound of the request ids stored (counted at the first
@@ -103,6 +115,29 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    def _upgrade(self) -> None:
+        """Create the tables, or bring a store of an older format up to this one."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            found = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if found > FORMAT:
+                raise exc.UsageError(
+                    f"the store was written by a newer version of cloudflare-durable "
+                    f"(format {found}, this one reads up to {FORMAT})"
+                )
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if found == 0 and "durable_requests" in tables:
+                db.execute("ALTER TABLE durable_requests ADD COLUMN digest TEXT")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {FORMAT}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def _read_data_version(self) -> int:
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
@@ -145,13 +180,13 @@ class Store:
 
     def remembered(self, model: str, object_id: str, request_id: str) -> Remembered | None:
         row = self._db.execute(
-            "SELECT status, reply, created FROM durable_requests "
+            "SELECT digest, status, reply, created FROM durable_requests "
             "WHERE model = ? AND object_id = ? AND request_id = ?",
             (model, object_id, request_id),
         ).fetchone()
-        if row is None or row[2] < time.time() - self.request_ttl:
+        if row is None or row[3] < time.time() - self.request_ttl:
             return None
-        return Remembered(row[0], json.loads(row[1]))
+        return Remembered(row[0], row[1], json.loads(row[2]))
 
     def commit(self, model: str, object_id: str, expected: int, write: Write) -> None:
         """Store ``write`` if the object is still at version ``expected``."""
@@ -164,7 +199,7 @@ class Store:
                 "INSERT INTO durable_objects (model, object_id, version, state) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (model, object_id) "
                 "DO UPDATE SET version = excluded.version, state = excluded.state",
-                (model, object_id, write.version, _encode(write.state)),
+                (model, object_id, write.version, write.state),
             )
             self._remember(model, object_id, write.replies)
             db.execute("COMMIT")
@@ -184,7 +219,15 @@ class Store:
     ) -> None:
         now = time.time()
         rows = [
-            (model, object_id, request_id, item.status, proto.dumps_text(item.reply), now)
+            (
+                model,
+                object_id,
+                request_id,
+                item.status,
+                proto.dumps_text(item.reply),
+                now,
+                item.digest,
+            )
             for request_id, item in replies
         ]
         if not rows:
@@ -203,9 +246,11 @@ class Store:
         if rows:
             self._db.executemany(
                 "INSERT INTO durable_requests "
-                "(model, object_id, request_id, status, reply, created) VALUES (?, ?, ?, ?, ?, ?) "
+                "(model, object_id, request_id, status, reply, created, digest) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (model, object_id, request_id) DO UPDATE SET "
-                "status = excluded.status, reply = excluded.reply, created = excluded.created "
+                "status = excluded.status, reply = excluded.reply, created = excluded.created, "
+                "digest = excluded.digest "
                 f"WHERE durable_requests.created < {now - self.request_ttl!r}",
                 rows,
             )
@@ -237,5 +282,7 @@ class Store:
         return int(self._db.execute("SELECT COUNT(*) FROM durable_requests").fetchone()[0])
 
 
-def _encode(state: dict[str, Any] | None) -> str | None:
-    return None if state is None else proto.dumps_text(state)
+def _create_private(path: str) -> None:
+    """Create the store's file readable and writable by its owner only (mode 0600)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

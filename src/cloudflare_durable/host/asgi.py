@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import re
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, TypeAlias
@@ -26,7 +25,9 @@ from anyio.abc import TaskGroup
 
 from .. import _exceptions as exc
 from .. import _protocol as proto
-from ._runtime import Host, Operation, Outcome, Subscriber
+from ._fanout import Subscriber
+from ._operations import Outcome
+from ._runtime import Host
 
 __all__ = ["DurableApp", "create_app"]
 
@@ -39,10 +40,6 @@ logger = logging.getLogger("cloudflare_durable.host")
 
 _VERSION_HEADER: Final = (b"durable-protocol", str(proto.PROTOCOL_VERSION).encode())
 _JSON_HEADERS: Final = [(b"content-type", b"application/json"), _VERSION_HEADER]
-_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
-# A \u escape of a UTF-16 surrogate (U+D800 to U+DFFF): paired, it is one character;
-# alone, it is a string no UTF-8 can carry, so nothing holding it could be stored.
-_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def create_app(host: Host, *, token: str | None = None) -> DurableApp:
@@ -79,11 +76,12 @@ class DurableApp:
     def route(self, scope: Scope, headers: dict[bytes, bytes]) -> proto.Route:
         """Check auth and version, then route; raises the error to answer with."""
         path = _route_path(scope)
+        version = headers.get(proto.PROTOCOL_HEADER.encode())
         if path == "/v1/health":
+            proto.check_protocol_header(None if version is None else version.decode("latin-1"))
             return proto.Route("health")
         if not self.authorized(headers):
             raise exc.UnauthorizedError("a valid bearer token is required")
-        version = headers.get(proto.PROTOCOL_HEADER.encode())
         proto.check_protocol_header(None if version is None else version.decode("latin-1"))
         route = proto.parse_path(path)
         if route.model:
@@ -110,35 +108,15 @@ class DurableApp:
         route = self.route(scope, headers)
         method = scope["method"]
         if method not in proto.allowed_methods(route.kind):
-            raise proto.MethodNotAllowed(f"{method} is not allowed here")
+            raise exc.MethodNotAllowedError(f"{method} is not allowed here")
         if route.kind == "health":
             return 200, {"status": "ok", "protocol": proto.PROTOCOL_VERSION}
         if route.kind == "ws":
             raise exc.BadRequestError("this endpoint needs a WebSocket upgrade")
-        body = await _read_body(headers, receive, required=method in _BODY_METHODS)
-        host = self.host
-        if route.kind == "call":
-            call = proto.parse_call_body(body)
-            reply = await host.call(
-                route.model, route.object_id, route.method, call.args, call.request_id
-            )
-            return 200, reply.to_json()
-        if method == "GET":
-            return 200, (await host.read(route.model, route.object_id)).to_json()
-        if method == "PUT":
-            create = proto.parse_create_body(body)
-            created = await host.create(
-                route.model, route.object_id, create.state, create.request_id
-            )
-            return 201, created.to_json()
-        if method == "PATCH":
-            update = proto.parse_update_body(body)
-            updated = await host.update(
-                route.model, route.object_id, update.fields, update.if_version, update.request_id
-            )
-            return 200, updated.to_json()
-        delete = proto.parse_delete_body(body)
-        return 200, (await host.delete(route.model, route.object_id, delete.request_id)).to_json()
+        body = await _read_body(headers, receive, required=method in proto.BODY_REQUIRED)
+        op = proto.http_operation(route, method, body)
+        reply = await self.host.perform(op)
+        return reply.status, reply.to_json(op.kind)
 
 
 def _route_path(scope: Scope) -> str:
@@ -156,7 +134,7 @@ async def _read_body(
 ) -> dict[str, Any]:
     length = headers.get(b"content-length")
     if length is not None and length.isdigit() and int(length) > proto.MAX_BODY_BYTES:
-        raise proto.PayloadTooLarge(f"the body is over {proto.MAX_BODY_BYTES} bytes")
+        raise exc.PayloadTooLargeError(f"the body is over {proto.MAX_BODY_BYTES} bytes")
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -166,7 +144,7 @@ async def _read_body(
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > proto.MAX_BODY_BYTES:
-            raise proto.PayloadTooLarge(f"the body is over {proto.MAX_BODY_BYTES} bytes")
+            raise exc.PayloadTooLargeError(f"the body is over {proto.MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
@@ -179,21 +157,7 @@ async def _read_body(
         text = data.decode("utf-8-sig")  # bodies are UTF-8 (a byte order mark is ignored)
     except UnicodeDecodeError:
         raise exc.BadRequestError("the body is not valid UTF-8") from None
-    body = proto.loads_object(text)
-    _check_surrogates(text, body, "the body")
-    return body
-
-
-def _check_surrogates(text: str, value: Any, what: str) -> None:
-    """Refuse JSON whose strings hold an unpaired surrogate escape such as "\\ud800"."""
-    if _SURROGATE_ESCAPE.search(text) is None:
-        return
-    try:
-        proto.dumps(value)
-    except UnicodeEncodeError:
-        raise exc.BadRequestError(
-            f"{what} holds an unpaired surrogate (\\ud800 to \\udfff), which is not text"
-        ) from None
+    return proto.loads_object(text)
 
 
 async def _respond(send: Send, status: int, body: bytes) -> None:
@@ -294,17 +258,12 @@ class _Connection:
     def _frame(self, text: str, tg: TaskGroup) -> None:
         try:
             frame = proto.parse_client_frame(text)
-        except proto.FrameError as error:
-            self._put(proto.error_frame(error.call_id, error))
+        except proto.FrameError as refused:
+            self._put(proto.error_frame(refused.call_id, refused.error))
             return
         if isinstance(frame, proto.PingFrame):
             self._queue(proto.PONG_TEXT)
         elif isinstance(frame, proto.CallFrame):
-            try:
-                _check_surrogates(text, frame.args, "the frame")
-            except exc.BadRequestError as error:
-                self._put(proto.error_frame(frame.id, error))
-                return
             self._call(frame, tg)
         else:
             self._subscribe(frame)
@@ -314,12 +273,11 @@ class _Connection:
             if isinstance(outcome, exc.DurableError):
                 self._put(proto.error_frame(frame.id, outcome))
             else:
-                assert isinstance(outcome, proto.CallReply)
                 self._put(proto.result_frame(frame.id, outcome))
 
-        op = Operation("call", done, frame.request_id, frame.method, frame.args)
+        op = frame.operation(self.route.model, self.route.object_id)
         try:
-            drain = self.app.host.submit(self.route.model, self.route.object_id, op)
+            drain = self.app.host._submit(op, done)
         except exc.DurableError as error:
             done(error)
             return
@@ -335,7 +293,7 @@ class _Connection:
             self.route.model, self.route.object_id, frame, self._publish
         )
 
-    def _publish(self, message: proto.Snapshot | proto.EventMessage) -> None:
+    def _publish(self, message: proto.Message) -> None:
         if isinstance(message, proto.Snapshot):
             frame = proto.snapshot_frame(message.version, message.state)
         else:

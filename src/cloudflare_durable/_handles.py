@@ -1,0 +1,251 @@
+"""Handles, snapshots and live instances: what a model instance stands for.
+
+A ``DurableModel`` instance is one of three things, told apart by its
+*binding* (kept in a pydantic private attribute):
+
+- a *handle* (``Model.get(id)``): names an object, holds the last state it saw,
+  and turns remote method calls into operations for its client;
+- a *snapshot* (from ``load``, ``update``, ``subscribe``): a handle that already
+  holds state;
+- a *live instance* inside a host, against which method bodies run (its binding
+  carries the body's ``Execution``).
+
+This module is the model side of every operation: it validates what users
+give, turns it into protocol operations for the client, and applies replies
+to handles. The client never sees a model class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pydantic
+
+from . import _exceptions as exc
+from . import _protocol as proto
+from ._client import DurableClient, default_client
+from ._pydantic import (
+    blank,
+    clear_fields,
+    copy_fields,
+    dump_fields,
+    get_private,
+    set_private,
+    translate,
+    validate_into,
+)
+from ._subscription import Subscription
+
+if TYPE_CHECKING:
+    from ._models import DurableModel, Event, RemoteMethod
+
+__all__ = ["Binding", "Execution", "binding"]
+
+M = TypeVar("M", bound="DurableModel")
+E = TypeVar("E", bound="Event")
+
+PRIVATE = "_durable"
+
+
+@dataclass(slots=True)
+class Execution:
+    """What a method body sees while it runs inside a host: the events it emits."""
+
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Binding:
+    """Which object an instance stands for, through which client, at which version."""
+
+    object_id: str | None = None
+    client: DurableClient | None = None
+    version: int = 0
+    loaded: bool = False
+    execution: Execution | None = None
+
+
+_UNBOUND = Binding()
+
+
+def binding(obj: DurableModel) -> Binding:
+    found: Binding | None = get_private(obj, PRIVATE)
+    return found if found is not None else _UNBOUND
+
+
+def unloaded(cls: type[M], bound: Binding) -> M:
+    """A handle that has seen no state yet."""
+    return blank(cls, {PRIVATE: bound})
+
+
+def client_of(handle: DurableModel) -> DurableClient:
+    bound = binding(handle)
+    if bound.object_id is None:
+        raise exc.UsageError(f"this {type(handle).__name__} is not bound to an object")
+    return bound.client if bound.client is not None else default_client()
+
+
+def object_id_of(handle: DurableModel) -> str:
+    object_id = binding(handle).object_id
+    if object_id is None:
+        raise exc.UsageError(f"this {type(handle).__name__} is not bound to an object")
+    return object_id
+
+
+# -- operations ----------------------------------------------------------------
+
+
+async def create(handle: M, fields: dict[str, Any]) -> M:
+    cls = type(handle)
+    try:
+        state = cls.model_validate(fields).model_dump(mode="json")
+    except pydantic.ValidationError as error:
+        raise translate(error, f"invalid fields for {cls.__qualname__}") from error
+    op = proto.Create(cls.__durable_name__, object_id_of(handle), state)
+    apply(handle, await client_of(handle)._perform(op))
+    return handle
+
+
+async def load(handle: M) -> M:
+    op = proto.Read(type(handle).__durable_name__, object_id_of(handle))
+    reply = await client_of(handle)._perform(op)
+    apply(handle, reply)
+    return snapshot(handle, reply.version, reply.state)
+
+
+async def update(handle: M, fields: dict[str, Any], if_version: int | None) -> M:
+    cls = type(handle)
+    payload = dump_fields(cls, fields)
+    if if_version is not None and (type(if_version) is not int or if_version < 0):
+        raise exc.UsageError(f"if_version must be a non-negative int, not {if_version!r}")
+    op = proto.Update(cls.__durable_name__, object_id_of(handle), payload, if_version)
+    reply = await client_of(handle)._perform(op)
+    apply(handle, reply)
+    if not reply.has_state:  # the replay of an update the object has moved past
+        return await load(handle)
+    return snapshot(handle, reply.version, reply.state)
+
+
+async def delete(handle: DurableModel) -> bool:
+    op = proto.Delete(type(handle).__durable_name__, object_id_of(handle))
+    reply = await client_of(handle)._perform(op)
+    apply(handle, reply)
+    return reply.deleted
+
+
+async def call(
+    handle: DurableModel,
+    method: RemoteMethod[Any, Any, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    signature = method.signature
+    payload = signature.bind(args, kwargs)
+    op = proto.Call(type(handle).__durable_name__, object_id_of(handle), method.wire_name, payload)
+    reply = await client_of(handle)._perform(op)
+    apply(handle, reply)
+    return signature.load_result(reply.result)
+
+
+def subscribe(handle: M) -> Subscription[M]:
+    def convert(message: proto.Message) -> M | None:
+        if not isinstance(message, proto.Snapshot):
+            return None
+        apply_state(handle, message.version, message.state)
+        return snapshot(handle, message.version, message.state)
+
+    frame = proto.SubscribeFrame(None, snapshots=True, events=False)
+    return client_of(handle)._subscribe(
+        type(handle).__durable_name__, object_id_of(handle), frame, convert
+    )
+
+
+def events(handle: DurableModel, types: tuple[type[E], ...]) -> Subscription[E]:
+    by_name = {event_type.__durable_event_name__: event_type for event_type in types}
+
+    def convert(message: proto.Message) -> E | None:
+        if not isinstance(message, proto.EventMessage):
+            return None
+        event_type = by_name.get(message.name)
+        if event_type is None:
+            return None
+        try:
+            return event_type.model_validate(message.data)
+        except pydantic.ValidationError as error:
+            raise translate(error, f"event {message.name} does not validate") from error
+
+    frame = proto.SubscribeFrame(None, snapshots=False, events=True)
+    return client_of(handle)._subscribe(
+        type(handle).__durable_name__, object_id_of(handle), frame, convert
+    )
+
+
+@contextlib.asynccontextmanager
+async def session(handle: M) -> AsyncIterator[M]:
+    """A view of ``handle`` whose calls share one connection."""
+    client = client_of(handle)
+    async with client._session(type(handle).__durable_name__, object_id_of(handle)) as channel:
+        bound = binding(handle)
+        view = unloaded(
+            type(handle), Binding(bound.object_id, channel, bound.version, bound.loaded)
+        )
+        if bound.loaded:
+            copy_fields(handle, view)
+        yield view
+
+
+# -- state ---------------------------------------------------------------------
+
+
+def validate_state(cls: type[M], state: dict[str, Any] | None) -> M:
+    """``cls`` validated from a stored or received state (``None``: its defaults)."""
+    try:
+        return cls.model_validate(state or {})
+    except pydantic.ValidationError as error:
+        if state is None:
+            raise exc.ObjectNotFoundError(
+                f"{cls.__qualname__} has fields without defaults, so an object "
+                "with no stored state cannot exist: create it first"
+            ) from error
+        raise translate(error, f"state of {cls.__qualname__} does not validate") from error
+
+
+def apply(handle: DurableModel, reply: proto.Reply) -> None:
+    if reply.has_state:
+        apply_state(handle, reply.version, reply.state)
+
+
+def apply_state(handle: DurableModel, version: int, state: dict[str, Any] | None) -> None:
+    """Take newer state into ``handle`` (never older: replies may cross)."""
+    bound = binding(handle)
+    if bound.loaded and version < bound.version:
+        return
+    try:
+        validate_into(handle, state or {})
+    except pydantic.ValidationError as error:
+        clear_fields(handle)
+        bound.version, bound.loaded = version, False
+        if state is None:
+            return  # no state, and the model cannot default: nothing to show
+        raise translate(error, f"state of {type(handle).__qualname__} does not validate") from error
+    bound.version, bound.loaded = version, True
+
+
+def snapshot(handle: M, version: int, state: dict[str, Any] | None) -> M:
+    """A new instance holding ``state`` at ``version``, bound like ``handle``."""
+    bound = binding(handle)
+    copy = validate_state(type(handle), state)
+    set_private(copy, PRIVATE, Binding(bound.object_id, bound.client, version, loaded=True))
+    return copy
+
+
+def live_instance(
+    model: type[M], object_id: str, state: dict[str, Any] | None, execution: Execution
+) -> M:
+    """A model instance for a host to run method bodies against."""
+    instance = validate_state(model, state)
+    set_private(instance, PRIVATE, Binding(object_id, execution=execution))
+    return instance
