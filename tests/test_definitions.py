@@ -187,3 +187,33 @@ def test_emit_and_setters_outside_a_host() -> None:
         Quiet().emit(Happened())
     with pytest.raises(UsageError, match="not bound"):
         _ = Quiet().durable_id
+
+
+class Helpers(DurableModel, name="def.Helpers"):
+    value: int = 0
+
+    async def double(self) -> int:
+        """A plain async method: it runs where it is called."""
+        self.value *= 2
+        return self.value
+
+    @remote
+    async def bump_and_double(self) -> int:
+        self.value += 1
+        return await self.double()
+
+
+@pytest.mark.anyio
+async def test_a_plain_async_method_on_a_handle_is_refused() -> None:
+    from cloudflare_durable import DurableClient, UsageError
+
+    async with DurableClient(store=":memory:") as client:
+        handle = client.get(Helpers, "h")
+        assert await handle.bump_and_double() == 2  # inside a body it runs on the live object
+        with pytest.raises(UsageError, match="not a @remote method"):
+            await handle.double()
+        snapshot = await handle.load()
+        with pytest.raises(UsageError, match="not a @remote method"):
+            await snapshot.double()
+        assert (await handle.load()).value == 2
+    assert await Helpers(value=3).double() == 6  # a plain instance is an ordinary object

@@ -209,3 +209,41 @@ async def test_a_loop_of_calls_lets_other_tasks_run() -> None:
                 await counter.increment()
             tg.cancel_scope.cancel()
         assert ticks >= 10
+
+
+def test_default_clients_pushed_out_of_the_cache_are_closed(tmp_path: Path) -> None:
+    """One default client per event loop; when newer loops push the oldest out, their
+    embedded hosts are closed (no SQLite handle is left open), not just dropped."""
+    from cloudflare_durable import _client
+
+    store = str(tmp_path / "state.sqlite3")
+    clients: list[DurableClient] = []
+
+    async def call() -> None:
+        clients.append(_client.default_client())
+        await Counter.get("c").increment(1)
+
+    os.environ["CLOUDFLARE_DURABLE_STORE"] = store
+    try:
+        for _ in range(3 * _client._MAX_DEFAULTS):
+            anyio.run(call)
+    finally:
+        del os.environ["CLOUDFLARE_DURABLE_STORE"]
+    assert len(set(map(id, clients))) == len(clients)  # one per loop
+    assert len(_client._defaults) <= _client._MAX_DEFAULTS
+    evicted = [client for client in clients if client not in _client._defaults.values()]
+    assert len(evicted) >= 2 * _client._MAX_DEFAULTS
+    assert all(client.closed for client in evicted)
+    assert open_files(store) <= _client._MAX_DEFAULTS
+
+
+def open_files(path: str) -> int:
+    """How many file descriptors of this process are open on ``path``."""
+    folder = Path(f"/proc/{os.getpid()}/fd")
+    count = 0
+    for fd in folder.iterdir():
+        try:
+            count += os.readlink(fd) == path
+        except OSError:  # the descriptor closed meanwhile (the listing's own, say)
+            pass
+    return count
