@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -242,8 +243,6 @@ def open_files(path: str) -> int:
     folder = Path(f"/proc/{os.getpid()}/fd")
     count = 0
     for fd in folder.iterdir():
-        try:
+        with contextlib.suppress(OSError):  # closed meanwhile (the listing's own, say)
             count += os.readlink(fd) == path
-        except OSError:  # the descriptor closed meanwhile (the listing's own, say)
-            pass
     return count

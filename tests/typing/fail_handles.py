@@ -48,7 +48,7 @@ async def subscriptions() -> None:
     async for snapshot in handle.subscribe():
         text: str = snapshot.value  # E: assignment
         print(text)
-    for item in handle.subscribe():  # E: attr-defined
+    for _item in handle.subscribe():  # E: attr-defined
         continue
     print(others)
 
