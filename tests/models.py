@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -15,24 +16,37 @@ ROOT_FOR_EXAMPLES = str(Path(__file__).resolve().parents[1] / "examples")
 if ROOT_FOR_EXAMPLES not in sys.path:
     sys.path.insert(0, ROOT_FOR_EXAMPLES)
 
+from auction import Auction, AuctionClosed, BidPlaced, Wallet  # noqa: E402
+from bank import Account, Transfer  # noqa: E402
 from chat_room import ChatRoom, Message, Posted  # noqa: E402
 from collaborative_document import Document, Edited, Joined, Left  # noqa: E402
 from counter import Counter  # noqa: E402
 
-from cloudflare_durable import DurableModel, Event, remote  # noqa: E402
+from cloudflare_durable import DurableModel, Event, RemoteError, remote  # noqa: E402
 
 __all__ = [
+    "Account",
+    "Auction",
+    "AuctionClosed",
+    "BidPlaced",
     "ChatRoom",
     "Counter",
     "Document",
     "Edited",
+    "Flaky",
     "Joined",
     "Ledger",
     "Left",
     "Message",
     "Posted",
     "Profile",
+    "Purse",
+    "Relay",
+    "Shapes",
+    "Teller",
+    "Transfer",
     "Tricky",
+    "Wallet",
 ]
 
 
@@ -103,3 +117,133 @@ class Tricky(DurableModel, name="test.Tricky"):
         await anyio.lowlevel.checkpoint()
         self.value = current + 1
         return self.value
+
+
+class Relay(DurableModel, name="test.Relay"):
+    """Calls other objects from its bodies: itself, back and forth, or in a cycle."""
+
+    hops: int = 0
+
+    @remote
+    async def ping(self) -> int:
+        self.hops += 1
+        return self.hops
+
+    @remote
+    async def call_self(self) -> int:
+        return await Relay.get(self.durable_id).ping()
+
+    @remote
+    async def call_back(self, other: str) -> int:
+        """Asks ``other`` to call this object back (a cycle of two)."""
+        return await Relay.get(other).forward(self.durable_id)
+
+    @remote
+    async def forward(self, to: str) -> int:
+        self.hops += 1
+        return await Relay.get(to).ping()
+
+    @remote
+    async def read_self(self) -> int:
+        return (await Relay.get(self.durable_id).load()).hops
+
+    @remote
+    async def slow_then_call(self, other: str, delay: float) -> int:
+        """Waits, then calls ``other``: two of these on each other wait on each other."""
+        import anyio
+
+        await anyio.sleep(delay)
+        return await Relay.get(other).ping()
+
+
+FAILURES: dict[str, int] = {}
+"""How many more times Flaky.bump_then_fail fails, by object id (set by tests)."""
+
+
+class Flaky(DurableModel, name="test.Flaky"):
+    """Calls a counter, then fails while the test says so: a retried call must not
+    call the counter twice."""
+
+    runs: int = 0
+
+    @remote
+    async def bump_then_fail(self, counter: str) -> int:
+        value = await Counter.get(counter).increment(1)
+        if FAILURES.get(self.durable_id, 0) > 0:
+            FAILURES[self.durable_id] -= 1
+            raise RuntimeError("failing after the nested call")
+        self.runs += 1
+        return value
+
+
+class Shapes(DurableModel, name="test.Shapes"):
+    """Runs a program of awaits: checkpoints, timeouts, task groups and nested calls
+    to counters, as any anyio code would."""
+
+    runs: int = 0
+
+    @remote
+    async def run(self, program: list[dict[str, Any]]) -> int:
+        await interpret(program)
+        self.runs += 1
+        return self.runs
+
+
+async def interpret(steps: list[dict[str, Any]]) -> None:
+    import anyio
+    import anyio.lowlevel
+
+    for step in steps:
+        kind = step["do"]
+        if kind == "sleep0" or kind == "checkpoint":
+            await anyio.lowlevel.checkpoint()
+        elif kind == "call":
+            await Counter.get(step["target"]).increment(1)
+        elif kind == "fail_after":
+            with anyio.fail_after(10):
+                await interpret(step["steps"])
+        elif kind == "move_on_after":
+            with anyio.move_on_after(10):
+                await interpret(step["steps"])
+        elif kind == "group":
+            async with anyio.create_task_group() as group:
+                for branch in step["steps"]:
+                    group.start_soon(interpret, [branch])
+        else:
+            raise ValueError(f"unknown step {kind!r}")
+
+
+class Purse(DurableModel, name="test.Purse"):
+    """Money, taken and given with no bookkeeping of its own: a call applied twice
+    moves money twice."""
+
+    balance: int = 0
+
+    @remote
+    async def give(self, amount: int) -> int:
+        self.balance += amount
+        return self.balance
+
+    @remote
+    async def take(self, amount: int) -> int:
+        if amount > self.balance:
+            raise ValueError("not enough money")
+        self.balance -= amount
+        return self.balance
+
+
+class Teller(DurableModel, name="test.Teller"):
+    """A transfer written naively, one call after the other: only the request ids
+    derived from the teller's own keep a re-run from moving money twice."""
+
+    moved: int = 0
+
+    @remote
+    async def transfer(self, source: str, target: str, amount: int) -> bool:
+        try:
+            await Purse.get(source).take(amount)
+        except RemoteError:
+            return False
+        await Purse.get(target).give(amount)
+        self.moved += amount
+        return True

@@ -46,7 +46,9 @@ T = TypeVar("T")
 class EmbeddedTransports(Protocol):
     """Makes the transport of the embedded host (``_transports.local`` provides it)."""
 
-    def __call__(self, *, store: str | None = None, host: Host | None = None) -> Transport: ...
+    def __call__(
+        self, settings: Settings, *, store: str | None = None, host: Host | None = None
+    ) -> Transport: ...
 
 
 _embedded: EmbeddedTransports | None = None
@@ -58,10 +60,12 @@ def provide_embedded(factory: EmbeddedTransports) -> None:
     _embedded = factory
 
 
-def _embedded_transport(*, store: str | None = None, host: Host | None = None) -> Transport:
+def _embedded_transport(
+    settings: Settings, *, store: str | None = None, host: Host | None = None
+) -> Transport:
     if _embedded is None:  # pragma: no cover - installed when the package is imported
         raise exc.UsageError("the embedded host is not available")
-    return _embedded(store=store, host=host)
+    return _embedded(settings, store=store, host=host)
 
 
 class ClientState(enum.Enum):
@@ -110,9 +114,9 @@ class DurableClient:
         ).check()
         if transport is None:
             if host is not None:
-                transport = _embedded_transport(host=host)
+                transport = _embedded_transport(self.settings, host=host)
             elif self.settings.url is None:
-                transport = _embedded_transport(store=self.settings.store)
+                transport = _embedded_transport(self.settings, store=self.settings.store)
             else:
                 transport = NetworkTransport(self.settings)
         self._transport = transport
@@ -311,7 +315,7 @@ def default_client() -> DurableClient:
 def _client_for(host: Host) -> DurableClient:
     client = _for_hosts.get(host)
     if client is None or client.closed:
-        client = _for_hosts[host] = DurableClient(host=host)
+        client = _for_hosts[host] = DurableClient(host=host, timeout=host.call_timeout)
     return client
 
 

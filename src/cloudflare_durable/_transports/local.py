@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import _protocol as proto
 from .._client import provide_embedded
+from .._config import Settings
 from ..host import Host
 from ..host._fanout import Subscriber
 from .base import CallChannel, MessageStream, Transport
@@ -63,10 +64,12 @@ class LocalTransport(Transport):
             self.host.close()
 
 
-def _embedded(*, store: str | None = None, host: Host | None = None) -> LocalTransport:
+def _embedded(
+    settings: Settings, *, store: str | None = None, host: Host | None = None
+) -> LocalTransport:
     if host is not None:
         return LocalTransport(host, owns_host=False)
-    return LocalTransport(Host(store or ":memory:"), owns_host=True)
+    return LocalTransport(Host(store or ":memory:", call_timeout=settings.timeout), owns_host=True)
 
 
 provide_embedded(_embedded)

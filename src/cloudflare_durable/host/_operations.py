@@ -275,6 +275,10 @@ def _check_integers(text: str, what: str, *, result: bool = False) -> None:
 
 
 def _remote_error(model: str, method: str, error: Exception) -> exc.RemoteError:
+    """The remote error a body's exception travels as. A remote error the body did not
+    catch (a nested call that raised) keeps the type and message it was raised with."""
+    if isinstance(error, exc.RemoteError):
+        return exc.RemoteError(f"{model}.{method} failed: {error.message}", details=error.details)
     type_name = type(error).__name__
     text = str(error)
     return exc.RemoteError(

@@ -20,7 +20,7 @@ import anyio.lowlevel
 from .. import _context
 from .. import _exceptions as exc
 from .. import _protocol as proto
-from .._config import store_path
+from .._config import DEFAULT_TIMEOUT, store_path
 from .._models import DurableModel, registered_models
 from ._fanout import Subscriber
 from ._objects import Cell, Cells
@@ -40,6 +40,8 @@ class Host:
 
     ``store`` is a file path or ``":memory:"``. ``models`` limits which models
     are served (default: every ``DurableModel`` defined in the process).
+    ``call_timeout`` bounds, in seconds, how long a method body waits for each call
+    it makes to another object (so bodies waiting on each other give up).
     """
 
     def __init__(
@@ -50,8 +52,10 @@ class Host:
         request_ttl: float = proto.IDEMPOTENCY_TTL_SECONDS,
         max_requests: int = proto.IDEMPOTENCY_MAX_PER_OBJECT,
         poll_interval: float | None = None,
+        call_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         path = store_path(store)
+        self.call_timeout = call_timeout
         self._store = Store(path, request_ttl=request_ttl, max_requests=max_requests)
         self._models = None if models is None else {m.__durable_name__: m for m in models}
         self._cells = Cells(self._store)
