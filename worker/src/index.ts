@@ -2,7 +2,7 @@
  * The cloudflare-durable Worker: serves the example models over protocol
  * version 1. Add your own model class here and bind it in wrangler.jsonc.
  */
-import { createRouter } from "./lib";
+import { createRouter } from "cloudflare-durable";
 import { ChatRoom } from "./models/chat_room";
 import { Counter } from "./models/counter";
 import { Document } from "./models/document";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { Failure, t } from "../src/lib";
-import { checkArguments, ModelSpec } from "../src/lib/schema";
-import { validate } from "../src/lib/types";
+import { Failure, t } from "../lib/src";
+import { checkArguments, ModelSpec } from "../lib/src/schema";
+import { validate } from "../lib/src/types";
 
 describe("t: runtime types", () => {
   it("checks scalars strictly", () => {

@@ -2,7 +2,7 @@ import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { api, call, connect, freshId, objectPath, ORIGIN, TOKEN } from "./support/client";
 import type { FrameQueue } from "./support/sockets";
-import { remote, type DurableModelObject } from "../src/lib";
+import { remote, type DurableModelObject } from "../lib/src";
 
 // A client socket living in the test's own isolate may deliver frames that are
 // sent back to back out of order (over a real connection they arrive in order),

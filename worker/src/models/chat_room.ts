@@ -1,4 +1,4 @@
-import { DurableModel, remote, t, ValueError } from "../lib";
+import { DurableModel, remote, t, ValueError } from "cloudflare-durable";
 
 /** How many messages a room keeps. */
 export const MAX_MESSAGES = 100;

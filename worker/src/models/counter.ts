@@ -1,4 +1,4 @@
-import { DurableModel, remote, t } from "../lib";
+import { DurableModel, remote, t } from "cloudflare-durable";
 
 /** `Counter`: `value: int = 0`. */
 export class Counter extends DurableModel("Counter", { value: t.int.default(0) }) {

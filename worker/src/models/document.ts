@@ -1,4 +1,4 @@
-import { DurableModel, PermissionError, remote, t, ValueError } from "../lib";
+import { DurableModel, PermissionError, remote, t, ValueError } from "cloudflare-durable";
 
 /** `Document`: shared content edited by joined editors, one version at a time. */
 export class Document extends DurableModel("Document", {
