@@ -20,7 +20,8 @@ Every error the library raises derives from one root::
     ├── OverloadedError               the server or object is overloaded; not retried
     ├── ServerError                   the server failed unexpectedly; nothing applied (retryable)
     ├── ProtocolError                 the peer broke the wire protocol (bad reply, other version)
-    │   └── BadRequestError           the server rejected a request as malformed
+    │   ├── BadRequestError           the server rejected a request as malformed
+    │   └── SchemaMismatchError       the server's models differ from the client's (``check_schema``)
     └── TransportError                the request may not have reached its end (``retryable``)
         ├── ConnectError              no connection could be made
         ├── TimeoutError              no reply within the configured timeout
@@ -54,6 +55,7 @@ __all__ = [
     "OverloadedError",
     "ProtocolError",
     "RemoteError",
+    "SchemaMismatchError",
     "ServerError",
     "TimeoutError",
     "TransportError",
@@ -217,6 +219,16 @@ class BadRequestError(ProtocolError):
 
     code = "bad_request"
     status = 400
+
+
+class SchemaMismatchError(ProtocolError):
+    """The server's schema document (``GET /v1/models``) differs from the local models.
+
+    Raised at first contact when the client checks schemas (``check_schema``).
+    The message names every difference; ``details["differences"]`` lists them.
+    """
+
+    code = "schema_mismatch"
 
 
 class TransportError(DurableError):

@@ -112,11 +112,11 @@ describe("subscriptions", () => {
     const stub = env.COUNTER.get(env.COUNTER.idFromName(id));
     const reply = await runInDurableObject(stub, (instance) => {
       const self = instance as unknown as DurableModelObject & Record<string, unknown> & { emit(name: string, data: object): void };
-      self.shout = remote({}, () => self.emit("Shouted", { loud: true }));
+      self.shout = remote({}, () => self.emit("Posted", { author: "a", text: "loud" }));
       return self.dispatch({ op: "call", method: "shout", args: {}, requestId: null });
     });
     expect(JSON.parse(reply.body)).toEqual({ result: null, version: 0, state: null });
-    expect(await drain(ws)).toEqual([{ type: "event", version: 0, name: "Shouted", data: { loud: true } }]);
+    expect(await drain(ws)).toEqual([{ type: "event", version: 0, name: "Posted", data: { author: "a", text: "loud" } }]);
     ws.close();
   });
 

@@ -9,11 +9,25 @@
  * ```
  */
 export { DurableModel, DurableModelObject, type ModelClass } from "./object";
-export { remote, RemoteMethod } from "./remote";
-export { t, type Type, type Defaulted, type Spec, type Specs, type Infer, type Issue } from "./types";
+export { ModelBase } from "./model";
+export { remote, RemoteMethod, NotImplementedError, type Awaitable, type Exactly } from "./remote";
+export {
+  t,
+  INVALID,
+  type Type,
+  type Defaulted,
+  type Spec,
+  type Specs,
+  type Infer,
+  type Issue,
+  type Location,
+  type NumberConstraints,
+  type StringConstraints,
+  type LengthConstraints,
+} from "./types";
 export { RemoteException, ValueError, PermissionError, KeyError, Failure, ERROR_CODES, type ErrorCode } from "./errors";
 export { createRouter, type ModelBindings } from "./router";
-export { ModelSpec } from "./schema";
+export { ModelSpec, type MethodSpec, type ModelOptions } from "./schema";
 export { DEFAULT_RETENTION, type Retention } from "./store";
-export type { Json, JsonObject } from "./json";
+export { parseJson, type Json, type JsonObject } from "./json";
 export { PROTOCOL_VERSION, PROTOCOL_HEADER, type Operation, type Reply } from "./protocol";

@@ -5,9 +5,32 @@ export interface JsonObject {
   [key: string]: Json;
 }
 
-/** True for a plain JSON object (not an array, not null). */
+/**
+ * A number written with a fraction or an exponent whose value is an integer
+ * (`2.0`, `1e3`): `parseJson` boxes it, so validation can refuse it where an
+ * integer is expected, as pydantic does, while `JSON.stringify` still writes it
+ * as a number. Validation unboxes it.
+ */
+export type FloatLiteral = Number; // eslint-disable-line @typescript-eslint/no-wrapper-object-types
+
+/** True for a number that `parseJson` boxed (see `FloatLiteral`). */
+export function isFloatLiteral(value: unknown): value is FloatLiteral {
+  return typeof value === "object" && value !== null && Object.prototype.toString.call(value) === "[object Number]";
+}
+
+/** `JSON.parse` that keeps whether an integral number was written as a float (`2.0`): see `FloatLiteral`. */
+export function parseJson(text: string): unknown {
+  return JSON.parse(text, boxFloatLiterals);
+}
+
+function boxFloatLiterals(this: unknown, _key: string, value: unknown, context?: { source?: string }): unknown {
+  if (typeof value !== "number" || !Number.isInteger(value) || context?.source === undefined) return value;
+  return /[.eE]/.test(context.source) ? new Number(value) : value;
+}
+
+/** True for a plain JSON object (not an array, not null, not a boxed number). */
 export function isJsonObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !isFloatLiteral(value);
 }
 
 /** `Object.hasOwn`, typed as a guard for record lookups that must ignore the prototype. */
