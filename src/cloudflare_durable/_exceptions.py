@@ -21,7 +21,7 @@ Every error the library raises derives from one root::
     ├── ServerError                   the server failed unexpectedly; nothing applied (retryable)
     ├── ProtocolError                 the peer broke the wire protocol (bad reply, other version)
     │   ├── BadRequestError           the server rejected a request as malformed
-    │   └── SchemaMismatchError       the server's models differ from the client's (``check_schema``)
+    │   └── SchemaMismatchError       the server's models differ from the client's (schema check)
     └── TransportError                the request may not have reached its end (``retryable``)
         ├── ConnectError              no connection could be made
         ├── TimeoutError              no reply within the configured timeout

@@ -61,11 +61,11 @@ _NO_DEFAULT: Final = object()
 
 
 def _constant_default(factory: Any) -> Any:
-    """The value of a default factory that gives equal values on every call, else ``_NO_DEFAULT``."""
+    """The value of a factory that gives equal values on every call, else ``_NO_DEFAULT``."""
     try:
         first, second = factory(), factory()
         encoded = to_jsonable_python(first)
-    except Exception:  # noqa: BLE001 - a factory that cannot run here has no constant default
+    except Exception:
         return _NO_DEFAULT
     return first if encoded == to_jsonable_python(second) else _NO_DEFAULT
 
@@ -292,7 +292,9 @@ def _compare_model(name: str, local: dict[str, Any], remote: dict[str, Any]) -> 
 def _compare_object(where: str, local: _Resolved, remote: _Resolved, member: str) -> list[str]:
     mine = local.schema.get("properties", {}) if isinstance(local.schema, dict) else {}
     theirs = remote.schema.get("properties", {}) if isinstance(remote.schema, dict) else {}
-    mine_required = set(local.schema.get("required", [])) if isinstance(local.schema, dict) else set()
+    mine_required = (
+        set(local.schema.get("required", [])) if isinstance(local.schema, dict) else set()
+    )
     theirs_required = (
         set(remote.schema.get("required", [])) if isinstance(remote.schema, dict) else set()
     )
@@ -354,4 +356,3 @@ def validate_document(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
         raise exc.ProtocolError("the server's /v1/models reply is not a schema document")
     return data
-

@@ -42,9 +42,7 @@ def stale_files(out: Path, files: dict[str, str]) -> list[Path]:
     if not out.is_dir():
         return []
     return sorted(
-        path
-        for path in out.glob("*.ts")
-        if path.name not in files and _is_generated(path)
+        path for path in out.glob("*.ts") if path.name not in files and _is_generated(path)
     )
 
 

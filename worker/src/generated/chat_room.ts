@@ -25,25 +25,26 @@ export const ChatRoomSpec = new ModelSpec("ChatRoom", ChatRoomFields, {
 });
 
 /**
- * The base of the ChatRoom object. Extend it in src/models/chat_room.ts and implement
- * each remote method with the same name and parameters, in the Python order
- * (`override` each one); `this.state` is the state, `this.emit` emits an event.
+ * Base of the ChatRoom object. Extend it in src/models/chat_room.ts
+ * and implement each remote method with the same name and parameters, in the
+ * Python order (`override` each one); `this.state` is the state, `this.emit`
+ * emits an event.
  */
 export abstract class ChatRoomBase extends ModelBase<ChatRoomState>(ChatRoomSpec) {
   /** Python: `post(author, text) -> int` */
   abstract post(author: string, text: string): Awaitable<number>;
   /** Python: `recent(limit = 20) -> list[Message]` */
   abstract recent(limit: number): Awaitable<Message[]>;
-  /** Emits an event of the Python module; subscribers receive it once the change is stored. */
+  /** Emits an event of the Python module (sent once the change is stored). */
   protected override emit<K extends keyof Events & string>(name: K, data: Events[K]): void {
     super.emit(name, data);
   }
 }
 
 /**
- * What tsc checks ChatRoom's implementation against (in worker.ts): each remote method
- * takes exactly the Python parameters, so a parameter gained, lost or retyped in
- * Python is an error that names the method.
+ * What tsc checks ChatRoom's implementation against (in worker.ts): each
+ * remote method takes exactly the Python parameters, so a parameter gained,
+ * lost or retyped in Python is an error that names the method.
  */
 export type ChatRoomChecked<Self> = {
   post: Exactly<Self, "post", [author: string, text: string], "ChatRoom.post(author: string, text: string) in the Python model">;

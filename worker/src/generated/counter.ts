@@ -25,25 +25,26 @@ export const CounterSpec = new ModelSpec("Counter", CounterFields, {
 });
 
 /**
- * The base of the Counter object. Extend it in src/models/counter.ts and implement
- * each remote method with the same name and parameters, in the Python order
- * (`override` each one); `this.state` is the state, `this.emit` emits an event.
+ * Base of the Counter object. Extend it in src/models/counter.ts
+ * and implement each remote method with the same name and parameters, in the
+ * Python order (`override` each one); `this.state` is the state, `this.emit`
+ * emits an event.
  */
 export abstract class CounterBase extends ModelBase<CounterState>(CounterSpec) {
   /** Python: `increment(by = 1) -> int` */
   abstract increment(by: number): Awaitable<number>;
   /** Python: `reset() -> None` */
   abstract reset(): Awaitable<void | null>;
-  /** Emits an event of the Python module; subscribers receive it once the change is stored. */
+  /** Emits an event of the Python module (sent once the change is stored). */
   protected override emit<K extends keyof Events & string>(name: K, data: Events[K]): void {
     super.emit(name, data);
   }
 }
 
 /**
- * What tsc checks Counter's implementation against (in worker.ts): each remote method
- * takes exactly the Python parameters, so a parameter gained, lost or retyped in
- * Python is an error that names the method.
+ * What tsc checks Counter's implementation against (in worker.ts): each
+ * remote method takes exactly the Python parameters, so a parameter gained,
+ * lost or retyped in Python is an error that names the method.
  */
 export type CounterChecked<Self> = {
   increment: Exactly<Self, "increment", [by: number], "Counter.increment(by: number) in the Python model">;

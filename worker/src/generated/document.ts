@@ -30,9 +30,10 @@ export const DocumentSpec = new ModelSpec("Document", DocumentFields, {
 });
 
 /**
- * The base of the Document object. Extend it in src/models/document.ts and implement
- * each remote method with the same name and parameters, in the Python order
- * (`override` each one); `this.state` is the state, `this.emit` emits an event.
+ * Base of the Document object. Extend it in src/models/document.ts
+ * and implement each remote method with the same name and parameters, in the
+ * Python order (`override` each one); `this.state` is the state, `this.emit`
+ * emits an event.
  */
 export abstract class DocumentBase extends ModelBase<DocumentState>(DocumentSpec) {
   /** Python: `edit(editor_id, content, version) -> int` */
@@ -41,16 +42,16 @@ export abstract class DocumentBase extends ModelBase<DocumentState>(DocumentSpec
   abstract join(editor_id: string, name: string): Awaitable<string[]>;
   /** Python: `leave(editor_id) -> bool` */
   abstract leave(editor_id: string): Awaitable<boolean>;
-  /** Emits an event of the Python module; subscribers receive it once the change is stored. */
+  /** Emits an event of the Python module (sent once the change is stored). */
   protected override emit<K extends keyof Events & string>(name: K, data: Events[K]): void {
     super.emit(name, data);
   }
 }
 
 /**
- * What tsc checks Document's implementation against (in worker.ts): each remote method
- * takes exactly the Python parameters, so a parameter gained, lost or retyped in
- * Python is an error that names the method.
+ * What tsc checks Document's implementation against (in worker.ts): each
+ * remote method takes exactly the Python parameters, so a parameter gained,
+ * lost or retyped in Python is an error that names the method.
  */
 export type DocumentChecked<Self> = {
   edit: Exactly<Self, "edit", [editor_id: string, content: string, version: number], "Document.edit(editor_id: string, content: string, version: number) in the Python model">;
