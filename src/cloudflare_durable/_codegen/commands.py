@@ -23,12 +23,14 @@ from .._models import DurableModel, Event
 from .._protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 from .._schema import compare_documents, events_in, models_in, schema_document, schema_json
 from . import write_files
+from .fidelity import inspect_models
 from .scaffold import VENDOR, copy_library, missing_bindings, scaffold, write_stubs
 from .typescript import UnsupportedSchemaError, generate, namings
 
 __all__ = [
     "check_command",
     "codegen_typescript_command",
+    "contract_of",
     "document_of",
     "fetch_schema_document",
     "init_worker_command",
@@ -36,14 +38,33 @@ __all__ = [
 ]
 
 
-def document_of(modules: Sequence[ModuleType]) -> dict[str, Any]:
-    """The schema document of every model and event the modules define or import."""
+def contract_of(
+    modules: Sequence[ModuleType],
+) -> tuple[list[type[DurableModel]], list[type[Event]]]:
+    """Every model and event the modules define or import."""
     models: dict[type[DurableModel], None] = {}
     events: dict[type[Event], None] = {}
     for module in modules:
         models.update(dict.fromkeys(models_in(module)))
         events.update(dict.fromkeys(events_in(module)))
-    return schema_document(models, events)
+    return list(models), list(events)
+
+
+def document_of(modules: Sequence[ModuleType]) -> dict[str, Any]:
+    """The schema document of every model and event the modules define or import."""
+    return schema_document(*contract_of(modules))
+
+
+def _worker_document(modules: Sequence[ModuleType]) -> dict[str, Any] | None:
+    """The document to generate TypeScript from, after reporting what the Worker cannot
+    check as Python does (warnings); None when it cannot check some type at all."""
+    models, events = contract_of(modules)
+    findings = inspect_models(models, events)
+    for warning in findings.warnings:
+        print(f"durable: warning: {warning}", file=sys.stderr)
+    for error in findings.errors:
+        print(f"durable: {error}", file=sys.stderr)
+    return None if findings.errors else schema_document(models, events)
 
 
 def _load(targets: Sequence[str]) -> list[ModuleType]:
@@ -80,7 +101,9 @@ def codegen_typescript_command(
     where a stub is written for each model with methods that has no
     implementation yet; ``library`` refreshes a project's copy of the library.
     """
-    document = document_of(_load(targets))
+    document = _worker_document(_load(targets))
+    if document is None:
+        return 2
     out_dir = Path(out)
     try:
         files = generate(document, worker=implementations)
@@ -111,7 +134,9 @@ def _report_wrangler(out_dir: Path, document: dict[str, Any]) -> int:
 
 def init_worker_command(directory: str, targets: Sequence[str]) -> int:
     """``durable init worker DIR --models MODULE...``: scaffold a Worker project."""
-    document = document_of(_load(targets))
+    document = _worker_document(_load(targets))
+    if document is None:
+        return 2
     project = Path(directory)
     generate_command = _generate_command(project, targets)
     try:
@@ -133,7 +158,8 @@ def _generate_command(project: Path, targets: Sequence[str]) -> str:
     for target in targets:
         path = Path(target)
         if target.endswith(".py") or path.is_file():
-            shown.append(os.path.relpath(path.resolve(), project.resolve()))
+            relative = os.path.relpath(path.resolve(), project.resolve())
+            shown.append(str(path.resolve()) if relative.startswith("..") else relative)
         else:
             shown.append(target)
     modules = " ".join(shlex.quote(item) for item in shown)

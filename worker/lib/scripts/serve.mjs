@@ -97,6 +97,7 @@ async function start({ dir, port, persist, token }) {
     modules: true,
     script,
     scriptPath: resolve(config.main, "..", "index.mjs"),
+    modulesRoot: dir,
     compatibilityDate: config.compatibilityDate,
     compatibilityFlags: config.compatibilityFlags,
     durableObjects: config.durableObjects,

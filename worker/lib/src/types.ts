@@ -643,6 +643,7 @@ class LazyType<T extends Json> extends BaseType<T> {
 // --- the vocabulary -----------------------------------------------------------------
 
 type Members<T extends readonly Type<Json>[]> = T[number] extends Type<infer V> ? V : never;
+type Choices<C extends Record<string, Type<JsonObject>>> = C[keyof C] extends Type<infer V> ? V & JsonObject : never;
 
 /** The type vocabulary. */
 export const t = {
@@ -690,8 +691,8 @@ export const t = {
     return new UnionType(members as unknown as readonly Type<Members<T>>[], tags);
   },
   /** Models told apart by the value of `property`. */
-  tagged<T extends JsonObject>(property: string, choices: Record<string, Type<T>>): Type<T> {
-    return new TaggedUnionType(property, choices);
+  tagged<const C extends Record<string, Type<JsonObject>>>(property: string, choices: C): Type<Choices<C>> {
+    return new TaggedUnionType(property, choices as unknown as Record<string, Type<Choices<C>>>);
   },
   lazy<T extends Json>(label: string, resolve: () => Type<T>): Type<T> {
     return new LazyType(label, resolve);
