@@ -64,6 +64,9 @@ describe("t: runtime types, as pydantic's strict mode on JSON", () => {
     expect(types(t.list(t.int, { maxLength: 2 }), ["a", 2, 3])).toEqual(["too_long"]);
     expect(types(t.list(t.int, { minLength: 1 }), [])).toEqual(["too_short"]);
     expect(types(t.dict(t.int, { maxLength: 1 }), { a: 1, b: 2 })).toEqual(["too_long"]);
+    // As pydantic: a dict is too long once it has too many valid items, whatever came before.
+    expect(types(t.dict(t.int, { maxLength: 2 }), { a: "x", b: 1, c: 2, d: 3 })).toEqual(["too_long"]);
+    expect(types(t.dict(t.int, { maxLength: 2 }), { a: 1, b: 2, c: "x" })).toEqual(["int_type"]);
   });
 
   it("checks nested models exactly and fills their defaults", () => {

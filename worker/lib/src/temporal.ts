@@ -62,12 +62,13 @@ function formatDate({ year, month, day }: Fields): string {
   return `${pad(year, 4)}-${pad(month)}-${pad(day)}`;
 }
 
-/** A Unix timestamp as text (`-12`, `1700000000.5`), or null when the text is not one. */
-function parseTimestamp(text: string): { seconds: number; micros: number } | null {
-  const match = /^(-?)(\d+)(?:\.(\d*))?$/.exec(text);
+/** A Unix timestamp as text (`-12`, `+5`, `1700000000.5`, `.5`), or null when the text is not one. */
+function parseTimestamp(text: string, integerOnly = false): { seconds: number; micros: number } | null {
+  const match = (integerOnly ? /^([+-]?)(\d+)()$/ : /^([+-]?)(\d*)(?:\.(\d*))?$/).exec(text);
   if (match === null) return null;
-  const [, sign, whole, fraction = ""] = match;
-  let value = Number(`${whole}.${fraction || "0"}`);
+  const [, sign, whole = "", fraction = ""] = match;
+  if (whole === "" && fraction === "") return null;
+  let value = Number(`${whole || "0"}.${fraction || "0"}`);
   if (!Number.isFinite(value)) return null;
   if (value > MS_THRESHOLD) value /= 1000;
   const negative = sign === "-";
@@ -105,7 +106,7 @@ export function parseDate(text: string): string | ParseError {
 }
 
 function dateFromTimestamp(text: string): string | ParseError | null {
-  const stamp = parseTimestamp(text);
+  const stamp = parseTimestamp(text, true);
   if (stamp === null) return null;
   if (stamp.seconds > MAX_SECONDS || stamp.seconds < MIN_SECONDS) return { error: "date is not in the expected range" };
   const { date, time } = fromSeconds(stamp.seconds);

@@ -166,10 +166,10 @@ function checkNumber(value: number, c: NumberConstraints, isInt: boolean, loc: L
 
 function isMultiple(value: number, of: number, isInt: boolean): boolean {
   if (isInt) return value % of === 0;
-  // pydantic's tolerance for floats: a remainder within |value| / 1e9 of 0 or of `of`.
-  const rem = value % of;
-  const threshold = Math.abs(value) / 1e9;
-  return !(Math.abs(rem) > threshold && Math.abs(rem - of) > threshold);
+  // pydantic's test for floats: within 1e-9 of the nearest multiple (halves rounded away from 0).
+  const quotient = value / of;
+  const nearest = Math.sign(quotient) * Math.round(Math.abs(quotient));
+  return !(Math.abs(value - nearest * of) > 1e-9);
 }
 
 class IntType extends BaseType<number> {
@@ -432,14 +432,23 @@ class DictType<T extends Json> extends BaseType<Record<string, T>> {
 
   parseValue(value: unknown, loc: Location, issues: Issue[], match: Match): Record<string, T> | Invalid {
     if (!isJsonObject(value)) return fail(issues, loc, "dict_type", "Input should be an object");
+    const { maxLength } = this.constraints;
     const out: Record<string, T> = {};
-    let valid = true;
+    const found: Issue[] = [];
+    let count = 0;
     for (const [key, entry] of Object.entries(value)) {
-      const parsed = this.item.parse(entry, [...loc, key], issues, match);
-      if (parsed === INVALID) valid = false;
-      else out[key] = parsed;
+      const parsed = this.item.parse(entry, [...loc, key], found, match);
+      if (parsed === INVALID) continue;
+      out[key] = parsed;
+      // As pydantic: too many valid items ends the check at once, with that issue alone.
+      if (maxLength !== undefined && ++count > maxLength) {
+        return fail(issues, loc, "too_long", `Dictionary should have at most ${plural(maxLength, "item")} after validation, not more`);
+      }
     }
-    if (!valid) return INVALID;
+    if (found.length > 0) {
+      issues.push(...found);
+      return INVALID;
+    }
     return checkLength("Dictionary", Object.keys(out).length, this.constraints, loc, issues) ? out : INVALID;
   }
 }
@@ -608,7 +617,7 @@ class TaggedUnionType<T extends JsonObject> extends BaseType<T> {
   }
 
   parseValue(value: unknown, loc: Location, issues: Issue[], match: Match): T | Invalid {
-    if (!isJsonObject(value)) return fail(issues, loc, "model_attributes_type", "Input should be a valid dictionary or object to extract fields from");
+    if (!isJsonObject(value)) return fail(issues, loc, "dict_type", "Input should be an object");
     const tags = Object.keys(this.choices);
     const expected = tags.map((tag) => `'${tag}'`).join(", ");
     if (!hasOwn(value, this.property)) {
@@ -617,7 +626,7 @@ class TaggedUnionType<T extends JsonObject> extends BaseType<T> {
     const tag = value[this.property];
     const choice = typeof tag === "string" && hasOwn(this.choices, tag) ? this.choices[tag] : undefined;
     if (choice === undefined) {
-      const shown = typeof tag === "string" ? `'${tag}'` : JSON.stringify(tag);
+      const shown = `'${typeof tag === "string" ? tag : repr(plainJson(tag) ?? null)}'`;
       return fail(issues, loc, "union_tag_invalid", `Input tag ${shown} found using '${this.property}' does not match any of the expected tags: ${expected}`);
     }
     return choice.parse(value, [...loc, tag as string], issues, match);
