@@ -26,12 +26,14 @@ from ._protocol import PROTOCOL_VERSION
 
 __all__ = [
     "DEFAULT_SCHEMA_VERSION",
+    "check_models",
     "check_schema",
     "compare_documents",
     "events_in",
     "models_in",
     "schema_document",
     "schema_json",
+    "validate_document",
 ]
 
 #: The ``schema_version`` of a model that does not declare one.
@@ -349,6 +351,20 @@ def check_schema(local: dict[str, Any], remote: dict[str, Any]) -> None:
             "the server's models differ from this client's: " + "; ".join(differences),
             details={"differences": differences},
         )
+
+
+def check_models(
+    models: Iterable[type[DurableModel]],
+    served: dict[str, Any],
+    events: Iterable[type[Event]] = (),
+) -> None:
+    """Raise ``SchemaMismatchError`` if any of ``models`` (or ``events``) is missing from
+    ``served`` (a ``GET /v1/models`` document) or differs from it.
+
+    What a client calls at first contact with a server, with the models it is
+    about to use; ``ProtocolError`` if ``served`` is not a schema document.
+    """
+    check_schema(schema_document(models, events), validate_document(served))
 
 
 def validate_document(data: Any) -> dict[str, Any]:

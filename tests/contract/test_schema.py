@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 import cloudflare_durable
 from cloudflare_durable import DurableModel, Event, SchemaMismatchError, remote
 from cloudflare_durable._schema import (
+    check_models,
     check_schema,
     compare_documents,
     events_in,
@@ -283,3 +284,17 @@ def test_durable_schema_prints_the_document(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.stdout == schema_json(examples_document()) + "\n"
+
+
+def test_check_models_is_what_a_client_runs_at_first_contact() -> None:
+    served = document()
+    check_models([Settings], served)
+    check_models([Auction], served, [BidPlaced])
+
+    class Other(DurableModel, name="schema.Other"):
+        x: int = 0
+
+    with pytest.raises(SchemaMismatchError, match=r"model schema\.Other: missing on the server"):
+        check_models([Other], served)
+    with pytest.raises(cloudflare_durable.ProtocolError, match="not a schema document"):
+        check_models([Settings], {"oops": 1})
