@@ -187,3 +187,14 @@ describe("ModelSpec", () => {
     expect(() => new ModelSpec("has space", {})).toThrow(TypeError);
   });
 });
+
+describe("patterns", () => {
+  it("read \\d as any decimal digit, as pydantic's Rust regex does", () => {
+    const digits = t.str.with({ pattern: "^\\d+$" });
+    expect(validate(digits, "١٢")).toEqual([]);
+    expect(validate(digits, "12")).toEqual([]);
+    expect(validate(digits, "1a")[0]?.type).toBe("string_pattern_mismatch");
+    expect(validate(t.str.with({ pattern: "^\\\\d$" }), "\\d")).toEqual([]);
+    expect(validate(t.str.with({ pattern: "^\\D$" }), "٣")[0]?.type).toBe("string_pattern_mismatch");
+  });
+});

@@ -227,7 +227,7 @@ class StrType extends BaseType<string> {
   readonly #pattern: RegExp | null;
   constructor(readonly constraints: StringConstraints = {}) {
     super();
-    this.#pattern = constraints.pattern === undefined ? null : new RegExp(constraints.pattern, "u");
+    this.#pattern = constraints.pattern === undefined ? null : new RegExp(rustDigits(constraints.pattern), "u");
   }
 
   /** The same type with constraints: `t.str.with({ maxLength: 100 })`. */
@@ -252,6 +252,24 @@ class StrType extends BaseType<string> {
     }
     return value;
   }
+}
+
+/**
+ * pydantic searches patterns with Rust's regex crate, where `\d` is any Unicode
+ * decimal digit; JavaScript's `\d` is ASCII only, so it becomes `\p{Nd}`.
+ */
+function rustDigits(pattern: string): string {
+  let out = "";
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c !== "\\" || i + 1 === pattern.length) {
+      out += c;
+      continue;
+    }
+    const next = pattern[++i]!;
+    out += next === "d" ? "\\p{Nd}" : next === "D" ? "\\P{Nd}" : c + next;
+  }
+  return out;
 }
 
 /** Length in code points, as Python counts a `str`. */
