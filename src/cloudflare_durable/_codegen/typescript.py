@@ -625,14 +625,15 @@ def _model_file(ctx: _Context, naming: Naming, model: dict[str, Any]) -> str:
     body.append(
         f"export const {cls}Spec = new ModelSpec({json.dumps(naming.wire)}, {cls}Fields, {{\n"
     )
-    body.append("  methods: {\n")
+    body.append("  methods: {\n" if methods else "  methods: {},\n")
     for name, (params, result) in methods.items():
         specs = ", ".join(f"{_member_name(n)}: {_spec(e, d)}" for n, e, d in params)
         params_text = f"{{ {specs} }}" if specs else "{}"
         body.append(
             f"    {_member_name(name)}: {{ params: {params_text}, result: {result.builder} }},\n"
         )
-    body.append("  },\n  events: EVENTS,\n  document: SCHEMA_DOCUMENT,\n});\n\n")
+    body.append("  },\n" if methods else "")
+    body.append("  events: EVENTS,\n  document: SCHEMA_DOCUMENT,\n});\n\n")
     body.append(_base_class(naming, methods))
     if methods:
         body.append(_checked_type(naming, methods))
