@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudflare_durable.testing import WorkerHost
+from cloudflare_durable.testing import NetworkHost, WorkerHost
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "contract-token"
@@ -120,4 +120,12 @@ def project_worker(
     ) as server:
         project.timings["serve"] = time.perf_counter() - mark
         project.timings["init to served"] = project.timings["since init"] + project.timings["serve"]
+        yield server
+
+
+@pytest.fixture(scope="session")
+def contract_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkHost]:
+    """``durable serve`` on the same models, for the same tests."""
+    store = tmp_path_factory.mktemp("contract-host") / "state.sqlite3"
+    with NetworkHost(HERE / "models.py", store=store, token=TOKEN) as server:
         yield server

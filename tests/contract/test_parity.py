@@ -1,8 +1,9 @@
-"""The Worker validates exactly as pydantic does: generated values, for every schema
-feature, sent to a real Worker serving code generated from ``models.py`` and given
-to pydantic's ``model_validate_json(..., strict=True, extra="forbid")``. Both accept
-the same values (storing the same canonical state) and refuse the same ones, with
-the same error locations and types."""
+"""Both servers validate exactly as pydantic does: generated values, for every schema
+feature, sent to a real Worker serving code generated from ``models.py`` (and to
+``durable serve`` on the same module) and given to pydantic's
+``model_validate_json(..., strict=True, extra="forbid")``. All accept the same
+values (storing the same canonical state) and refuse the same ones, with the same
+error locations and types."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloudflare_durable.testing import WorkerHost
+from cloudflare_durable.testing import NetworkHost, WorkerHost
 
 from .conftest import TOKEN
 from .models import Everything, Game
@@ -33,10 +34,11 @@ SETTINGS = settings(
 )
 
 
-@pytest.fixture(scope="module")
-def http(project_worker: WorkerHost) -> Iterator[httpx.Client]:
+@pytest.fixture(scope="module", params=["project_worker", "contract_host"])
+def http(request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    server: WorkerHost | NetworkHost = request.getfixturevalue(request.param)
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    with httpx.Client(base_url=project_worker.url, headers=headers, timeout=15) as client:
+    with httpx.Client(base_url=server.url, headers=headers, timeout=15) as client:
         yield client
 
 

@@ -1,10 +1,15 @@
 /**
  * Typed models on Durable Objects, speaking the cloudflare-durable wire
- * protocol version 1. A TypeScript model mirrors a Python `DurableModel`:
+ * protocol version 1. Models come from Python: `durable codegen typescript`
+ * generates each model's state type, fields, method signatures, events and an
+ * abstract base class, and the object implements the bodies:
  *
  * ```ts
- * export class Counter extends DurableModel("Counter", { value: t.int.default(0) }) {
- *   increment = remote({ by: t.int.default(1) }, t.int, ({ by }) => (this.state.value += by));
+ * export class Counter extends CounterBase {
+ *   override increment(by: number): number {
+ *     this.state.value += by;
+ *     return this.state.value;
+ *   }
  * }
  * ```
  */
