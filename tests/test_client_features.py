@@ -10,8 +10,17 @@ from typing import Any
 import anyio
 import pytest
 
-from cloudflare_durable import DurableClient, UsageError, attach
+from cloudflare_durable import (
+    DurableClient,
+    DurableModel,
+    SchemaMismatchError,
+    UnknownModelError,
+    UsageError,
+    attach,
+    remote,
+)
 from cloudflare_durable._config import Settings
+from cloudflare_durable.testing import NetworkHost
 
 from .conftest import TOKEN
 from .models import Counter
@@ -241,3 +250,31 @@ async def test_requests_are_opentelemetry_spans(network_host: Any, oid: str) -> 
     assert [s.name for s in spans] == ["durable.call"]
     assert (spans[0].attributes or {}).get("method") == "increment"
     exporter.clear()
+
+
+class Stranger(DurableModel, name="test.Stranger"):
+    """A model this test defines and no server serves."""
+
+    value: int = 0
+
+    @remote
+    async def poke(self) -> int:
+        self.value += 1
+        return self.value
+
+
+async def test_the_schema_check_at_first_contact(
+    network_host: NetworkHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with DurableClient(network_host.url, token=TOKEN, check_schema=True) as client:
+        assert await client.get(Counter, "schema-check").increment(1) >= 1  # same model
+        with pytest.raises(SchemaMismatchError, match=r"test\.Stranger") as refused:
+            await client.get(Stranger, "s").poke()
+        assert refused.value.details["differences"]
+    monkeypatch.setenv("CLOUDFLARE_DURABLE_CHECK_SCHEMA", "1")
+    async with DurableClient(network_host.url, token=TOKEN) as client:
+        with pytest.raises(SchemaMismatchError):
+            await client.get(Stranger, "s").load()
+    async with DurableClient(network_host.url, token=TOKEN, check_schema=False) as client:
+        with pytest.raises(UnknownModelError):  # unchecked, the first call finds out
+            await client.get(Stranger, "s").poke()

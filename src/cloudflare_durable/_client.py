@@ -98,6 +98,7 @@ class DurableClient:
         retry_delay: float | None = None,
         reconnect_delay: float | None = None,
         pool_size: int | None = None,
+        check_schema: bool | None = None,
         transport: Transport | None = None,
     ) -> None:
         env = Settings.from_env()
@@ -111,6 +112,7 @@ class DurableClient:
             retry_delay=retry_delay if retry_delay is not None else env.retry_delay,
             reconnect_delay=reconnect_delay if reconnect_delay is not None else env.reconnect_delay,
             pool_size=pool_size if pool_size is not None else env.pool_size,
+            check_schema=check_schema if check_schema is not None else env.check_schema,
         ).check()
         if transport is None:
             if host is not None:
@@ -121,6 +123,8 @@ class DurableClient:
                 transport = NetworkTransport(self.settings)
         self._transport = transport
         self._state = ClientState.UNOPENED
+        self._served: dict[str, Any] | None = None
+        self._schema_checked: set[str] = set()
 
     def __repr__(self) -> str:
         where = self.settings.url or f"embedded:{self.settings.store}"
@@ -162,6 +166,24 @@ class DurableClient:
         return await model.get(object_id, client=self)._durable_create(fields)
 
     # -- what handles use -------------------------------------------------
+
+    @property
+    def _checks_schema(self) -> bool:
+        return self.settings.check_schema and not self._transport.in_process
+
+    async def _served_schema(self) -> dict[str, Any]:
+        """The server's schema document, asked for once (``check_schema``)."""
+        self._check_open()
+        if self._served is None:
+            settings = self.settings
+            self._served = await retrying(
+                self._transport.schema,
+                retries=settings.retries,
+                delay=settings.retry_delay,
+                within=settings.timeout,
+                what="GET /v1/models",
+            )
+        return self._served
 
     async def _perform(self, op: proto.Operation) -> proto.Reply:
         """Perform ``op`` under this client's policy: request ids, retries, timeouts,
@@ -251,6 +273,7 @@ class DurableClient:
             session.settings = self.settings
             session._transport = _ChannelTransport(self._transport, channel)
             session._state = ClientState.OPENED
+            session._served, session._schema_checked = self._served, self._schema_checked
             try:
                 yield session
             finally:
@@ -279,6 +302,9 @@ class _ChannelTransport(Transport):
         self, model: str, object_id: str
     ) -> contextlib.AbstractAsyncContextManager[CallChannel]:
         return self._parent.channel(model, object_id)
+
+    async def schema(self) -> dict[str, Any]:
+        return await self._parent.schema()
 
     async def aclose(self) -> None:
         pass  # the session's connection closes with its block; the parent stays open

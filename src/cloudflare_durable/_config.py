@@ -34,6 +34,7 @@ ENV_RETRY_DELAY: Final = "CLOUDFLARE_DURABLE_RETRY_DELAY"
 ENV_RECONNECT_DELAY: Final = "CLOUDFLARE_DURABLE_WEBSOCKET_RECONNECT_DELAY"
 ENV_POOL_SIZE: Final = "CLOUDFLARE_DURABLE_POOL_SIZE"
 ENV_STORE: Final = "CLOUDFLARE_DURABLE_STORE"
+ENV_CHECK_SCHEMA: Final = "CLOUDFLARE_DURABLE_CHECK_SCHEMA"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class Settings:
     retry_delay: float = DEFAULT_RETRY_DELAY
     reconnect_delay: float = DEFAULT_RECONNECT_DELAY
     pool_size: int = DEFAULT_POOL_SIZE
+    check_schema: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +63,7 @@ class Settings:
             retry_delay=_millis(env, ENV_RETRY_DELAY, DEFAULT_RETRY_DELAY),
             reconnect_delay=_millis(env, ENV_RECONNECT_DELAY, DEFAULT_RECONNECT_DELAY),
             pool_size=_count(env, ENV_POOL_SIZE, DEFAULT_POOL_SIZE, minimum=1),
+            check_schema=_flag(env, ENV_CHECK_SCHEMA),
         )
 
     def check(self) -> Settings:
@@ -129,3 +132,12 @@ def _count(env: Mapping[str, str], name: str, default: int, minimum: int = 0) ->
     if value != int(value) or value < minimum:
         raise exc.UsageError(f"{name} must be a whole number >= {minimum}, not {value}")
     return int(value)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise exc.UsageError(f"{name} must be 1 or 0 (true or false), not {raw!r}")

@@ -24,11 +24,12 @@ Every error the library raises derives from one root::
     ├── OverloadedError               the server or object is overloaded; not retried
     ├── ServerError                   the server failed unexpectedly; nothing applied (retryable)
     ├── ProtocolError                 the peer broke the wire protocol (bad reply, other version)
-    │   └── BadRequestError           the server rejected a request as malformed
-    │       ├── UnsupportedProtocolError  the server speaks another protocol version
-    │       ├── MethodNotAllowedError     a known endpoint, another HTTP method
-    │       ├── PayloadTooLargeError      the body is over the size limit
-    │       └── UnsupportedMediaTypeError the body was not sent as application/json
+    │   ├── BadRequestError           the server rejected a request as malformed
+    │   │   ├── UnsupportedProtocolError  the server speaks another protocol version
+    │   │   ├── MethodNotAllowedError     a known endpoint, another HTTP method
+    │   │   ├── PayloadTooLargeError      the body is over the size limit
+    │   │   └── UnsupportedMediaTypeError the body was not sent as application/json
+    │   └── SchemaMismatchError       the server's models differ from the client's (schema check)
     └── TransportError                the request may not have reached its end (``retryable``)
         ├── ConnectError              no connection could be made
         ├── TimeoutError              no reply within the configured timeout
@@ -70,6 +71,7 @@ __all__ = [
     "ReentrancyError",
     "RemoteError",
     "RequestIdReusedError",
+    "SchemaMismatchError",
     "ServerError",
     "StateTooLargeError",
     "TimeoutError",
@@ -300,6 +302,16 @@ class UnsupportedMediaTypeError(BadRequestError):
 
     code = "unsupported_media_type"
     status = 415
+
+
+class SchemaMismatchError(ProtocolError):
+    """The server's schema document (``GET /v1/models``) differs from the local models.
+
+    Raised at first contact when the client checks schemas (``check_schema``).
+    The message names every difference; ``details["differences"]`` lists them.
+    """
+
+    code = "schema_mismatch"
 
 
 class TransportError(DurableError):

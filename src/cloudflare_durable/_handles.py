@@ -37,6 +37,7 @@ from ._pydantic import (
     translate,
     validate_into,
 )
+from ._schema import check_models
 from ._subscription import Subscription
 
 if TYPE_CHECKING:
@@ -88,6 +89,17 @@ def client_of(handle: DurableModel) -> DurableClient:
     return bound.client if bound.client is not None else default_client()
 
 
+async def _perform(handle: DurableModel, op: proto.Operation) -> proto.Reply:
+    """Perform ``op`` through the handle's client, after checking, the first time this
+    client meets the handle's model, that the server serves the same model
+    (``check_schema``)."""
+    client = client_of(handle)
+    if client._checks_schema and op.model not in client._schema_checked:
+        check_models([type(handle)], await client._served_schema())
+        client._schema_checked.add(op.model)
+    return await client._perform(op)
+
+
 def object_id_of(handle: DurableModel) -> str:
     object_id = binding(handle).object_id
     if object_id is None:
@@ -105,13 +117,13 @@ async def create(handle: M, fields: dict[str, Any]) -> M:
     except pydantic.ValidationError as error:
         raise translate(error, f"invalid fields for {cls.__qualname__}") from error
     op = proto.Create(cls.__durable_name__, object_id_of(handle), state)
-    apply(handle, await client_of(handle)._perform(op))
+    apply(handle, await _perform(handle, op))
     return handle
 
 
 async def load(handle: M) -> M:
     op = proto.Read(type(handle).__durable_name__, object_id_of(handle))
-    reply = await client_of(handle)._perform(op)
+    reply = await _perform(handle, op)
     apply(handle, reply)
     return snapshot(handle, reply.version, reply.state)
 
@@ -122,7 +134,7 @@ async def update(handle: M, fields: dict[str, Any], if_version: int | None) -> M
     if if_version is not None and (type(if_version) is not int or if_version < 0):
         raise exc.UsageError(f"if_version must be a non-negative int, not {if_version!r}")
     op = proto.Update(cls.__durable_name__, object_id_of(handle), payload, if_version)
-    reply = await client_of(handle)._perform(op)
+    reply = await _perform(handle, op)
     apply(handle, reply)
     if not reply.has_state:  # the replay of an update the object has moved past
         return await load(handle)
@@ -131,7 +143,7 @@ async def update(handle: M, fields: dict[str, Any], if_version: int | None) -> M
 
 async def delete(handle: DurableModel) -> bool:
     op = proto.Delete(type(handle).__durable_name__, object_id_of(handle))
-    reply = await client_of(handle)._perform(op)
+    reply = await _perform(handle, op)
     apply(handle, reply)
     return reply.deleted
 
@@ -145,7 +157,7 @@ async def call(
     signature = method.signature
     payload = signature.bind(args, kwargs)
     op = proto.Call(type(handle).__durable_name__, object_id_of(handle), method.wire_name, payload)
-    reply = await client_of(handle)._perform(op)
+    reply = await _perform(handle, op)
     apply(handle, reply)
     return signature.load_result(reply.result)
 

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
+import importlib.util
 import inspect
+import os
+import sys
 import types
 from collections.abc import Callable, Coroutine
+from pathlib import Path
+from types import ModuleType
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -487,6 +493,45 @@ def _call_remote(
     handle: DurableModel, method: RemoteMethod[Any, Any, Any], *args: Any, **kwargs: Any
 ) -> Coroutine[Any, Any, Any]:
     return handles.call(handle, method, args, kwargs)
+
+
+def models_in(module: ModuleType) -> list[type[DurableModel]]:
+    """Every ``DurableModel`` subclass that ``module`` defines or imports."""
+    return [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, DurableModel) and value is not DurableModel
+    ]
+
+
+def events_in(module: ModuleType) -> list[type[Event]]:
+    """Every ``Event`` subclass that ``module`` defines or imports."""
+    return [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, Event) and value is not Event
+    ]
+
+
+def load_module(target: str) -> ModuleType:
+    """Import ``target``: a path to a ``.py`` file, or a dotted module name."""
+    path = Path(target)
+    if target.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise SystemExit(f"durable: no such file: {target}")
+        sys.path.insert(0, str(path.resolve().parent))
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"durable: cannot import {target}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+        return module
+    sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(target)
+    except ImportError as error:
+        raise SystemExit(f"durable: cannot import {target!r}: {error}") from error
 
 
 def event_name(event: Event) -> str:

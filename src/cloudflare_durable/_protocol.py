@@ -138,6 +138,9 @@ def request_headers(token: str | None) -> dict[str, str]:
 # -- paths --------------------------------------------------------------------
 
 
+MODELS_PATH: Final = "/v1/models"
+
+
 @functools.lru_cache(maxsize=4096)
 def object_path(model: str, object_id: str, *rest: str) -> str:
     segments = ["v1", "objects", quote(model, safe=""), quote(object_id, safe="")]
@@ -145,7 +148,7 @@ def object_path(model: str, object_id: str, *rest: str) -> str:
     return "/" + "/".join(segments)
 
 
-RouteKind: TypeAlias = Literal["health", "state", "call", "ws"]
+RouteKind: TypeAlias = Literal["health", "models", "state", "call", "ws"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,8 @@ def parse_path(raw_path: str) -> Route:
     rest = parts[2:]
     if rest == ["health"]:
         return Route("health")
+    if rest == ["models"]:
+        return Route("models")
     if len(rest) < 3 or rest[0] != "objects":
         raise exc.NotFoundError(f"no endpoint at {raw_path[:100]!r}")
     model = check_model_name(_decode(rest[1]))
@@ -194,6 +199,7 @@ def allowed_methods(kind: RouteKind) -> frozenset[str]:
 
 _ALLOWED: Final[dict[RouteKind, frozenset[str]]] = {
     "health": frozenset({"GET"}),
+    "models": frozenset({"GET"}),
     "state": frozenset({"GET", "PUT", "PATCH", "DELETE"}),
     "call": frozenset({"POST"}),
     "ws": frozenset({"GET"}),

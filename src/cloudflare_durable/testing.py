@@ -24,10 +24,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
-__all__ = ["NetworkHost", "ServerProcess", "WorkerHost"]
+__all__ = ["NetworkHost", "ServerProcess", "WorkerHost", "default_worker_dir"]
 
 _URL_RE: Final = re.compile(r"(http://127\.0\.0\.1:(\d+))")
+#: The example Worker of a source checkout (absent from an installed package).
 WORKER_DIR: Final = Path(__file__).resolve().parents[2] / "worker"
+
+
+def default_worker_dir() -> Path:
+    """The Worker project tests run by default: ``worker/`` of a source checkout, else the
+    current directory (a project made by ``durable init worker``)."""
+    return WORKER_DIR if (WORKER_DIR / "wrangler.jsonc").is_file() else Path.cwd()
 
 
 class ServerProcess:
@@ -162,7 +169,12 @@ class NetworkHost(ServerProcess):
 
 
 class WorkerHost(ServerProcess):
-    """The Worker of ``worker/`` on workerd (Miniflare), persisting to ``persist``."""
+    """A Worker project on workerd (Miniflare), persisting to ``persist``.
+
+    ``worker_dir`` is the project (its ``wrangler.jsonc`` and installed
+    ``node_modules``); by default ``worker/`` of a source checkout, else the
+    current directory. The server script comes with this package.
+    """
 
     def __init__(
         self,
@@ -170,23 +182,26 @@ class WorkerHost(ServerProcess):
         *,
         token: str | None = None,
         port: int = 0,
-        worker_dir: str | os.PathLike[str] = WORKER_DIR,
+        worker_dir: str | os.PathLike[str] | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
         super().__init__(port, env)
         self.persist = os.fspath(persist)
         self.token = token
-        self.worker_dir = Path(worker_dir)
+        self.worker_dir = Path(worker_dir) if worker_dir is not None else default_worker_dir()
 
     @staticmethod
-    def available(worker_dir: str | os.PathLike[str] = WORKER_DIR) -> bool:
-        """Whether Node and the Worker's installed dependencies are present."""
-        root = Path(worker_dir)
+    def available(worker_dir: str | os.PathLike[str] | None = None) -> bool:
+        """Whether Node and the project's installed dependencies are present."""
+        root = Path(worker_dir) if worker_dir is not None else default_worker_dir()
         return shutil.which("node") is not None and (root / "node_modules").is_dir()
 
     def command(self) -> list[str]:
+        from ._codegen import library_dir
+
         node = shutil.which("node") or "node"
-        argv = [node, str(self.worker_dir / "scripts" / "serve.mjs"), "--port", str(self.port)]
+        serve = library_dir() / "scripts" / "serve.mjs"
+        argv = [node, str(serve), "--dir", str(self.worker_dir), "--port", str(self.port)]
         argv += ["--persist", self.persist]
         if self.token is not None:
             argv += ["--token", self.token]

@@ -1,12 +1,6 @@
 /**
- * The cloudflare-durable Worker: serves the example models over protocol
- * version 1. Add your own model class here and bind it in wrangler.jsonc.
+ * The cloudflare-durable Worker serving the example models (examples/*.py).
+ * src/generated/ is generated from them; src/models/ holds the method bodies.
  */
-import { createRouter } from "./lib";
-import { ChatRoom } from "./models/chat_room";
-import { Counter } from "./models/counter";
-import { Document } from "./models/document";
-
-export { ChatRoom, Counter, Document };
-
-export default createRouter({ COUNTER: Counter, DOCUMENT: Document, CHAT_ROOM: ChatRoom });
+export * from "./generated/worker";
+export { default } from "./generated/worker";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { replyCloseCode } from "../src/lib/object";
+import { replyCloseCode } from "../lib/src/object";
 
 describe("answering a peer's close frame", () => {
   it("echoes codes an endpoint may send", () => {

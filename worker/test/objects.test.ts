@@ -1,6 +1,6 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { remote, t, ValueError, type DurableModelObject, type Operation, type Reply } from "../src/lib";
+import { remote, t, ValueError, type DurableModelObject, type Operation, type Reply } from "../lib/src";
 import { api, call, freshId, objectPath } from "./support/client";
 
 type Instance = DurableModelObject & Record<string, unknown>;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { Failure } from "../src/lib";
-import { callReplyFrame, errorFrame, subscriptionFrom } from "../src/lib/frames";
+import { Failure } from "../lib/src";
+import { callReplyFrame, errorFrame, subscriptionFrom } from "../lib/src/frames";
 import {
   checkObjectId,
   exceedsBytes,
@@ -10,7 +10,7 @@ import {
   parseCreateBody,
   parseFrame,
   parseUpdateBody,
-} from "../src/lib/protocol";
+} from "../lib/src/protocol";
 import { mismatch } from "./support/match";
 
 function frameError(text: string): FrameError {

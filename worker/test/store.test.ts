@@ -1,7 +1,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_RETENTION, type DurableModelObject } from "../src/lib";
-import { ObjectStore } from "../src/lib/store";
+import { DEFAULT_RETENTION, type DurableModelObject } from "../lib/src";
+import { ObjectStore } from "../lib/src/store";
 import { call, freshId } from "./support/client";
 
 const reply = (n: number) => ({ status: 200, body: `{"n":${n}}` });

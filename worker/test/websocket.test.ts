@@ -2,7 +2,7 @@ import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { api, call, connect, freshId, objectPath, ORIGIN, TOKEN } from "./support/client";
 import type { FrameQueue } from "./support/sockets";
-import { remote, type DurableModelObject } from "../src/lib";
+import { remote, type DurableModelObject } from "../lib/src";
 
 // A client socket living in the test's own isolate may deliver frames that are
 // sent back to back out of order (over a real connection they arrive in order),
@@ -112,11 +112,11 @@ describe("subscriptions", () => {
     const stub = env.COUNTER.get(env.COUNTER.idFromName(id));
     const reply = await runInDurableObject(stub, (instance) => {
       const self = instance as unknown as DurableModelObject & Record<string, unknown> & { emit(name: string, data: object): void };
-      self.shout = remote({}, () => self.emit("Shouted", { loud: true }));
+      self.shout = remote({}, () => self.emit("Posted", { author: "a", text: "loud" }));
       return self.dispatch({ op: "call", method: "shout", args: {}, requestId: null });
     });
     expect(JSON.parse(reply.body)).toEqual({ result: null, version: 0, state: null });
-    expect(await drain(ws)).toEqual([{ type: "event", version: 0, name: "Shouted", data: { loud: true } }]);
+    expect(await drain(ws)).toEqual([{ type: "event", version: 0, name: "Posted", data: { author: "a", text: "loud" } }]);
     ws.close();
   });
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import abc
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
+from .. import _exceptions as exc
 from .. import _protocol as proto
 
 
@@ -59,6 +61,10 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def aclose(self) -> None: ...
+
+    async def schema(self) -> dict[str, Any]:
+        """The server's schema document (``GET /v1/models``)."""
+        raise exc.UsageError("only a server has a schema document to check")
 
     def close_now(self) -> None:  # noqa: B027 - an optional hook, nothing to release by default
         """Release what can be released without I/O, from outside the event loop

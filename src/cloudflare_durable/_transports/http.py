@@ -9,6 +9,7 @@ module's.
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 import httpx
 
@@ -41,11 +42,18 @@ class HttpTransport:
 
     async def perform(self, op: proto.Operation) -> proto.Reply:
         request = proto.http_request(op)
-        url = self._base + request.path
+        status, body = await self._send(request.method, request.path, request.body)
+        return proto.read_reply(op.kind, body, status)
+
+    async def schema(self) -> dict[str, Any]:
+        return (await self._send("GET", proto.MODELS_PATH, None))[1]
+
+    async def _send(self, method: str, path: str, body: bytes | None) -> tuple[int, dict[str, Any]]:
+        url = self._base + path
         try:
-            response = await self._client.request(request.method, url, content=request.body)
+            response = await self._client.request(method, url, content=body)
         except (httpx.HTTPError, httpx.InvalidURL) as error:
-            raise translate_error(error, request.method, url) from error
+            raise translate_error(error, method, url) from error
         except RuntimeError as error:
             if self._client.is_closed:
                 raise exc.UsageError("the client is closed; create a new one") from error
@@ -53,7 +61,7 @@ class HttpTransport:
         headers_ok = response.headers.get(proto.PROTOCOL_HEADER) == proto.PROTOCOL_VALUE
         status = response.status_code
         if headers_ok and 200 <= status < 300:
-            return proto.read_reply(op.kind, proto.read_reply_body(response.content), status)
+            return status, proto.read_reply_body(response.content)
         raise proto.reply_error(status, headers_ok, response.content)
 
     async def aclose(self) -> None:

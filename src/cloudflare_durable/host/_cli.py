@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import logging
 import os
 import socket
 import sys
-from pathlib import Path
-from types import ModuleType
 
 from .. import _protocol as proto
-from .._config import DEFAULT_STORE, ENV_TOKEN, token_from_env
-from .._models import DurableModel
+from .._config import DEFAULT_STORE, ENV_TOKEN, ENV_URL, token_from_env
+from .._models import load_module, models_in
 
 logger = logging.getLogger("cloudflare_durable.host")
 
@@ -37,38 +33,64 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--token", default=None, help=f"bearer token (default: ${ENV_TOKEN})")
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    _add_contract_commands(commands)
     args = parser.parse_args(argv)
-    return serve_command(args)
+    if args.command == "serve":
+        return serve_command(args)
+    return _run_contract_command(args)
 
 
-def load_module(target: str) -> ModuleType:
-    """Import ``target``: a path to a ``.py`` file, or a dotted module name."""
-    path = Path(target)
-    if target.endswith(".py") or path.is_file():
-        if not path.is_file():
-            raise SystemExit(f"durable: no such file: {target}")
-        sys.path.insert(0, str(path.resolve().parent))
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        if spec is None or spec.loader is None:
-            raise SystemExit(f"durable: cannot import {target}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
-        return module
-    sys.path.insert(0, os.getcwd())
-    try:
-        return importlib.import_module(target)
-    except ImportError as error:
-        raise SystemExit(f"durable: cannot import {target!r}: {error}") from error
+def _add_contract_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``schema``, ``codegen typescript``, ``init worker`` and ``check``: the model contract."""
+    modules_help = "modules (dotted names or .py files) whose models and events to use"
+    schema = commands.add_parser("schema", help="print the schema document of the models (JSON)")
+    schema.add_argument("modules", nargs="+", help=modules_help)
+    schema.add_argument("--compact", action="store_true", help="exactly what GET /v1/models serves")
+
+    codegen = commands.add_parser("codegen", help="generate code from the models")
+    languages = codegen.add_subparsers(dest="language", required=True)
+    typescript = languages.add_parser("typescript", help="TypeScript for the Worker")
+    typescript.add_argument("modules", nargs="+", help=modules_help)
+    typescript.add_argument("--out", required=True, help="folder of the generated files")
+    typescript.add_argument(
+        "--implementations",
+        default="../models",
+        help="where worker.ts imports the hand-written objects from, relative to --out "
+        "(default ../models)",
+    )
+    typescript.add_argument("--no-worker", action="store_true", help="do not write worker.ts")
+    typescript.add_argument("--stubs", help="write a stub here for each model without one")
+    typescript.add_argument("--library", help="refresh this copy of the TypeScript library")
+
+    init = commands.add_parser("init", help="create a project")
+    kinds = init.add_subparsers(dest="kind", required=True)
+    worker = kinds.add_parser("worker", help="a Cloudflare Worker serving the models")
+    worker.add_argument("directory", help="the new project's folder (absent or empty)")
+    worker.add_argument("--models", nargs="+", required=True, help=modules_help)
+
+    check = commands.add_parser("check", help="compare the models with a server's GET /v1/models")
+    check.add_argument("modules", nargs="+", help=modules_help)
+    check.add_argument("--url", help=f"the server (default ${ENV_URL})")
+    check.add_argument("--token", help=f"bearer token (default ${ENV_TOKEN})")
 
 
-def models_in(module: ModuleType) -> list[type[DurableModel]]:
-    """Every DurableModel subclass that ``module`` defines or imports."""
-    return [
-        value
-        for value in vars(module).values()
-        if isinstance(value, type) and issubclass(value, DurableModel) and value is not DurableModel
-    ]
+def _run_contract_command(args: argparse.Namespace) -> int:
+    from .._codegen import commands
+
+    if args.command == "schema":
+        return commands.schema_command(args.modules, compact=args.compact)
+    if args.command == "codegen":
+        implementations = None if args.no_worker else args.implementations
+        return commands.codegen_typescript_command(
+            args.modules,
+            args.out,
+            implementations=implementations,
+            stubs=args.stubs,
+            library=args.library,
+        )
+    if args.command == "init":
+        return commands.init_worker_command(args.directory, args.models)
+    return commands.check_command(args.modules, args.url, args.token)
 
 
 def serve_command(args: argparse.Namespace) -> int:

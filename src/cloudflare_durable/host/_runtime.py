@@ -87,6 +87,11 @@ class Host:
 
     # -- models -----------------------------------------------------------
 
+    def served_models(self) -> list[type[DurableModel]]:
+        """The models this host serves, by wire name."""
+        models = self._models if self._models is not None else registered_models()
+        return [models[name] for name in sorted(models)]
+
     def model(self, name: str) -> type[DurableModel]:
         models = self._models if self._models is not None else registered_models()
         model = models.get(name)

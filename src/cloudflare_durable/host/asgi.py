@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
+import sys
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Final, TypeAlias
 
 import anyio
@@ -25,6 +27,8 @@ from anyio.abc import TaskGroup
 
 from .. import _exceptions as exc
 from .. import _protocol as proto
+from .._models import Event, events_in
+from .._schema import schema_document, schema_json
 from ._fanout import Subscriber
 from ._operations import Outcome
 from ._runtime import Host
@@ -42,17 +46,42 @@ _VERSION_HEADER: Final = (b"durable-protocol", str(proto.PROTOCOL_VERSION).encod
 _JSON_HEADERS: Final = [(b"content-type", b"application/json"), _VERSION_HEADER]
 
 
-def create_app(host: Host, *, token: str | None = None) -> DurableApp:
-    """An ASGI app serving ``host``; with ``token``, every request must carry it."""
-    return DurableApp(host, token=token)
+def create_app(
+    host: Host, *, token: str | None = None, events: Iterable[type[Event]] | None = None
+) -> DurableApp:
+    """An ASGI app serving ``host``; with ``token``, every request must carry it.
+
+    ``events`` are the event types ``GET /v1/models`` describes (default: those
+    defined or imported by the modules of the served models).
+    """
+    return DurableApp(host, token=token, events=events)
 
 
 class DurableApp:
     """The ASGI application of the network host."""
 
-    def __init__(self, host: Host, *, token: str | None = None) -> None:
+    def __init__(
+        self,
+        host: Host,
+        *,
+        token: str | None = None,
+        events: Iterable[type[Event]] | None = None,
+    ) -> None:
         self.host = host
         self._token_digest = hashlib.sha256(token.encode()).digest() if token else None
+        self._events = None if events is None else list(events)
+        self._models_document: Any = None
+
+    def models_document(self) -> Any:
+        """What ``GET /v1/models`` answers: the schema document of the served models."""
+        if self._models_document is None:
+            models = self.host.served_models()
+            events = self._events
+            if events is None:
+                modules = {sys.modules[model.__module__] for model in models}
+                events = list(dict.fromkeys(e for module in modules for e in events_in(module)))
+            self._models_document = json.loads(schema_json(schema_document(models, events)))
+        return self._models_document
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -111,6 +140,8 @@ class DurableApp:
             raise exc.MethodNotAllowedError(f"{method} is not allowed here")
         if route.kind == "health":
             return 200, {"status": "ok", "protocol": proto.PROTOCOL_VERSION}
+        if route.kind == "models":
+            return 200, self.models_document()
         if route.kind == "ws":
             raise exc.BadRequestError("this endpoint needs a WebSocket upgrade")
         body = await _read_body(headers, receive, required=method in proto.BODY_REQUIRED)

@@ -1,23 +1,20 @@
-import { DurableModel, remote, t, ValueError } from "../lib";
+import { ValueError } from "cloudflare-durable";
+import { ChatRoomBase } from "../generated/chat_room";
+import type { Message } from "../generated/types";
 
-/** How many messages a room keeps. */
+/** How many messages a room keeps (`HISTORY` in examples/chat_room.py). */
 export const MAX_MESSAGES = 100;
 
-const Message = t.object({ author: t.str, text: t.str }, "Message");
-
-/** `ChatRoom`: the last 100 messages. */
-export class ChatRoom extends DurableModel("ChatRoom", { messages: t.list(Message).default([]) }) {
-  /** Appends a message (not empty or blank), emits `Posted`, returns how many are kept. */
-  post = remote({ author: t.str, text: t.str }, t.int, ({ author, text }) => {
+/** `ChatRoom` (examples/chat_room.py) on the Worker: the last 100 messages. */
+export class ChatRoom extends ChatRoomBase {
+  override post(author: string, text: string): number {
     if (text.trim() === "") throw new ValueError("a message needs some text");
-    this.state.messages.push({ author, text });
-    this.state.messages = this.state.messages.slice(-MAX_MESSAGES);
+    this.state.messages = [...this.state.messages, { author, text }].slice(-MAX_MESSAGES);
     this.emit("Posted", { author, text });
     return this.state.messages.length;
-  });
+  }
 
-  /** The last `limit` messages; changes nothing. */
-  recent = remote({ limit: t.int.default(20) }, t.list(Message), ({ limit }) => {
+  override recent(limit: number): Message[] {
     return limit > 0 ? this.state.messages.slice(-limit) : [];
-  });
+  }
 }

@@ -1,16 +1,14 @@
-import { DurableModel, remote, t } from "../lib";
+import { CounterBase } from "../generated/counter";
 
-/** `Counter`: `value: int = 0`. */
-export class Counter extends DurableModel("Counter", { value: t.int.default(0) }) {
-  /** Adds `by` and returns the new value. */
-  increment = remote({ by: t.int.default(1) }, t.int, ({ by }) => {
+/** `Counter` (examples/counter.py) on the Worker: the bodies of its remote methods. */
+export class Counter extends CounterBase {
+  override increment(by: number): number {
     this.state.value += by;
     return this.state.value;
-  });
+  }
 
-  /** Sets the value back to 0. */
-  reset = remote({}, t.nullable(t.int), () => {
+  override reset(): null {
     this.state.value = 0;
     return null;
-  });
+  }
 }

@@ -1,4 +1,4 @@
-// The golden cases over real sockets, against scripts/serve.mjs.
+// The golden cases over real sockets, against lib/scripts/serve.mjs.
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fetch } from "miniflare";

@@ -1,4 +1,4 @@
-// Starts scripts/serve.mjs as a real process, as the Python tests do.
+// Starts lib/scripts/serve.mjs as a real process, as the Python tests do.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +17,7 @@ async function call(url, token, path, init = {}) {
   return { status: res.status, protocol: res.headers.get("Durable-Protocol"), body: await res.json() };
 }
 
-describe("scripts/serve.mjs", () => {
+describe("lib/scripts/serve.mjs", () => {
   it("prints one JSON line with its URL, serves the Worker, and stops on SIGTERM", async () => {
     const { child, url, line, ms } = await serve(["--port", "0", "--persist", persist, "--token", "t"]);
     try {

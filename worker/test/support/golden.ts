@@ -1,6 +1,6 @@
 /**
  * Runs the golden cases of docs/golden/ against a Worker: inside workerd through
- * `SELF`, or over real sockets against scripts/serve.mjs.
+ * `SELF`, or over real sockets against lib/scripts/serve.mjs.
  */
 import { expect } from "vitest";
 import { mismatch } from "./match";

@@ -1,13 +1,14 @@
-// Starts scripts/serve.mjs as a child process, as the Python tests do.
+// Starts the library's serve.mjs on this Worker as a child process, as the Python tests do.
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 
-const SERVE = new URL("../../../scripts/serve.mjs", import.meta.url).pathname;
+const SERVE = new URL("../../../lib/scripts/serve.mjs", import.meta.url).pathname;
+const WORKER_DIR = new URL("../../..", import.meta.url).pathname;
 
 /** Starts the server; resolves with its URL, the child, its ready line and the time it took. */
 export function serve(args) {
   const started = performance.now();
-  const child = spawn(process.execPath, [SERVE, ...args], { stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [SERVE, "--dir", WORKER_DIR, ...args], { stdio: ["pipe", "pipe", "inherit"] });
   return new Promise((resolvePromise, reject) => {
     const lines = createInterface({ input: child.stdout });
     lines.once("line", (line) => resolvePromise({ child, url: JSON.parse(line).url, line, ms: performance.now() - started }));

@@ -1,9 +1,7 @@
-// Reads wrangler.jsonc, so local servers use the same bindings as a deployment.
+// Reads a project's wrangler.jsonc, so local servers use the same bindings as a deployment.
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-
-export const WORKER_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** JSON with comments and trailing commas, as wrangler.jsonc allows, to plain JSON text. */
 export function stripJsonc(text) {
@@ -36,7 +34,7 @@ function endOfString(text, start) {
 }
 
 /** The Worker's name, main module, compatibility date and Durable Object bindings. */
-export function readWorkerConfig(path = resolve(WORKER_DIR, "wrangler.jsonc")) {
+export function readWorkerConfig(path) {
   const config = JSON.parse(stripJsonc(readFileSync(path, "utf8")));
   const sqlite = new Set(config.migrations?.flatMap((m) => m.new_sqlite_classes ?? []) ?? []);
   const durableObjects = {};
@@ -50,4 +48,12 @@ export function readWorkerConfig(path = resolve(WORKER_DIR, "wrangler.jsonc")) {
     compatibilityFlags: config.compatibility_flags ?? [],
     durableObjects,
   };
+}
+
+/**
+ * `require` as seen from the project in `dir`: the toolchain (wrangler, miniflare,
+ * esbuild, workerd) is the project's, wherever this library was copied or installed.
+ */
+export function projectRequire(dir) {
+  return createRequire(resolve(dir, "package.json"));
 }

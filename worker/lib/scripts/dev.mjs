@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// `npm run dev`: wrangler dev on 127.0.0.1, offline, persisting to .wrangler/state.
+// `npm run dev`: wrangler dev on 127.0.0.1, offline, persisting to .wrangler/state,
+// for the project in the current directory.
 //   PORT       port to listen on (default 8787)
 //   API_TOKEN  bearer token to require (default: none)
 import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
-import { WORKER_DIR } from "./config.mjs";
+import { projectRequire } from "./config.mjs";
 
-const wrangler = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
+const dir = process.cwd();
+const wrangler = projectRequire(dir).resolve("wrangler/bin/wrangler.js");
 const port = process.env.PORT || "8787";
 const args = [
   wrangler,
@@ -24,7 +25,7 @@ const args = [
 if (process.env.API_TOKEN) args.push("--var", `API_TOKEN:${process.env.API_TOKEN}`);
 
 const child = spawn(process.execPath, args, {
-  cwd: WORKER_DIR,
+  cwd: dir,
   stdio: "inherit",
   env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
 });

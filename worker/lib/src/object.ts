@@ -34,7 +34,7 @@ import {
 import { RemoteMethod } from "./remote";
 import { checkArguments, ModelSpec } from "./schema";
 import { DEFAULT_RETENTION, ObjectStore, type Retention, type Stored } from "./store";
-import { validate, type Infer, type Specs } from "./types";
+import { INVALID, type Infer, type Issue, type Specs } from "./types";
 
 /** Names of the base class that remote methods may not take. */
 const RESERVED = new Set([
@@ -106,7 +106,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     if (this.#call === null) throw new Error("`emit` is only available inside a remote method");
     if (typeof name !== "string" || name === "") throw new TypeError("an event needs a name");
     if (!isJsonObject(data) || !isJson(data)) throw new TypeError(`event ${name} data must be a JSON object`);
-    this.#call.events.push({ name, dataJson: JSON.stringify(data) });
+    this.#call.events.push({ name, dataJson: JSON.stringify(this.#spec.checkEvent(name, data)) });
   }
 
   /** Runs one operation handed over by the router; never throws for bad input. */
@@ -320,7 +320,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
 
   #methodTable(): Map<string, RemoteMethod> {
     if (this.#methods !== null) return this.#methods;
-    const table = new Map<string, RemoteMethod>();
+    const table = this.#spec.boundMethods(this);
     for (const [name, value] of Object.entries(this)) {
       if (!(value instanceof RemoteMethod)) continue;
       if (RESERVED.has(name)) throw new Error(`remote method name ${JSON.stringify(name)} is reserved`);
@@ -397,10 +397,12 @@ function encodeResult(method: RemoteMethod, result: unknown): string {
   const value = result === undefined ? null : result;
   if (!isJson(value)) throw new Failure("invalid_result", "the method returned a value that is not JSON");
   if (method.returns !== null) {
-    const issues = validate(method.returns, value);
-    if (issues.length > 0) {
+    const issues: Issue[] = [];
+    const parsed = method.returns.parse(value, [], issues);
+    if (parsed === INVALID) {
       throw new Failure("invalid_result", `the method's result is not a ${method.returns.label}: ${issues[0]!.msg}`);
     }
+    return JSON.stringify(parsed);
   }
   return JSON.stringify(value as Json);
 }

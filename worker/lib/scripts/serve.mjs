@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Serves the Worker on workerd through Miniflare, for tests and benchmarks.
+// Serves a Worker project on workerd through Miniflare, for tests and benchmarks.
 //
-//   node scripts/serve.mjs [--port N] [--persist DIR] [--token T]
+//   node serve.mjs [--dir DIR] [--port N] [--persist DIR] [--token T]
 //
+// --dir DIR      the project: its wrangler.jsonc and node_modules (default: the current directory)
 // --port N       port on 127.0.0.1 (default 0: a free port)
 // --persist DIR  keep Durable Object storage in DIR across restarts (default: in memory)
 // --token T      require "Authorization: Bearer T" (default: no authentication)
@@ -10,15 +11,15 @@
 // When ready it prints one line of JSON to stdout, {"url": "http://127.0.0.1:PORT"},
 // and nothing else there (logs go to stderr). It stops on SIGTERM or SIGINT, or
 // when its standard input is a pipe and that pipe closes.
+//
+// The toolchain (esbuild, miniflare, workerd) is loaded from the project's
+// node_modules, so this script runs from wherever the library lives.
 import { execFileSync } from "node:child_process";
-import { fstatSync } from "node:fs";
+import { accessSync, constants, fstatSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { build, stop as stopEsbuild } from "esbuild";
-import { Log, LogLevel, Miniflare } from "miniflare";
-import workerd from "workerd";
-import { readWorkerConfig } from "./config.mjs";
+import { projectRequire, readWorkerConfig } from "./config.mjs";
 
 process.env.WRANGLER_SEND_METRICS = "false";
 
@@ -27,28 +28,35 @@ process.env.WRANGLER_SEND_METRICS = "false";
  * process dies, however it dies: a killed serve.mjs must not leave workerd
  * holding the port and the storage.
  */
-function guardRuntime() {
+function guardRuntime(require) {
   if (process.platform !== "linux" || process.env.MINIFLARE_WORKERD_PATH) return;
+  const guard = new URL("./workerd-guard.sh", import.meta.url).pathname;
   try {
     execFileSync("setpriv", ["--help"], { stdio: "ignore" });
+    accessSync(guard, constants.X_OK);
   } catch {
     return;
   }
-  // The package is CommonJS: its path is `default` of the imported namespace.
+  const workerd = require("workerd");
+  // The package is CommonJS: its path is its `default` export.
   process.env.WORKERD_BINARY = typeof workerd === "string" ? workerd : workerd.default;
-  process.env.MINIFLARE_WORKERD_PATH = new URL("./workerd-guard.sh", import.meta.url).pathname;
+  process.env.MINIFLARE_WORKERD_PATH = guard;
 }
 
 /** Miniflare's log, written to stderr so stdout carries only the ready line. */
-class StderrLog extends Log {
-  log(message) {
-    process.stderr.write(`${message}\n`);
+function stderrLog({ Log, LogLevel }) {
+  class StderrLog extends Log {
+    log(message) {
+      process.stderr.write(`${message}\n`);
+    }
   }
+  return new StderrLog(LogLevel.WARN);
 }
 
 function options() {
   const { values } = parseArgs({
     options: {
+      dir: { type: "string", default: "." },
       port: { type: "string", default: "0" },
       persist: { type: "string" },
       token: { type: "string" },
@@ -56,12 +64,13 @@ function options() {
   });
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0 to 65535, not ${values.port}`);
-  return { port, persist: values.persist === undefined ? undefined : resolve(values.persist), token: values.token };
+  const persist = values.persist === undefined ? undefined : resolve(values.persist);
+  return { dir: resolve(values.dir), port, persist, token: values.token };
 }
 
 /** Bundles the TypeScript Worker into one ES module, in memory. */
-async function bundle(main) {
-  const result = await build({
+async function bundle(esbuild, main) {
+  const result = await esbuild.build({
     entryPoints: [main],
     bundle: true,
     format: "esm",
@@ -72,20 +81,23 @@ async function bundle(main) {
     write: false,
     logLevel: "warning",
   });
-  await stopEsbuild();
+  await esbuild.stop();
   return result.outputFiles[0].text;
 }
 
-async function start({ port, persist, token }) {
-  guardRuntime();
-  const config = readWorkerConfig();
-  const script = await bundle(config.main);
+async function start({ dir, port, persist, token }) {
+  const require = projectRequire(dir);
+  guardRuntime(require);
+  const miniflare = require("miniflare");
+  const config = readWorkerConfig(resolve(dir, "wrangler.jsonc"));
+  const script = await bundle(require("esbuild"), config.main);
   if (persist !== undefined) await mkdir(persist, { recursive: true });
-  const mf = new Miniflare({
+  const mf = new miniflare.Miniflare({
     name: config.name,
     modules: true,
     script,
     scriptPath: resolve(config.main, "..", "index.mjs"),
+    modulesRoot: dir,
     compatibilityDate: config.compatibilityDate,
     compatibilityFlags: config.compatibilityFlags,
     durableObjects: config.durableObjects,
@@ -94,7 +106,7 @@ async function start({ port, persist, token }) {
     host: "127.0.0.1",
     port,
     cf: false,
-    log: new StderrLog(LogLevel.WARN),
+    log: stderrLog(miniflare),
     handleRuntimeStdio(stdout, stderr) {
       stdout.pipe(process.stderr);
       stderr.pipe(process.stderr);

@@ -53,10 +53,11 @@ const ALLOWED: Record<Route["kind"], readonly string[]> = {
 export function createRouter(bindings: ModelBindings): ExportedHandler<RouterEnv> {
   const namespaces = new Map<string, string>();
   for (const [binding, model] of Object.entries(bindings)) namespaces.set(model.spec.name, binding);
+  const models = schemaDocument(bindings);
   return {
     async fetch(request, env) {
       try {
-        return await route(request, env, namespaces);
+        return await route(request, env, namespaces, models);
       } catch (error) {
         if (error instanceof Failure) return respondFailure(error);
         return respondFailure(unexpected(error));
@@ -65,7 +66,7 @@ export function createRouter(bindings: ModelBindings): ExportedHandler<RouterEnv
   };
 }
 
-async function route(request: Request, env: RouterEnv, namespaces: Map<string, string>): Promise<Response> {
+async function route(request: Request, env: RouterEnv, namespaces: Map<string, string>, models: string | null): Promise<Response> {
   const path = new URL(request.url).pathname;
   if (path === "/v1/health") {
     checkMethod(request, "health", path);
@@ -73,12 +74,29 @@ async function route(request: Request, env: RouterEnv, namespaces: Map<string, s
   }
   await checkToken(request, env);
   checkProtocol(request);
+  if (path === "/v1/models") return serveSchemaDocument(request, models);
   const target = parsePath(path);
   const stub = objectStub(env, namespaces, target.model, target.id);
   checkMethod(request, target.kind, path);
   if (target.kind === "socket") return openSocket(request, stub);
   const operation = await readOperation(request, target);
   return respond(await dispatch(stub, operation));
+}
+
+// --- GET /v1/models: the schema document the models were generated from ---
+
+/** The schema document of the served models (they share the one they were generated from), or null. */
+function schemaDocument(bindings: ModelBindings): string | null {
+  for (const model of Object.values(bindings)) {
+    if (model.spec.document !== null) return model.spec.document;
+  }
+  return null;
+}
+
+function serveSchemaDocument(request: Request, document: string | null): Response {
+  if (request.method !== "GET") throw new Failure("method_not_allowed", `${request.method} is not allowed on /v1/models`);
+  if (document === null) throw new Failure("not_found", "these models were not generated from Python models, so no schema is published");
+  return respond({ status: 200, body: document });
 }
 
 function checkMethod(request: Request, kind: Route["kind"], path: string): void {

@@ -1,6 +1,6 @@
 /** Replies and request bodies for the HTTP side of the protocol. */
 import { Failure } from "./errors";
-import { isJsonObject, type JsonObject } from "./json";
+import { isJsonObject, parseJson, type JsonObject } from "./json";
 import { failureReply, MAX_BODY_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, type Reply } from "./protocol";
 
 export function replyHeaders(): Record<string, string> {
@@ -74,7 +74,7 @@ export async function readJsonObject(request: Request, optional = false): Promis
   }
   let body: unknown;
   try {
-    body = JSON.parse(decoder.decode(bytes));
+    body = parseJson(decoder.decode(bytes));
   } catch {
     throw new Failure("bad_request", "the body is not valid UTF-8 JSON");
   }

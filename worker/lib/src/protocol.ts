@@ -3,7 +3,7 @@
  * bodies and WebSocket frames. Nothing here does I/O.
  */
 import { Failure } from "./errors";
-import { hasOwn, isJsonObject, type JsonObject } from "./json";
+import { hasOwn, isJsonObject, parseJson, type JsonObject } from "./json";
 
 export const PROTOCOL_VERSION = 1;
 export const PROTOCOL_HEADER = "Durable-Protocol";
@@ -154,7 +154,7 @@ export class FrameError extends Failure {
 export function parseFrame(text: string): ClientFrame {
   let frame: unknown;
   try {
-    frame = JSON.parse(text);
+    frame = parseJson(text);
   } catch {
     throw new FrameError(null, "frame is not valid JSON");
   }

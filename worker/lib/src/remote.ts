@@ -1,4 +1,5 @@
 /** Remote methods: what a model exposes to clients, with its argument and result types. */
+import { RemoteException } from "./errors";
 import type { Json } from "./json";
 import type { Infer, Specs, Type } from "./types";
 
@@ -40,4 +41,28 @@ export function remote<S extends Specs, R>(
   if (typeof returnsOrBody === "function") return new RemoteMethod(args, null, returnsOrBody);
   if (body === undefined) throw new TypeError("remote(args, returns, body) needs a body");
   return new RemoteMethod(args, returnsOrBody, body);
+}
+
+/** A value, or a promise of it: what a remote method may return. */
+export type Awaitable<T> = T | Promise<T>;
+
+type Same<A, B> = (<X>() => X extends A ? 1 : 2) extends <X>() => X extends B ? 1 : 2 ? true : false;
+
+/**
+ * `Self[K]` when it is a method taking exactly the parameters `P`, otherwise
+ * the text `Declared`: generated code uses it so that `tsc` names a method
+ * whose parameters no longer match the Python model (one gained, lost or
+ * retyped), which an abstract method alone would not catch.
+ */
+export type Exactly<Self, K extends string, P extends readonly unknown[], Declared extends string> = K extends keyof Self
+  ? Self[K] extends (...args: infer A) => unknown
+    ? Same<A, P> extends true
+      ? Self[K]
+      : Declared
+    : Declared
+  : Declared;
+
+/** A remote method without a body yet (Python's `NotImplementedError`): what generated stubs throw. */
+export class NotImplementedError extends RemoteException {
+  override name = "NotImplementedError";
 }

@@ -1,0 +1,170 @@
+/**
+ * A model's declaration: its name, fields, remote methods and events, and the
+ * checks of states, partial updates, method arguments and events against it.
+ * Checks bring values into canonical form as they go (defaults filled in,
+ * datetimes and UUIDs as pydantic writes them), so what the Worker stores is
+ * what a Python host would have stored.
+ */
+import { Failure } from "./errors";
+import { hasOwn, type Json, type JsonObject } from "./json";
+import { MODEL_NAME } from "./protocol";
+import { RemoteMethod } from "./remote";
+import { INVALID, isDefaulted, parseMembers, type Issue, type Specs, type Type } from "./types";
+
+/** Throws `validation_error` listing `issues`, if there are any. */
+export function raiseIssues(issues: Issue[], what: string): void {
+  if (issues.length === 0) return;
+  const summary = issues.map((issue) => `${issue.loc.join(".") || what}: ${issue.msg}`).join("; ");
+  throw new Failure("validation_error", `invalid ${what}: ${summary}`, {
+    errors: issues.map((issue) => ({ loc: issue.loc, msg: issue.msg, type: issue.type })),
+  });
+}
+
+/** Checks `given` against `specs`: known names only, right types, every required one present. */
+export function checkMembers(specs: Specs, given: JsonObject, partial: boolean): Issue[] {
+  const issues: Issue[] = [];
+  parseMembers(specs, given, [], issues, partial);
+  return issues;
+}
+
+/** `given` with every missing defaulted member set to a copy of its default. */
+export function withDefaults(specs: Specs, given: JsonObject): JsonObject {
+  const complete: JsonObject = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    if (hasOwn(given, name)) complete[name] = given[name]!;
+    else if (isDefaulted(spec)) complete[name] = structuredClone(spec.value);
+  }
+  return complete;
+}
+
+/** Checks and completes method arguments, throwing `validation_error`. */
+export function checkArguments(specs: Specs, args: JsonObject): JsonObject {
+  const issues: Issue[] = [];
+  const parsed = parseMembers(specs, args, [], issues);
+  raiseIssues(issues, "arguments");
+  return parsed as JsonObject;
+}
+
+/** Replaces the members of `target` with those of `source`, in `source`'s order. */
+function replaceMembers(target: JsonObject, source: JsonObject): void {
+  for (const key of Object.keys(target)) delete target[key];
+  Object.assign(target, source);
+}
+
+/** A remote method as a Python model declares it: its parameters, in order, and its result. */
+export interface MethodSpec {
+  readonly params: Specs;
+  readonly result: Type<Json>;
+}
+
+/** What a model declares besides its fields. */
+export interface ModelOptions {
+  /** Remote methods implemented by same-named methods of the class, taking the arguments in order. */
+  readonly methods?: Readonly<Record<string, MethodSpec>>;
+  /** The events the model may emit, by name. */
+  readonly events?: Readonly<Record<string, Type<JsonObject>>>;
+  /** The schema document (`GET /v1/models`) the model was generated from, as JSON text. */
+  readonly document?: string;
+}
+
+/** A model: its wire name, its fields, and what it was generated with. */
+export class ModelSpec {
+  /** The defaults as JSON text, or null when a field has no default. */
+  readonly defaultsJson: string | null;
+  readonly methods: Readonly<Record<string, MethodSpec>>;
+  readonly events: Readonly<Record<string, Type<JsonObject>>> | null;
+  readonly document: string | null;
+
+  constructor(
+    readonly name: string,
+    readonly fields: Specs,
+    options: ModelOptions = {},
+  ) {
+    if (!MODEL_NAME.test(name)) throw new TypeError(`model name ${JSON.stringify(name)} is not allowed on the wire`);
+    const canDefault = Object.values(fields).every(isDefaulted);
+    this.defaultsJson = canDefault ? JSON.stringify(withDefaults(fields, {})) : null;
+    this.methods = options.methods ?? {};
+    this.events = options.events ?? null;
+    this.document = options.document ?? null;
+  }
+
+  /**
+   * Issues of a complete state (what a method left behind). A state without
+   * issues is brought into canonical form in place.
+   */
+  checkState(state: JsonObject): Issue[] {
+    const issues: Issue[] = [];
+    const parsed = parseMembers(this.fields, state, [], issues);
+    for (const name of Object.keys(this.fields)) {
+      if (!hasOwn(state, name) && isDefaulted(this.fields[name]!)) {
+        issues.push({ loc: [name], msg: "Field required", type: "missing" });
+      }
+    }
+    if (issues.length === 0 && parsed !== INVALID) replaceMembers(state, parsed);
+    return issues;
+  }
+
+  /** A complete, checked state from the fields given to `create`. */
+  createState(given: JsonObject): JsonObject {
+    const issues: Issue[] = [];
+    const parsed = parseMembers(this.fields, given, [], issues);
+    raiseIssues(issues, "state");
+    return parsed as JsonObject;
+  }
+
+  /** Checks the fields given to `update`, bringing them into canonical form in place. */
+  checkUpdate(fields: JsonObject): void {
+    const issues: Issue[] = [];
+    const parsed = parseMembers(this.fields, fields, [], issues, true);
+    raiseIssues(issues, "fields");
+    replaceMembers(fields, parsed as JsonObject);
+  }
+
+  /** A stored state brought up to the current fields: unknown ones dropped, new ones defaulted. */
+  normalize(stored: JsonObject): JsonObject {
+    const known: JsonObject = {};
+    for (const name of Object.keys(this.fields)) {
+      if (hasOwn(stored, name)) known[name] = stored[name] as Json;
+    }
+    return withDefaults(this.fields, known);
+  }
+
+  /**
+   * The declared remote methods, bound to `instance`: each calls the method of
+   * the same name with the arguments in declaration order.
+   */
+  boundMethods(instance: object): Map<string, RemoteMethod> {
+    const table = new Map<string, RemoteMethod>();
+    for (const [name, method] of Object.entries(this.methods)) {
+      const implementation: unknown = (instance as Record<string, unknown>)[name];
+      if (typeof implementation !== "function") throw new TypeError(`${this.name} does not implement its remote method ${name}`);
+      const order = Object.keys(method.params);
+      const body = (args: unknown) => (implementation as (...values: Json[]) => unknown).apply(instance, order.map((key) => (args as JsonObject)[key]!));
+      table.set(name, new RemoteMethod(method.params, method.result, body));
+    }
+    return table;
+  }
+
+  /**
+   * Checks an event about to be emitted against its declaration; the data in
+   * canonical form. Throws a `ValidationError` (a remote error, as a Python
+   * method constructing an invalid `Event` would raise).
+   */
+  checkEvent(name: string, data: JsonObject): JsonObject {
+    if (this.events === null) return data;
+    const type = hasOwn(this.events, name) ? this.events[name] : undefined;
+    if (type === undefined) throw new EventError(`${JSON.stringify(name)} is not an event of ${this.name}'s module`);
+    const issues: Issue[] = [];
+    const parsed = type.parse(data, [], issues);
+    if (parsed === INVALID) {
+      const summary = issues.map((issue) => `${issue.loc.join(".") || "(root)"}: ${issue.msg}`).join("; ");
+      throw new EventError(`event ${name} does not validate: ${summary}`);
+    }
+    return parsed;
+  }
+}
+
+/** An event that does not match its declaration: reported as pydantic's `ValidationError`. */
+class EventError extends Error {
+  override name = "ValidationError";
+}
