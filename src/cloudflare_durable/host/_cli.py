@@ -7,8 +7,8 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
 
-from .. import _protocol as proto
 from .._config import DEFAULT_STORE, ENV_TOKEN, ENV_URL, token_from_env
 from .._models import load_module, models_in
 
@@ -32,6 +32,25 @@ def main(argv: list[str] | None = None) -> int:
         "--store", default=DEFAULT_STORE, help=f"SQLite file (default {DEFAULT_STORE})"
     )
     serve.add_argument("--token", default=None, help=f"bearer token (default: ${ENV_TOKEN})")
+    serve.add_argument("--token-file", default=None, help="read the bearer token from this file")
+    serve.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="serve without a token on an address other machines can reach",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an origin whose web pages may call the host (repeatable)",
+    )
+    serve.add_argument(
+        "--request-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a request's head and body may take to arrive (default 10)",
+    )
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     _add_contract_commands(commands)
     args = parser.parse_args(argv)
@@ -95,23 +114,38 @@ def _run_contract_command(args: argparse.Namespace) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
+        from ._serve import serve
     except ImportError:
         print(
             "durable serve needs the server extra: pip install 'cloudflare-durable[server]'",
             file=sys.stderr,
         )
         return 2
+    from .._config import Settings, is_loopback
     from . import Host
     from .asgi import create_app
 
+    token = _token(args)
+    if token is None and not is_loopback(args.host) and not args.allow_anonymous:
+        print(
+            f"durable: refusing to serve {args.host} without a token: anyone who can reach "
+            "it could call every method. Give a token (--token-file, or "
+            f"${ENV_TOKEN}), or pass --allow-anonymous",
+            file=sys.stderr,
+        )
+        return 2
     module = load_module(args.module)
     models = models_in(module)
     if not models:
         print(f"durable: {args.module} defines no DurableModel subclass", file=sys.stderr)
         return 2
-    token = args.token if args.token is not None else token_from_env(os.environ)
-    host = Host(args.store, models=models)
+    host = Host(args.store, models=models, call_timeout=Settings.from_env().timeout)
+    app = create_app(
+        host,
+        token=token,
+        allowed_origins=args.allow_origin,
+        request_timeout=args.request_timeout,
+    )
     # IPPROTO_TCP explicitly: asyncio only turns Nagle off (TCP_NODELAY) on accepted
     # sockets whose protocol says TCP, and Nagle plus delayed ACKs costs 40 ms a reply.
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
@@ -120,30 +154,42 @@ def serve_command(args: argparse.Namespace) -> int:
     sock.bind((args.host, args.port))
     sock.listen(2048)  # before announcing the URL, so a client may connect at once
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(host, token=token),
-        log_level=args.log_level,
-        lifespan="off",
-        ws_max_size=proto.MAX_FRAME_BYTES,
-        ws_per_message_deflate=False,
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
     names = ", ".join(sorted(m.__durable_name__ for m in models))
     shown = f"[{args.host}]" if ":" in args.host else args.host
     if token is None:
         print(
-            f"durable: WARNING: no token configured (--token or ${ENV_TOKEN}); "
+            f"durable: WARNING: no token configured (--token-file or ${ENV_TOKEN}); "
             "serving WITHOUT authentication",
             file=sys.stderr,
             flush=True,
         )
     print(f"durable: serving {names} from {args.store} at http://{shown}:{port}", flush=True)
     try:
-        server.run(sockets=[sock])
+        serve(app, sock, log_level=args.log_level, request_timeout=args.request_timeout)
     finally:
         host.close()
     return 0
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """The token from --token, --token-file or the environment; an empty one is an error."""
+    if args.token is not None and args.token_file is not None:
+        raise SystemExit("durable: give --token or --token-file, not both")
+    if args.token_file is not None:
+        try:
+            token: str | None = Path(args.token_file).read_text().strip()
+        except OSError as error:
+            raise SystemExit(f"durable: cannot read the token file: {error}") from None
+    elif args.token is not None:
+        token = args.token
+    else:
+        return token_from_env(os.environ)
+    if not token or not token.strip():
+        raise SystemExit(
+            "durable: the token is empty (is the variable it comes from unset?); "
+            "give a real token, or none to serve only this machine"
+        )
+    return token
 
 
 if __name__ == "__main__":  # pragma: no cover

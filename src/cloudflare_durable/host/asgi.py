@@ -21,12 +21,14 @@ import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Final, TypeAlias
+from urllib.parse import urlsplit
 
 import anyio
 from anyio.abc import TaskGroup
 
 from .. import _exceptions as exc
 from .. import _protocol as proto
+from .._config import is_loopback
 from .._models import Event, events_in
 from .._schema import schema_document, schema_json
 from ._fanout import Subscriber
@@ -43,18 +45,39 @@ Send: TypeAlias = Callable[[Message], Awaitable[None]]
 logger = logging.getLogger("cloudflare_durable.host")
 
 _VERSION_HEADER: Final = (b"durable-protocol", str(proto.PROTOCOL_VERSION).encode())
-_JSON_HEADERS: Final = [(b"content-type", b"application/json"), _VERSION_HEADER]
+_FEATURES_HEADER: Final = (proto.FEATURES_HEADER.encode(), proto.PATCH_FEATURE.encode())
+_JSON_HEADERS: Final = [(b"content-type", b"application/json"), _VERSION_HEADER, _FEATURES_HEADER]
+REQUEST_TIMEOUT: Final = 10.0
+"""Seconds a request's head and body may take to arrive."""
 
 
 def create_app(
-    host: Host, *, token: str | None = None, events: Iterable[type[Event]] | None = None
+    host: Host,
+    *,
+    token: str | None = None,
+    events: Iterable[type[Event]] | None = None,
+    allowed_origins: Iterable[str] = (),
+    request_timeout: float = REQUEST_TIMEOUT,
 ) -> DurableApp:
     """An ASGI app serving ``host``; with ``token``, every request must carry it.
 
-    ``events`` are the event types ``GET /v1/models`` describes (default: those
-    defined or imported by the modules of the served models).
+    - ``events``: the event types ``GET /v1/models`` describes (default: those
+      defined or imported by the modules of the served models);
+    - ``allowed_origins``: origins (``https://app.example.com``) whose pages may call
+      the host besides its own; a request from any other page is refused;
+    - ``request_timeout``: seconds a request's body may take to arrive.
+
+    Without a token, only requests addressed to a loopback name (``localhost``,
+    ``127.0.0.1``, ``[::1]``) are served, so a web page cannot reach the host
+    through a DNS name it controls.
     """
-    return DurableApp(host, token=token, events=events)
+    return DurableApp(
+        host,
+        token=token,
+        events=events,
+        allowed_origins=allowed_origins,
+        request_timeout=request_timeout,
+    )
 
 
 class DurableApp:
@@ -66,11 +89,19 @@ class DurableApp:
         *,
         token: str | None = None,
         events: Iterable[type[Event]] | None = None,
+        allowed_origins: Iterable[str] = (),
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
+        if token is not None and not token.strip():
+            raise exc.UsageError("the token is empty: give a real one, or none at all")
         self.host = host
         self._token_digest = hashlib.sha256(token.encode()).digest() if token else None
         self._events = None if events is None else list(events)
         self._models_document: Any = None
+        self._origins = {_normal_origin(origin) for origin in allowed_origins}
+        self._request_timeout = request_timeout
+        self._connections: set[_Connection] = set()
+        self._all_closed: anyio.Event | None = None
 
     def models_document(self) -> Any:
         """What ``GET /v1/models`` answers: the schema document of the served models."""
@@ -102,13 +133,34 @@ class DurableApp:
         digest = hashlib.sha256(credential.strip()).digest()
         return hmac.compare_digest(digest, self._token_digest) and scheme.lower() == b"bearer"
 
+    def check_caller(self, headers: dict[bytes, bytes]) -> None:
+        """Refuse a request from a page of another origin, and, without a token, one
+        addressed to a name that is not this machine's (DNS rebinding)."""
+        origin = headers.get(b"origin")
+        if origin is not None:
+            text = origin.decode("latin-1")
+            host = headers.get(b"host", b"").decode("latin-1").lower()
+            normal = _normal_origin(text)
+            if normal not in self._origins and _origin_host(normal) != _without_default_port(
+                host, normal
+            ):
+                raise exc.ForbiddenError(f"requests from pages of {text[:100]!r} are not allowed")
+        if self._token_digest is None:
+            addressed = headers.get(b"host")
+            if addressed is not None and not is_loopback(_host_name(addressed.decode("latin-1"))):
+                raise exc.ForbiddenError(
+                    "a host serving without a token answers only requests addressed to "
+                    "localhost, 127.0.0.1 or [::1]"
+                )
+
     def route(self, scope: Scope, headers: dict[bytes, bytes]) -> proto.Route:
-        """Check auth and version, then route; raises the error to answer with."""
+        """Check the caller, auth and version, then route; raises the error to answer with."""
         path = _route_path(scope)
         version = headers.get(proto.PROTOCOL_HEADER.encode())
         if path == "/v1/health":
             proto.check_protocol_header(None if version is None else version.decode("latin-1"))
             return proto.Route("health")
+        self.check_caller(headers)
         if not self.authorized(headers):
             raise exc.UnauthorizedError("a valid bearer token is required")
         proto.check_protocol_header(None if version is None else version.decode("latin-1"))
@@ -124,30 +176,86 @@ class DurableApp:
         try:
             status, body = await self._handle(scope, headers, receive)
         except exc.DurableError as error:
-            status, body = proto.error_status(error), proto.error_envelope(error)
+            status, body = proto.error_status(error), proto.dumps(proto.error_envelope(error))
         except Exception:
             logger.exception("unexpected failure serving %s %s", scope["method"], scope["path"])
             failure = exc.ServerError("unexpected server failure; nothing was applied")
-            status, body = 500, proto.error_envelope(failure)
-        await _respond(send, status, proto.dumps(body))
+            status, body = 500, proto.dumps(proto.error_envelope(failure))
+        await _respond(send, status, body)
 
     async def _handle(
         self, scope: Scope, headers: dict[bytes, bytes], receive: Receive
-    ) -> tuple[int, Any]:
+    ) -> tuple[int, bytes]:
         route = self.route(scope, headers)
         method = scope["method"]
         if method not in proto.allowed_methods(route.kind):
             raise exc.MethodNotAllowedError(f"{method} is not allowed here")
         if route.kind == "health":
-            return 200, {"status": "ok", "protocol": proto.PROTOCOL_VERSION}
+            return 200, proto.dumps({"status": "ok", "protocol": proto.PROTOCOL_VERSION})
         if route.kind == "models":
-            return 200, self.models_document()
+            return 200, proto.dumps(self.models_document())
         if route.kind == "ws":
             raise exc.BadRequestError("this endpoint needs a WebSocket upgrade")
-        body = await _read_body(headers, receive, required=method in proto.BODY_REQUIRED)
-        op = proto.http_operation(route, method, body)
+        try:
+            with anyio.fail_after(self._request_timeout):
+                body = await _read_body(headers, receive, required=method in proto.BODY_REQUIRED)
+        except TimeoutError:
+            raise exc.BadRequestError(
+                f"the body did not arrive within {self._request_timeout:g} s"
+            ) from None
+        op = proto.http_operation(
+            route, method, body, scope.get("query_string", b"").decode("latin-1")
+        )
         reply = await self.host.perform(op)
-        return reply.status, reply.to_json(op.kind)
+        return reply.status, reply.encode(op.kind)
+
+    async def going_away(self, grace: float = 2.0) -> None:
+        """Close every WebSocket with 1001 (going away) before the server stops, waiting
+        at most ``grace`` seconds for the close frames to be sent."""
+        self._all_closed = anyio.Event()
+        for connection in list(self._connections):
+            connection.close(proto.CLOSE_GOING_AWAY, "the server is shutting down")
+        if self._connections:
+            with anyio.move_on_after(grace):
+                await self._all_closed.wait()
+
+    def _closed(self, connection: _Connection) -> None:
+        self._connections.discard(connection)
+        if not self._connections and self._all_closed is not None:
+            self._all_closed.set()
+
+
+def _normal_origin(origin: str) -> str:
+    """``scheme://host[:port]``, lowercase, without the scheme's default port."""
+    parts = urlsplit(origin.strip().lower())
+    if not parts.scheme or not parts.hostname:
+        return origin.strip().lower()  # "null" and the like: only an exact entry matches
+    port = parts.port
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    netloc = parts.netloc.rpartition("@")[2]
+    if port is not None and port == default:
+        netloc = netloc.rsplit(":", 1)[0]
+    return f"{parts.scheme}://{netloc}"
+
+
+def _origin_host(origin: str) -> str:
+    return origin.partition("://")[2]
+
+
+def _without_default_port(host: str, origin: str) -> str:
+    """The Host header as an origin's host part (its default port dropped)."""
+    scheme = origin.partition("://")[0]
+    default = {"http": ":80", "https": ":443"}.get(scheme)
+    if default and host.endswith(default):
+        return host[: -len(default)]
+    return host
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port."""
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _route_path(scope: Scope) -> str:
@@ -227,9 +335,10 @@ class _Connection:
     def __init__(self, app: DurableApp, scope: Scope, receive: Receive, send: Send) -> None:
         self.app, self.scope, self.receive, self.send = app, scope, receive, send
         self.route = proto.Route("ws")
-        self.outbox: deque[tuple[str, bool]] = deque()
+        self.outbox: deque[str] = deque()
         self.wakeup = anyio.Event()
-        self.backlog = 0
+        self.backlog_bytes = 0
+        self.in_flight = 0
         self.closing: _Closed | None = None
         self.subscriber: Subscriber | None = None
 
@@ -239,12 +348,14 @@ class _Connection:
             return
         if not await self._accept():
             return
+        self.app._connections.add(self)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._writer, tg)
                 await self._reader(tg)
                 tg.cancel_scope.cancel()
         finally:
+            self.app._closed(self)
             if self.subscriber is not None:
                 self.subscriber.close()
 
@@ -257,7 +368,9 @@ class _Connection:
         except exc.DurableError as error:
             await self._refuse(error)
             return False
-        await self.send({"type": "websocket.accept", "headers": [_VERSION_HEADER]})
+        await self.send(
+            {"type": "websocket.accept", "headers": [_VERSION_HEADER, _FEATURES_HEADER]}
+        )
         return True
 
     async def _refuse(self, error: exc.DurableError) -> None:
@@ -279,9 +392,9 @@ class _Connection:
                 return
             text = message.get("text")
             if text is None:
-                self._close(1003, "binary frames are not supported")
+                self.close(1003, "binary frames are not supported")
             elif len(text) > proto.MAX_FRAME_BYTES:
-                self._close(1009, "frame too large")
+                self.close(1009, "frame too large")
             else:
                 self._frame(text, tg)
         await anyio.sleep_forever()  # the writer sends the close frame, then cancels this
@@ -300,11 +413,20 @@ class _Connection:
             self._subscribe(frame)
 
     def _call(self, frame: proto.CallFrame, tg: TaskGroup) -> None:
+        if self.in_flight >= proto.MAX_CALLS_IN_FLIGHT:
+            busy = exc.OverloadedError(
+                f"this connection already has {proto.MAX_CALLS_IN_FLIGHT} calls unanswered"
+            )
+            self._put(proto.error_frame(frame.id, busy))
+            return
+        self.in_flight += 1
+
         def done(outcome: Outcome) -> None:
+            self.in_flight -= 1
             if isinstance(outcome, exc.DurableError):
                 self._put(proto.error_frame(frame.id, outcome))
             else:
-                self._put(proto.result_frame(frame.id, outcome))
+                self._queue(proto.result_text(frame.id, outcome))
 
         op = frame.operation(self.route.model, self.route.object_id)
         try:
@@ -321,28 +443,30 @@ class _Connection:
             self._put(proto.error_frame(None, error))
             return
         self.subscriber = self.app.host.subscribe(
-            self.route.model, self.route.object_id, frame, self._publish
+            self.route.model, self.route.object_id, frame, self._queue
         )
-
-    def _publish(self, message: proto.Message) -> None:
-        if isinstance(message, proto.Snapshot):
-            frame = proto.snapshot_frame(message.version, message.state)
-        else:
-            frame = proto.event_frame(message.version, message.name, message.data)
-        self.backlog += 1
-        if self.backlog > proto.SUBSCRIBER_BACKLOG:
-            self._close(proto.CLOSE_LAGGING, "subscriber fell behind; resume with since")
-            return
-        self._queue(proto.dumps_text(frame), from_subscription=True)
 
     def _put(self, frame: dict[str, Any]) -> None:
         self._queue(proto.dumps_text(frame))
 
-    def _queue(self, text: str, *, from_subscription: bool = False) -> None:
-        self.outbox.append((text, from_subscription))
+    def _queue(self, text: str) -> None:
+        """Queue a frame; a peer that lets more than the backlog pile up (it does not
+        read, or reads too slowly) is cut off with 4008 and resumes with ``since``."""
+        if self.closing is not None:
+            return
+        self.outbox.append(text)
+        self.backlog_bytes += len(text)
+        if (
+            len(self.outbox) > proto.SUBSCRIBER_BACKLOG
+            or self.backlog_bytes > proto.SUBSCRIBER_BACKLOG_BYTES
+        ):
+            self.outbox.clear()
+            self.backlog_bytes = 0
+            self.close(proto.CLOSE_LAGGING, "the connection fell behind; reconnect and resume")
+            return
         self.wakeup.set()
 
-    def _close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str) -> None:
         if self.closing is None:
             self.closing = _Closed(code, reason)
             self.wakeup.set()
@@ -353,9 +477,9 @@ class _Connection:
             self.wakeup = anyio.Event()
             try:
                 while self.outbox and self.closing is None:
-                    text, from_subscription = self.outbox.popleft()
+                    text = self.outbox.popleft()
+                    self.backlog_bytes -= len(text)
                     await self.send({"type": "websocket.send", "text": text})
-                    self.backlog -= from_subscription
             except OSError:  # the peer went away; the reader sees the disconnect
                 tg.cancel_scope.cancel()
                 return
