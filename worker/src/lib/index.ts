@@ -16,4 +16,4 @@ export { createRouter, type ModelBindings } from "./router";
 export { ModelSpec } from "./schema";
 export { DEFAULT_RETENTION, type Retention } from "./store";
 export type { Json, JsonObject } from "./json";
-export { PROTOCOL_VERSION, PROTOCOL_HEADER, type Operation, type Reply } from "./protocol";
+export { PROTOCOL_VERSION, PROTOCOL_HEADER, type Operation, type Change, type Reply } from "./protocol";
