@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // `npm run dev`: wrangler dev on 127.0.0.1, offline, persisting to .wrangler/state.
-//   PORT       port to listen on (default 8787)
-//   API_TOKEN  bearer token to require (default: none)
+//   PORT             port to listen on (default 8787)
+//   API_TOKEN        bearer token to require (default: none, and ALLOW_ANONYMOUS=true:
+//                    only Host names localhost, 127.0.0.1 and [::1] are served)
+//   ALLOWED_ORIGINS  Origins allowed besides the server's own, comma-separated
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { WORKER_DIR } from "./config.mjs";
@@ -22,6 +24,8 @@ const args = [
   "--show-interactive-dev-session=false",
 ];
 if (process.env.API_TOKEN) args.push("--var", `API_TOKEN:${process.env.API_TOKEN}`);
+else args.push("--var", "ALLOW_ANONYMOUS:true");
+if (process.env.ALLOWED_ORIGINS) args.push("--var", `ALLOWED_ORIGINS:${process.env.ALLOWED_ORIGINS}`);
 
 const child = spawn(process.execPath, args, {
   cwd: WORKER_DIR,

@@ -12,7 +12,7 @@ export { DurableModel, DurableModelObject, type ModelClass } from "./object";
 export { remote, RemoteMethod } from "./remote";
 export { t, type Type, type Defaulted, type Spec, type Specs, type Infer, type Issue } from "./types";
 export { RemoteException, ValueError, PermissionError, KeyError, Failure, ERROR_CODES, type ErrorCode } from "./errors";
-export { createRouter, type ModelBindings } from "./router";
+export { createRouter, DurableShutdown, type ModelBindings } from "./router";
 export { ModelSpec } from "./schema";
 export { DEFAULT_RETENTION, type Retention } from "./store";
 export type { Json, JsonObject } from "./json";

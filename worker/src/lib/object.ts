@@ -62,6 +62,12 @@ const RESERVED = new Set([
   "constructor",
 ]);
 
+/**
+ * The objects of this isolate that hold WebSockets, by model name (ids as hex
+ * strings, hibernating objects included), so that a shutdown can reach them all.
+ */
+export const OBJECTS_WITH_SOCKETS = new Map<string, Set<string>>();
+
 /** What a model class carries besides its instances: its declaration and retention. */
 export interface ModelClass {
   readonly spec: ModelSpec;
@@ -113,6 +119,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     this.#store = new ObjectStore(ctx.storage, model.retention);
     this.#current = this.#normalized(this.#store.read());
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+    if (ctx.getWebSockets().length > 0) this.#holdsSockets(true);
     void ctx.blockConcurrencyWhile(async () => {
       this.#alarmAt = await ctx.storage.getAlarm();
     });
@@ -154,6 +161,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server);
     server.serializeAttachment(freshRecord());
+    this.#holdsSockets(true);
     return new Response(null, { status: 101, webSocket: client, headers: { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) } });
   }
 
@@ -172,11 +180,24 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     closeSocket(ws, replyCloseCode(code), reason);
+    this.#holdsSockets(this.ctx.getWebSockets().some((other) => other !== ws && other.readyState === WebSocket.OPEN));
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     console.warn("WebSocket error:", describeThrown(error).message);
     closeSocket(ws, CLOSE.unexpected, "socket error");
+    this.#holdsSockets(this.ctx.getWebSockets().some((other) => other !== ws && other.readyState === WebSocket.OPEN));
+  }
+
+  #holdsSockets(holds: boolean): void {
+    const id = this.ctx.id.toString();
+    let ids = OBJECTS_WITH_SOCKETS.get(this.#spec.name);
+    if (holds) {
+      if (ids === undefined) OBJECTS_WITH_SOCKETS.set(this.#spec.name, (ids = new Set()));
+      ids.add(id);
+    } else {
+      ids?.delete(id);
+    }
   }
 
   /** Forgets expired request ids and schedules the next pruning. */

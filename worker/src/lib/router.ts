@@ -3,10 +3,11 @@
  * gives (health, Origin and Host, token, protocol version, path, HTTP method,
  * upgrade, model, body), then hands one operation to the object's Durable Object.
  */
+import { WorkerEntrypoint } from "cloudflare:workers";
 import { authorized } from "./auth";
 import { Failure } from "./errors";
 import { readJsonBody, respond, respondFailure, respondJson } from "./http";
-import type { ModelClass } from "./object";
+import { OBJECTS_WITH_SOCKETS, type ModelClass } from "./object";
 import {
   checkMethodName,
   checkModelName,
@@ -26,6 +27,7 @@ import {
 interface ModelStub {
   dispatch(operation: Operation): Promise<Reply>;
   fetch(request: Request): Promise<Response>;
+  goAway(): Promise<number>;
 }
 
 type Namespace = DurableObjectNamespace;
@@ -57,10 +59,14 @@ const HEALTH_PATH = "/v1/health";
 /** Host names a server without a token answers to (DNS rebinding cannot forge them). */
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
+/** Model names to their namespace bindings, for every router built in this isolate. */
+const SERVED = new Map<string, string>();
+
 /** Builds the Worker's `fetch` handler serving the given models. */
 export function createRouter(bindings: ModelBindings): ExportedHandler<RouterEnv> {
   const namespaces = new Map<string, string>();
   for (const [binding, model] of Object.entries(bindings)) namespaces.set(model.spec.name, binding);
+  for (const [model, binding] of namespaces) SERVED.set(model, binding);
   return {
     async fetch(request, env) {
       try {
@@ -279,4 +285,25 @@ function unexpected(error: unknown): Failure {
   if (flags.retryable === true) return new Failure("unavailable", "the object is restarting; retry");
   console.error("unexpected failure:", error);
   return new Failure("internal", "unexpected server failure");
+}
+
+/**
+ * A local server's shutdown hook (scripts/serve.mjs calls it before stopping
+ * the runtime): every object of this isolate holding WebSockets closes them
+ * with 1001 (going away). Export it from the Worker's main module; a named
+ * entrypoint is reachable only through a binding or a local socket, never
+ * from the internet. Answers `{"closed": N}`.
+ */
+export class DurableShutdown extends WorkerEntrypoint<RouterEnv> {
+  override async fetch(): Promise<Response> {
+    const calls: Promise<number>[] = [];
+    for (const [model, ids] of OBJECTS_WITH_SOCKETS) {
+      const binding = SERVED.get(model);
+      const namespace = binding === undefined ? undefined : ((this.env as Record<string, unknown>)[binding] as Namespace | undefined);
+      if (namespace === undefined) continue;
+      for (const id of ids) calls.push((namespace.get(namespace.idFromString(id)) as unknown as ModelStub).goAway());
+    }
+    const closed = (await Promise.allSettled(calls)).reduce((sum, done) => sum + (done.status === "fulfilled" ? done.value : 0), 0);
+    return respondJson(200, { closed });
+  }
 }
