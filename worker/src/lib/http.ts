@@ -38,7 +38,7 @@ async function readLimited(request: Request): Promise<Uint8Array> {
   let total = 0;
   const reader = request.body.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await readChunk(reader);
     if (done) break;
     total += value.byteLength;
     if (total > MAX_BODY_BYTES) {
@@ -48,6 +48,15 @@ async function readLimited(request: Request): Promise<Uint8Array> {
     chunks.push(value);
   }
   return concat(chunks, total);
+}
+
+/** The next chunk; a body that breaks off (the client went away mid-body) is the client's fault: 400. */
+async function readChunk(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<ReadableStreamReadResult<Uint8Array>> {
+  try {
+    return await reader.read();
+  } catch {
+    throw new Failure("bad_request", "the body ended before its declared end");
+  }
 }
 
 function concat(chunks: Uint8Array[], total: number): Uint8Array {
