@@ -147,6 +147,7 @@ describe("safe defaults", () => {
     for (const token of [{ API_TOKEN: "" }, { API_TOKEN: undefined as unknown as string }]) {
       const answer = await direct(`http://127.0.0.1:8787${path()}`, token);
       expect(answer.status).toBe(401);
+      expect((await direct(`http://worker.example${path()}`, token)).status).toBe(401);
       expect(answer.body.error.message).toContain("no token configured");
       expect((await direct("http://127.0.0.1:8787/v1/health", token)).status).toBe(200);
     }

@@ -422,8 +422,14 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   async #onFrame(ws: WebSocket, frame: ClientFrame): Promise<void> {
     switch (frame.type) {
       case "ping":
+        // As the runtime's own answer to the exact ping text, the pong is not counted.
         this.#acknowledged(this.#connection(ws));
-        return this.#send(ws, [PONG_FRAME]);
+        try {
+          ws.send(PONG_FRAME);
+        } catch {
+          // Closing.
+        }
+        return;
       case "subscribe":
         return this.#subscribe(ws, frame);
       case "call":

@@ -171,7 +171,7 @@ function hostName(host: string): string {
  */
 function checkOrigin(request: Request, env: RouterEnv): void {
   const host = requestHost(request);
-  if (isAnonymous(env) && !LOOPBACK_HOSTS.has(hostName(host))) {
+  if (isAnonymous(env) && env.ALLOW_ANONYMOUS === "true" && !LOOPBACK_HOSTS.has(hostName(host))) {
     throw new Failure("forbidden", "without a token only localhost, 127.0.0.1 and [::1] are served");
   }
   const origin = request.headers.get("Origin");
