@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { Failure } from "../src/lib";
 import { callReplyFrame, errorFrame, recordFrom, subscriptionFrom } from "../src/lib/frames";
 import {
+  canonicalJson,
   checkObjectId,
   exceedsBytes,
   FrameError,
@@ -11,6 +12,7 @@ import {
   parseCreateBody,
   parseFrame,
   parseUpdateBody,
+  operationText,
 } from "../src/lib/protocol";
 import { mismatch } from "./support/match";
 
@@ -146,6 +148,18 @@ describe("bodies", () => {
     });
     // A malformed body is 400 before any range check.
     expect(failure(() => body('{"args":{"by":9007199254740993}')).code).toBe("bad_request");
+  });
+});
+
+describe("operations bound to request ids", () => {
+  it("are compared as JSON with sorted keys, after the envelope's defaults", () => {
+    expect(canonicalJson({ b: [1, { d: 1, c: null }], a: "x" })).toBe('{"a":"x","b":[1,{"c":null,"d":1}]}');
+    const call = (text: string) => operationText(parseCallBody("increment", body(text)));
+    expect(call('{"args":{"a":1,"b":2},"request_id":"r"}')).toBe(call('{"request_id":"r","args":{"b":2,"a":1.0}}'));
+    expect(call("{}")).toBe(call('{"args":{}}'));
+    expect(call('{"args":{"by":1}}')).not.toBe(call("{}"));
+    expect(operationText(parseUpdateBody(body({ fields: {}, if_version: 3 })))).toBe('{"fields":{},"if_version":3,"kind":"update"}');
+    expect(operationText(parseUpdateBody(body({ fields: {} })))).toBe('{"fields":{},"if_version":null,"kind":"update"}');
   });
 });
 
