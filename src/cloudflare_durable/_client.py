@@ -265,7 +265,7 @@ class DurableClient:
     async def _in_process(self, op: proto.Operation) -> proto.Reply:
         if _context.current() is None:
             return await self._transport.perform(op)
-        with deadline(self.settings.timeout, f"{op.kind} {op.model}({op.object_id!r})"):
+        with deadline(self.settings.timeout, _Described(op)):
             return await self._transport.perform(op)
 
     async def _attempts(self, op: proto.Operation, metadata: dict[str, Any]) -> proto.Reply:
@@ -278,7 +278,7 @@ class DurableClient:
             retries=settings.retries,
             delay=settings.retry_delay,
             within=settings.timeout,
-            what=f"{metadata}",
+            what=metadata,
         )
 
     def _subscribe(
@@ -327,6 +327,19 @@ class DurableClient:
                 yield session
             finally:
                 session._state = ClientState.CLOSED
+
+
+class _Described:
+    """An operation as messages name it, formatted only when one is written."""
+
+    __slots__ = ("_op",)
+
+    def __init__(self, op: proto.Operation) -> None:
+        self._op = op
+
+    def __str__(self) -> str:
+        op = self._op
+        return f"{op.kind} {op.model}({op.object_id!r})"
 
 
 class _ChannelTransport(Transport):

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,10 +66,17 @@ def current() -> Body | None:
     return _current.get()
 
 
-@contextmanager
-def running(body: Body) -> Iterator[Body]:
-    token = _current.set(body)
-    try:
-        yield body
-    finally:
-        _current.reset(token)
+class running:  # a function to its callers: ``with running(body):``
+    """Run the block as part of ``body`` (a plain class: it is on every call's path)."""
+
+    __slots__ = ("_body", "_token")
+
+    def __init__(self, body: Body) -> None:
+        self._body = body
+
+    def __enter__(self) -> Body:
+        self._token = _current.set(self._body)
+        return self._body
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)

@@ -9,11 +9,12 @@ RPC sessions share.
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Final, TypeVar
 
 import anyio
@@ -37,16 +38,36 @@ def backoff(base: float, cap: float = MAX_BACKOFF) -> Iterator[float]:
         yield delay / 2 + random.uniform(0, delay / 2)
 
 
-@contextmanager
-def deadline(seconds: float, what: str) -> Iterator[None]:
-    """Fail the block with our ``TimeoutError`` if it takes longer than ``seconds``."""
-    try:
-        with anyio.fail_after(seconds):
-            yield
-    except TimeoutError as error:
-        if isinstance(error, exc.DurableError):
-            raise
-        raise exc.TimeoutError(f"{what}: no reply within {seconds:g} s") from error
+class deadline:  # a function to its callers: ``with deadline(...)``
+    """Fail the block with our ``TimeoutError`` if it takes longer than ``seconds``.
+
+    ``what`` says what timed out; it is formatted only then. (A cancel scope used
+    directly: anyio's ``fail_after`` nests two generator-based context managers,
+    a tenth of a client's time in a profile of pipelined session calls.)
+    """
+
+    __slots__ = ("_scope", "_seconds", "_what")
+
+    def __init__(self, seconds: float, what: object) -> None:
+        self._seconds = seconds
+        self._what = what
+        self._scope = anyio.CancelScope(deadline=anyio.current_time() + seconds)
+
+    def __enter__(self) -> None:
+        self._scope.__enter__()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        scope = self._scope
+        scope.__exit__(kind, value, traceback)
+        if scope.cancelled_caught:  # only its deadline cancels this scope
+            raise exc.TimeoutError(f"{self._what}: no reply within {self._seconds:g} s") from (
+                builtins.TimeoutError()
+            )
 
 
 async def retrying(
@@ -55,10 +76,11 @@ async def retrying(
     retries: int,
     delay: float,
     within: float,
-    what: str,
+    what: object,
 ) -> T:
     """Run ``attempt``, each time within ``within`` seconds, until it succeeds, its
-    failure is not retryable, or ``retries`` more attempts have failed."""
+    failure is not retryable, or ``retries`` more attempts have failed. ``what`` says
+    what is attempted, in messages (formatted only for them)."""
     delays = backoff(delay)
     for number in itertools.count():
         try:

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from .. import _exceptions as exc
 from .. import _protocol as proto
@@ -89,6 +90,44 @@ class WebSocketStream(MessageStream):
         await self._connections.release(self._websocket)
 
 
+class _Slots:
+    """At most ``total`` holders at once, served first come, first served.
+
+    anyio's ``CapacityLimiter`` yields to the event loop even when a slot is free
+    and tracks its holders by task; a session with hundreds of calls in flight
+    spent a fifth of its client's time there. Here a free slot is taken without
+    yielding, and a freed one is handed straight to the oldest waiter.
+    """
+
+    __slots__ = ("_free", "_waiting")
+
+    def __init__(self, total: int) -> None:
+        self._free = total
+        self._waiting: deque[anyio.Event] = deque()
+
+    async def acquire(self) -> None:
+        if self._free and not self._waiting:
+            await anyio.lowlevel.checkpoint_if_cancelled()  # nothing is sent once cancelled
+            self._free -= 1
+            return
+        handed = anyio.Event()
+        self._waiting.append(handed)
+        try:
+            await handed.wait()
+        except BaseException:
+            if handed.is_set():  # handed a slot while being cancelled: pass it on
+                self.release()
+            else:
+                self._waiting.remove(handed)
+            raise
+
+    def release(self) -> None:
+        if self._waiting:
+            self._waiting.popleft().set()
+        else:
+            self._free += 1
+
+
 class _Call:
     """One call of a session, from the moment it is made until its reply arrives."""
 
@@ -143,7 +182,7 @@ class WebSocketSession(CallChannel):
         self._task_group: anyio.abc.TaskGroup | None = None
         # A server answers calls beyond this many unanswered ones with `overloaded`:
         # the others wait here for their turn.
-        self._slots = anyio.CapacityLimiter(proto.MAX_CALLS_IN_FLIGHT)
+        self._slots = _Slots(proto.MAX_CALLS_IN_FLIGHT)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -180,8 +219,11 @@ class WebSocketSession(CallChannel):
     async def perform(self, op: proto.Call) -> proto.Reply:
         if self._closed:
             raise exc.UsageError("this session is closed")
-        async with self._slots:
+        await self._slots.acquire()
+        try:
             return await self._perform(op)
+        finally:
+            self._slots.release()
 
     async def _perform(self, op: proto.Call) -> proto.Reply:
         call_id = next(self._ids)

@@ -56,6 +56,8 @@ Outcome: TypeAlias = proto.Reply | exc.DurableError
 _LONG_DIGITS: Final = re.compile(r"\d{16}")
 _INTEGER_LITERAL: Final = re.compile(r"-?\b\d{16,}\b(?![.eE])")
 _STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
+_SCALARS: Final = frozenset({int, float, str, bool, type(None)})
+_NOTHING: Final = object()
 
 
 @dataclass(slots=True)
@@ -169,14 +171,21 @@ class Batch:
         if have is not None and self.texts is not None:
             names = self._changed_since(have)
             if names is not None:
-                fields = {
-                    name: json.loads(self.texts[name]) for name in self.texts if name in names
-                }
+                fields = {name: self._fresh(name) for name in self.texts if name in names}
                 patch = proto.Patch(have, fields)
                 return proto.Reply(status, self.version, None, result, deleted, patch=patch)
         return proto.Reply(
             status, self.version, None, result, deleted, state_text=self._state_text()
         )
+
+    def _fresh(self, name: str) -> Any:
+        """A field's value as JSON that the reply may own (the receiver may change it):
+        a scalar the batch already decoded, else decoded afresh from its text."""
+        value = self.values.get(name, _NOTHING)
+        if type(value) in _SCALARS:
+            return value
+        assert self.texts is not None
+        return json.loads(self.texts[name])
 
     def _changed_since(self, version: int) -> set[str] | None:
         names: set[str] = set()
@@ -235,7 +244,7 @@ class Batch:
             finally:
                 touched = tracking.finish()
             result = signature.dump_result(value)
-            _check_result(f"{cell.name}.{op.method}()", result)
+            _check_result(cell.name, op.method, result)
             changed = self._compare(live, touched)
             events = [(event_name(event), dump_event(event)) for event in execution.events]
             if not changed and not events:
@@ -407,9 +416,10 @@ def _check_events(events: list[tuple[str, dict[str, Any]]]) -> None:
         _check_integers(text, f"event {name}")
 
 
-def _check_result(what: str, result: Any) -> None:
+def _check_result(model: str, method: str, result: Any) -> None:
     if result is None or isinstance(result, bool | float):
         return
+    what = f"{model}.{method}()"
     if isinstance(result, int):
         if abs(result) > proto.MAX_SAFE_INTEGER:
             raise exc.InvalidResultError(f"{what} returned an integer outside ±(2^53-1)")
