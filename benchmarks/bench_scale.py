@@ -10,7 +10,9 @@ Every figure is a ratio within one run, so a flat line that starts to grow shows
   growth per 10x. Embedded host, network host (HTTP and RPC session), Worker.
   Goal: <= 3x at 1 MB.
 - ``store``: bytes the SQLite file and its WAL grow per call on a 1 MB state,
-  after a checkpoint (the 100 B object alongside). Goal: <= 64 KB a call.
+  after a checkpoint (the 100 B object alongside). Goal: <= 64 KB a call. And
+  calls piling up on one object past the 10,000 request-id records a network
+  host keeps: latency and server CPU per block of calls (flat).
 - ``fanout``: the server's CPU time per change with 300 subscribers, 100 KB state
   against 100 B (goal <= 2.5x); and with 1,000 subscribers, the time until the
   last has the change, p99, against a raw ``websockets`` server (a separate
@@ -25,7 +27,9 @@ Every figure is a ratio within one run, so a flat line that starts to grow shows
 
 Servers run on 127.0.0.1 and are stopped at the end. The Worker serves the same
 models from a project ``durable init worker`` makes of ``benchmarks/models.py``.
-A full run takes about ten minutes; ``--quick`` is a smoke run.
+Stores and the Worker's state are on tmpfs (``/dev/shm``) unless ``--disk`` is
+given: an fsync per commit would hide a cost that grows behind it. A full run
+takes three to six minutes (more with ``--full``); ``--quick`` is a smoke run.
 """
 
 from __future__ import annotations
