@@ -119,6 +119,8 @@ def _http(client: httpx.Client, step: dict[str, Any], run: str) -> None:
     expected = step["response"]
     assert status == expected["status"], text[:2000]
     assert reply_headers.get("durable-protocol") == "1"
+    for name, value in expected.get("headers", {}).items():
+        assert reply_headers.get(name.lower()) == value, (name, reply_headers)
     if "body" in expected:
         assert matches(expected["body"], json.loads(text)), text[:2000]
 
@@ -138,6 +140,8 @@ def _ws(
         assert opened.response is not None
         for name in step.get("absent_headers", []):
             assert name not in opened.response.headers, opened.response.headers
+        for name, value in step.get("expect_headers", {}).items():
+            assert opened.response.headers.get(name) == value, opened.response.headers
         return opened
     if "ws_open_refused" in step:
         with pytest.raises(InvalidStatus) as refused:

@@ -10,6 +10,7 @@ import {
   errorFrame,
   eventFrame,
   freshRecord,
+  patchFrame,
   PING_FRAME,
   PONG_FRAME,
   recordFrom,
@@ -17,7 +18,7 @@ import {
   type EmittedEvent,
   type SocketRecord,
 } from "./frames";
-import { respondFailure } from "./http";
+import { protocolHeaders, respondFailure } from "./http";
 import { inspectJson, isJson, isJsonObject, JsonError, type Json, type JsonObject } from "./json";
 import {
   CLOSE,
@@ -32,10 +33,10 @@ import {
   MAX_UNACKNOWLEDGED_FRAMES,
   MAX_UNANSWERED_CALLS,
   operationText,
-  PROTOCOL_HEADER,
-  PROTOCOL_VERSION,
   parseFrame,
   utf8Length,
+  OBJECT_ID_HEADER,
+  type Caller,
   type Change,
   type ClientFrame,
   type Operation,
@@ -43,7 +44,8 @@ import {
 } from "./protocol";
 import { RemoteMethod } from "./remote";
 import { checkArguments, ModelSpec } from "./schema";
-import { DEFAULT_RETENTION, ObjectStore, type ChangeKind, type Remembered, type Retention, type Stored } from "./store";
+import { Draft, fieldBytes, ObjectState, sameJson, stateBytes, textsOf, type FieldTexts, type Touched } from "./state";
+import { DEFAULT_RETENTION, ObjectStore, type ChangeKind, type Remembered, type Retention } from "./store";
 import { INVALID, type Infer, type Issue, type Specs } from "./types";
 
 /** Names of the base class that remote methods may not take. */
@@ -56,6 +58,7 @@ const RESERVED = new Set([
   "webSocketClose",
   "webSocketError",
   "state",
+  "objectId",
   "emit",
   "ctx",
   "env",
@@ -74,9 +77,9 @@ export interface ModelClass {
   readonly retention: Retention;
 }
 
-/** The state of the call that is running: its working copy and the events it emitted. */
+/** The call that is running: the state it works on and the events it emitted. */
 interface CallContext {
-  draft: JsonObject;
+  draft: Draft;
   events: EmittedEvent[];
 }
 
@@ -92,6 +95,20 @@ interface RequestKey {
   digest: string;
 }
 
+/** A field a change wrote: its new text and value. */
+interface Written {
+  text: string;
+  value: Json;
+}
+
+/** The next version a change makes, before it is stored. */
+interface Next {
+  /** The texts of the fields written (all of them when `touched` is null); null: no state. */
+  fields: FieldTexts | null;
+  touched: Touched;
+  values: Map<string, Json>;
+}
+
 /**
  * Base class of every model object. Subclass it through `DurableModel(name,
  * fields)`, declare remote methods as class fields with `remote(...)`, and
@@ -105,7 +122,8 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
 
   readonly #spec: ModelSpec;
   readonly #store: ObjectStore;
-  #current: Stored;
+  readonly #state: ObjectState;
+  #objectId: string | null;
   #call: CallContext | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   #methods: Map<string, RemoteMethod> | null = null;
@@ -117,7 +135,9 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     const model = this.constructor as unknown as ModelClass;
     this.#spec = model.spec;
     this.#store = new ObjectStore(ctx.storage, model.retention);
-    this.#current = this.#normalized(this.#store.read());
+    const stored = this.#store.read();
+    this.#state = new ObjectState(stored.version, stored.fields === null ? null : this.#spec.normalizeTexts(stored.fields));
+    this.#objectId = this.#store.objectId();
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     if (ctx.getWebSockets().length > 0) this.#holdsSockets(true);
     void ctx.blockConcurrencyWhile(async () => {
@@ -128,7 +148,13 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   /** The object's state, to read and change inside a remote method. */
   protected get state(): S {
     if (this.#call === null) throw new Error("`state` is only available inside a remote method");
-    return this.#call.draft as S;
+    return this.#call.draft.proxy as S;
+  }
+
+  /** The object's id (as clients name it). */
+  protected get objectId(): string {
+    if (this.#objectId === null) throw new Error("the object's id is not known yet");
+    return this.#objectId;
   }
 
   /** Emits an event; subscribers receive it once the call's change is stored. */
@@ -140,8 +166,9 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   }
 
   /** Runs one operation handed over by the router; never throws for bad input. */
-  async dispatch(operation: Operation): Promise<Reply> {
-    if (operation.op === "read") return this.#readReply();
+  async dispatch(operation: Operation, caller?: Caller): Promise<Reply> {
+    this.#learnId(caller?.objectId);
+    if (operation.op === "read") return this.#readReply(operation.have ?? null);
     return this.#exclusive(() => this.#change(operation));
   }
 
@@ -157,12 +184,14 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return respondFailure(new Failure("bad_request", "expected a WebSocket upgrade"));
     }
+    const id = request.headers.get(OBJECT_ID_HEADER);
+    if (id !== null) this.#learnId(decodeURIComponent(id));
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server);
     server.serializeAttachment(freshRecord());
     this.#holdsSockets(true);
-    return new Response(null, { status: 101, webSocket: client, headers: { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) } });
+    return new Response(null, { status: 101, webSocket: client, headers: protocolHeaders() });
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -200,6 +229,13 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
   }
 
+  /** Keeps the object's id the first time the router names it. */
+  #learnId(objectId: string | undefined): void {
+    if (objectId === undefined || objectId === this.#objectId) return;
+    this.#objectId = objectId;
+    this.#store.rememberObjectId(objectId);
+  }
+
   /** Forgets expired request ids and schedules the next pruning. */
   override async alarm(): Promise<void> {
     const next = this.#store.pruneExpired();
@@ -233,11 +269,11 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   #perform(operation: Change, key: RequestKey | null): Promise<Reply> {
     switch (operation.op) {
       case "call":
-        return this.#callMethod(operation.method, operation.args, key);
+        return this.#callMethod(operation.method, operation.args, key, operation.have ?? null);
       case "create":
-        return this.#create(operation.state, key);
+        return this.#create(operation.state, key, operation.have ?? null);
       case "update":
-        return this.#update(operation.fields, operation.ifVersion, key);
+        return this.#update(operation.fields, operation.ifVersion, key, operation.have ?? null);
       case "delete":
         return this.#delete(key);
     }
@@ -248,36 +284,45 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     if (remembered.digest !== null && remembered.digest !== digest) {
       throw new Failure("request_id_reused", `request id ${remembered.requestId} was used for another operation; nothing was changed`);
     }
-    const { version, stateJson } = this.#current;
-    const state = version === remembered.version ? `,"state":${stateJson ?? "null"}` : "";
+    const current = this.#state.version === remembered.version;
+    const state = current && remembered.kind !== "delete" ? `,"state":${this.#state.text() ?? "null"}` : "";
     const head = { call: `"result":${remembered.result ?? "null"},`, delete: '"deleted":true,', create: "", update: "" }[remembered.kind];
-    return { status: remembered.status, body: `{${head}"version":${remembered.version}${state}}` };
+    const tail = remembered.kind === "delete" ? ',"state":null' : state;
+    return { status: remembered.status, body: `{${head}"version":${remembered.version}${tail}}` };
   }
 
-  #readReply(): Reply {
-    const { version, stateJson } = this.#current;
-    return { status: 200, body: `{"version":${version},"state":${stateJson ?? "null"}}` };
+  /**
+   * `"version":V,"state":{...}`, or, for a client that holds version `have` when
+   * the object knows every field changed since (and its state existed all along),
+   * `"version":V,"patch":{"since":have,"set":{...}}`.
+   */
+  #stateMembers(have: number | null): string {
+    const state = this.#state;
+    if (have !== null && state.present) {
+      const names = state.changedSince(have);
+      if (names !== null) return `"version":${state.version},"patch":{"since":${have},"set":${state.fieldsText(names)}}`;
+    }
+    return `"version":${state.version},"state":${state.text() ?? "null"}`;
   }
 
-  async #callMethod(name: string, given: JsonObject, key: RequestKey | null): Promise<Reply> {
+  #readReply(have: number | null): Reply {
+    return { status: 200, body: `{${this.#stateMembers(have)}}` };
+  }
+
+  async #callMethod(name: string, given: JsonObject, key: RequestKey | null, have: number | null): Promise<Reply> {
     const method = this.#method(name);
     const args = checkArguments(method.args, given);
-    const baseJson = this.#baseStateJson();
-    const call: CallContext = { draft: JSON.parse(baseJson) as JsonObject, events: [] };
+    const base = this.#baseTexts();
+    const call: CallContext = { draft: new Draft(base), events: [] };
     const result = await this.#run(name, method, args, call);
     const resultJson = this.#encodeResult(name, method, result);
-    const draftJson = this.#encodeState(name, call.draft);
+    const written = this.#written(name, call.draft, base);
     checkEvents(call.events);
-    const unchanged = draftJson === baseJson;
-    if (unchanged && call.events.length === 0) return this.#callReply(resultJson, this.#current);
-    // A call that only emitted events is a change too: a new version, the state as it was.
-    const next = { version: this.#current.version + 1, stateJson: unchanged ? this.#current.stateJson : draftJson };
-    await this.#apply(next, this.#record(key, "call", 200, next.version, resultJson), call.events);
-    return this.#callReply(resultJson, next);
-  }
-
-  #callReply(resultJson: string, { version, stateJson }: Stored): Reply {
-    return { status: 200, body: `{"result":${resultJson},"version":${version},"state":${stateJson ?? "null"}}` };
+    if (written.size > 0 || call.events.length > 0) {
+      const next = this.#next(base, written);
+      await this.#apply(next, call.events, key, "call", 200, resultJson);
+    }
+    return { status: 200, body: `{"result":${resultJson},${this.#stateMembers(have)}}` };
   }
 
   async #run(name: string, method: RemoteMethod, args: JsonObject, call: CallContext): Promise<unknown> {
@@ -293,53 +338,116 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
   }
 
-  async #create(given: JsonObject, key: RequestKey | null): Promise<Reply> {
-    if (this.#current.stateJson !== null) {
-      throw new Failure("already_exists", `the object already has state (version ${this.#current.version})`);
+  /**
+   * The fields a body changed: of those it touched, the ones whose value now
+   * differs, in canonical form, once every touched field is valid for the model
+   * (else `invalid_result`) and a value a client could send back.
+   */
+  #written(name: string, draft: Draft, base: FieldTexts): Map<string, Written> {
+    const rejected = `${this.#spec.name}.${name} left a state its fields reject; nothing was changed`;
+    const issues: Issue[] = [];
+    const changed = new Map<string, Written>();
+    for (const outcome of draft.outcomes()) {
+      const field = outcome.name;
+      if (outcome.deleted) {
+        if (base.has(field)) issues.push({ loc: [field], msg: "Field required", type: "missing" });
+        continue;
+      }
+      const value = this.#spec.checkField(field, outcome.value, issues);
+      if (value === INVALID) continue;
+      const text = JSON.stringify(value);
+      const before = base.get(field)!;
+      // Equal texts are equal values; texts of one length may be equal values with members in another order.
+      if (text === before || (text.length === before.length && sameJson(value, this.#baseValue(field, before)))) continue;
+      changed.set(field, { text, value });
     }
-    const stateJson = checkStateSize(JSON.stringify(this.#spec.createState(given)));
-    return this.#write(201, "create", stateJson, key);
+    if (issues.length > 0) throw new Failure("invalid_result", rejected, issueDetails(issues));
+    for (const { text } of changed.values()) {
+      if (!carriable(`[${text}]`)) throw new Failure("invalid_result", rejected);
+    }
+    return changed;
   }
 
-  async #update(fields: JsonObject, ifVersion: number | null, key: RequestKey | null): Promise<Reply> {
-    const { version, stateJson } = this.#current;
-    if (ifVersion !== null && ifVersion !== version) {
-      throw new Failure("conflict", `version is ${version}, not ${ifVersion}; nothing was changed`, {
+  #baseValue(name: string, text: string): Json {
+    return this.#state.present ? this.#state.value(name)! : (JSON.parse(text) as Json);
+  }
+
+  /** The next version after writing `written` over `base`, once it fits the byte limit. */
+  #next(base: FieldTexts, written: Map<string, Written>): Next {
+    const values = new Map([...written].map(([name, { value }]) => [name, value]));
+    const state = this.#state;
+    if (!state.present) {
+      if (written.size === 0) return { fields: null, touched: null, values }; // only events: still no state
+      const fields = new Map(base);
+      for (const [name, { text }] of written) fields.set(name, text);
+      checkStateSize(stateBytes(fields));
+      return { fields, touched: null, values };
+    }
+    let bytes = state.bytes;
+    const fields = new Map<string, string>();
+    for (const [name, { text }] of written) {
+      const before = state.texts!.get(name);
+      bytes += fieldBytes(name, text) - (before === undefined ? 0 : fieldBytes(name, before));
+      fields.set(name, text);
+    }
+    checkStateSize(bytes);
+    return { fields, touched: new Set(written.keys()), values };
+  }
+
+  async #create(given: JsonObject, key: RequestKey | null, have: number | null): Promise<Reply> {
+    if (this.#state.present) {
+      throw new Failure("already_exists", `the object already has state (version ${this.#state.version})`);
+    }
+    const fields = textsOf(this.#spec.createState(given));
+    checkStateSize(stateBytes(fields));
+    await this.#apply({ fields, touched: null, values: new Map() }, [], key, "create", 201);
+    return { status: 201, body: `{${this.#stateMembers(have)}}` };
+  }
+
+  async #update(fields: JsonObject, ifVersion: number | null, key: RequestKey | null, have: number | null): Promise<Reply> {
+    const state = this.#state;
+    if (ifVersion !== null && ifVersion !== state.version) {
+      throw new Failure("conflict", `version is ${state.version}, not ${ifVersion}; nothing was changed`, {
         expected: ifVersion,
-        actual: version,
+        actual: state.version,
       });
     }
     this.#spec.checkUpdate(fields);
-    const next = stateJson === null ? this.#spec.createState(fields) : { ...(JSON.parse(stateJson) as JsonObject), ...fields };
-    const nextJson = JSON.stringify(next);
-    if (nextJson === stateJson) return this.#readReply();
-    return this.#write(200, "update", checkStateSize(nextJson), key);
+    if (!state.present) {
+      const created = textsOf(this.#spec.createState(fields));
+      checkStateSize(stateBytes(created));
+      await this.#apply({ fields: created, touched: null, values: new Map() }, [], key, "update", 200);
+      return { status: 200, body: `{${this.#stateMembers(have)}}` };
+    }
+    const written = new Map<string, Written>();
+    for (const [name, value] of Object.entries(fields)) {
+      const text = JSON.stringify(value);
+      const before = state.texts!.get(name);
+      if (before !== undefined && (text === before || (text.length === before.length && sameJson(value, state.value(name))))) continue;
+      written.set(name, { text, value });
+    }
+    if (written.size === 0) return this.#readReply(have);
+    await this.#apply(this.#next(state.texts!, written), [], key, "update", 200);
+    return { status: 200, body: `{${this.#stateMembers(have)}}` };
   }
 
   async #delete(key: RequestKey | null): Promise<Reply> {
-    const { version, stateJson } = this.#current;
-    if (stateJson === null) return { status: 200, body: `{"deleted":false,"version":${version},"state":null}` };
-    const next = { version: version + 1, stateJson: null };
-    await this.#apply(next, this.#record(key, "delete", 200, next.version, null), []);
-    return { status: 200, body: `{"deleted":true,"version":${next.version},"state":null}` };
+    if (!this.#state.present) return { status: 200, body: `{"deleted":false,"version":${this.#state.version},"state":null}` };
+    await this.#apply({ fields: null, touched: null, values: new Map() }, [], key, "delete", 200);
+    return { status: 200, body: `{"deleted":true,"version":${this.#state.version},"state":null}` };
   }
 
-  /** Stores a new state as the next version, replying `{"version", "state"}` with `status`. */
-  async #write(status: number, kind: ChangeKind, stateJson: string, key: RequestKey | null): Promise<Reply> {
-    const next = { version: this.#current.version + 1, stateJson };
-    await this.#apply(next, this.#record(key, kind, status, next.version, null), []);
-    return { status, body: `{"version":${next.version},"state":${stateJson}}` };
-  }
-
-  #record(key: RequestKey | null, kind: ChangeKind, status: number, version: number, result: string | null): Remembered | null {
-    return key === null ? null : { ...key, kind, status, version, result };
-  }
-
-  /** Commits a change with its request id, then tells subscribers: snapshot first, then events. */
-  async #apply(next: Stored, remembered: Remembered | null, events: EmittedEvent[]): Promise<void> {
-    this.#store.commit(next, remembered);
-    this.#current = next;
-    this.#broadcast(next, events);
+  /**
+   * Commits the next version, with the record of its request id (what a repeat
+   * needs: status, version, result), then tells subscribers: the state (whole
+   * or patched), then the events.
+   */
+  async #apply(next: Next, events: EmittedEvent[], key: RequestKey | null, kind: ChangeKind, status: number, result: string | null = null): Promise<void> {
+    const version = this.#state.version + 1;
+    const remembered: Remembered | null = key === null ? null : { ...key, kind, status, version, result };
+    this.#store.commit({ version, fields: next.fields, replace: next.touched === null }, remembered);
+    this.#state.advance(version, next.fields, next.touched, next.values);
+    this.#broadcast(next.touched, events);
     if (remembered !== null) await this.#scheduleExpiry();
   }
 
@@ -355,14 +463,14 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
   }
 
-  /** The JSON text a method starts from: the stored state, or the defaults of a virtual object. */
-  #baseStateJson(): string {
-    const stored = this.#current.stateJson;
+  /** The fields a method starts from: the stored state, or the defaults of a virtual object. */
+  #baseTexts(): FieldTexts {
+    const stored = this.#state.texts;
     if (stored !== null) return stored;
-    if (this.#spec.defaultsJson === null) {
+    if (this.#spec.defaultTexts === null) {
       throw new Failure("object_not_found", "the object has no state and its model has fields without defaults; create it first");
     }
-    return this.#spec.defaultsJson;
+    return this.#spec.defaultTexts;
   }
 
   /** The result as JSON text: JSON, of the declared type, at most 1 MiB, and a value a client could send back. */
@@ -383,23 +491,6 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
     if (!carriable(json)) throw new Failure("invalid_result", rejected);
     return json;
-  }
-
-  /** The state a method left behind as JSON text: valid for the fields (else `invalid_result`), at most 1 MiB. */
-  #encodeState(name: string, draft: JsonObject): string {
-    const rejected = `${this.#spec.name}.${name} left a state its fields reject; nothing was changed`;
-    const issues = this.#spec.checkState(draft);
-    if (issues.length > 0) throw new Failure("invalid_result", rejected, issueDetails(issues));
-    const json = checkStateSize(JSON.stringify(draft));
-    if (!carriable(json)) throw new Failure("invalid_result", rejected);
-    return json;
-  }
-
-  #normalized(stored: Stored): Stored {
-    if (stored.stateJson === null) return stored;
-    const state: unknown = JSON.parse(stored.stateJson);
-    const normalized = isJsonObject(state) ? this.#spec.normalize(state) : {};
-    return { version: stored.version, stateJson: JSON.stringify(normalized) };
   }
 
   #method(name: string): RemoteMethod {
@@ -459,15 +550,25 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
   }
 
+  /**
+   * Starts a subscription: the current state first, unless the subscriber
+   * already holds it (`since`); as a patch when it asked for patches and the
+   * object knows what changed since its version.
+   */
   #subscribe(ws: WebSocket, frame: Extract<ClientFrame, { type: "subscribe" }>): void {
     const connection = this.#connection(ws);
     if (connection.subscription.subscribed) {
       return this.#send(ws, [errorFrame(null, new Failure("bad_request", "this connection is already subscribed"))]);
     }
-    connection.subscription = { subscribed: true, snapshots: frame.snapshots, events: frame.events, since: frame.since };
-    const { version, stateJson } = this.#current;
-    const frames = frame.snapshots && (frame.since === null || version > frame.since) ? [snapshotFrame(version, stateJson)] : [];
-    this.#send(ws, frames);
+    const { since, snapshots, events, patches } = frame;
+    const subscription = (connection.subscription = { subscribed: true, snapshots, events, patches, since });
+    const state = this.#state;
+    if (since !== null && state.version <= since) return this.#send(ws, []);
+    subscription.since = state.version;
+    if (!snapshots) return this.#send(ws, []);
+    const names = patches && since !== null && state.present ? state.changedSince(since) : null;
+    const first = names === null ? snapshotFrame(state.version, state.text()) : patchFrame(state.version, since!, state.fieldsText(names));
+    this.#send(ws, [first]);
   }
 
   #connection(ws: WebSocket): Connection {
@@ -523,21 +624,49 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
   }
 
-  /** Sends a change's snapshot and events to every subscriber that asked for them and is past `since`. */
-  #broadcast({ version, stateJson }: Stored, events: EmittedEvent[]): void {
-    const snapshot = snapshotFrame(version, stateJson);
-    const eventFrames = events.map((event) => eventFrame(version, event));
-    const snapshotSize = utf8Length(snapshot);
-    const eventSizes = eventFrames.map(utf8Length);
-    for (const ws of this.ctx.getWebSockets()) {
+  /**
+   * Sends the change that made the current version to every subscriber that
+   * does not hold it yet: its state (the fields it set, to a subscriber with
+   * patches that holds the version before; else the whole state), then its
+   * events. Each frame is encoded once, for every socket.
+   */
+  #broadcast(touched: Touched, events: EmittedEvent[]): void {
+    const sockets = this.ctx.getWebSockets();
+    if (sockets.length === 0) return;
+    const state = this.#state;
+    const version = state.version;
+    const frames = new LazyFrames();
+    const snapshot = () => frames.get("snapshot", () => snapshotFrame(version, state.text()));
+    const patch = () => frames.get("patch", () => patchFrame(version, version - 1, state.fieldsText(touched!)));
+    const eventFrames = events.map((event, index) => () => frames.get(`event ${index}`, () => eventFrame(version, event)));
+    for (const ws of sockets) {
       const { subscription } = this.#connection(ws);
-      if (!subscription.subscribed || (subscription.since !== null && version <= subscription.since)) continue;
-      const frames: string[] = [];
-      const sizes: number[] = [];
-      if (subscription.snapshots) frames.push(snapshot), sizes.push(snapshotSize);
-      if (subscription.events) frames.push(...eventFrames), sizes.push(...eventSizes);
-      if (frames.length > 0) this.#send(ws, frames, sizes);
+      if (!subscription.subscribed) continue;
+      const held = subscription.since;
+      if (held !== null && version <= held) continue;
+      subscription.since = version;
+      const out: [string, number][] = [];
+      if (subscription.snapshots) {
+        const patched = subscription.patches && held === version - 1 && touched !== null && state.present;
+        out.push(patched ? patch() : snapshot());
+      }
+      if (subscription.events) for (const event of eventFrames) out.push(event());
+      if (out.length > 0) this.#send(ws, out.map(([text]) => text), out.map(([, size]) => size));
     }
+  }
+}
+
+/** Frames of one change, each encoded (and measured) the first time a subscriber needs it. */
+class LazyFrames {
+  readonly #made = new Map<string, [string, number]>();
+
+  get(key: string, make: () => string): [string, number] {
+    let frame = this.#made.get(key);
+    if (frame === undefined) {
+      const text = make();
+      this.#made.set(key, (frame = [text, utf8Length(text)]));
+    }
+    return frame;
   }
 }
 
@@ -558,14 +687,13 @@ function issueDetails(issues: Issue[]): JsonObject {
   return { errors: issues.map((issue) => ({ loc: issue.loc, msg: issue.msg, type: issue.type })) };
 }
 
-/** `413 state_too_large` for a state over 1 MiB; returns the state otherwise. */
-function checkStateSize(stateJson: string): string {
-  if (exceedsBytes(stateJson, MAX_STATE_BYTES)) {
+/** `413 state_too_large` for a state of more than 1 MiB. */
+function checkStateSize(bytes: number): void {
+  if (bytes > MAX_STATE_BYTES) {
     throw new Failure("state_too_large", `the change would make the state larger than ${MAX_STATE_BYTES} bytes; nothing was changed`, {
       limit: MAX_STATE_BYTES,
     });
   }
-  return stateJson;
 }
 
 /** `413 state_too_large` when a change's events (names and data) exceed 256 KiB together. */

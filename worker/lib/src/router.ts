@@ -13,19 +13,22 @@ import {
   checkModelName,
   checkObjectId,
   EMPTY_BODY,
+  haveOfQuery,
+  OBJECT_ID_HEADER,
   parseCallBody,
   parseCreateBody,
   parseDeleteBody,
   parseUpdateBody,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
+  type Caller,
   type Operation,
   type Reply,
 } from "./protocol";
 
 /** The RPC surface of a model object, as the router sees it. */
 interface ModelStub {
-  dispatch(operation: Operation): Promise<Reply>;
+  dispatch(operation: Operation, caller?: Caller): Promise<Reply>;
   fetch(request: Request): Promise<Response>;
   goAway(): Promise<number>;
 }
@@ -92,9 +95,9 @@ async function route(request: Request, env: RouterEnv, namespaces: Map<string, s
   checkMethod(request, target.kind, path);
   checkUpgrade(request, target.kind === "socket");
   const namespace = objectNamespace(env, namespaces, target.model);
-  if (target.kind === "socket") return objectStub(namespace, target.id).fetch(request);
+  if (target.kind === "socket") return objectStub(namespace, target.id).fetch(withObjectId(request, target.id));
   const operation = await readOperation(request, target);
-  return respond(await dispatch(objectStub(namespace, target.id), operation));
+  return respond(await dispatch(objectStub(namespace, target.id), operation, { objectId: target.id, chain: [] }));
 }
 
 // --- GET /v1/models: the schema document the models were generated from ---
@@ -133,6 +136,14 @@ export function rawPath(url: string): string {
   if (start < 0 || rest[start] !== "/") return "/";
   const end = rest.slice(start).search(/[?#]/);
   return end < 0 ? rest.slice(start) : rest.slice(start, start + end);
+}
+
+/** The query of a URL as sent (after `?`, before `#`), not decoded. */
+function rawQuery(url: string): string {
+  const start = url.indexOf("?");
+  if (start < 0) return "";
+  const end = url.indexOf("#", start);
+  return end < 0 ? url.slice(start + 1) : url.slice(start + 1, end);
 }
 
 function checkMethod(request: Request, kind: keyof typeof ALLOWED, path: string): void {
@@ -277,7 +288,7 @@ function objectStub(namespace: Namespace, id: string): ModelStub {
 
 /** The operation a request asks for; bodies are read (and refused) before any object is reached. */
 async function readOperation(request: Request, target: Exclude<ObjectRoute, { kind: "socket" }>): Promise<Operation> {
-  if (target.kind === "object" && request.method === "GET") return { op: "read" };
+  if (target.kind === "object" && request.method === "GET") return { op: "read", have: haveOfQuery(rawQuery(request.url)) };
   const body = (await readJsonBody(request)) ?? EMPTY_BODY;
   if (target.kind === "call") return parseCallBody(target.method, body);
   switch (request.method) {
@@ -290,9 +301,16 @@ async function readOperation(request: Request, target: Exclude<ObjectRoute, { ki
   }
 }
 
-async function dispatch(stub: ModelStub, operation: Operation): Promise<Reply> {
+/** The handshake as the object receives it: with its id, which only the router can tell it. */
+function withObjectId(request: Request, id: string): Request {
+  const headers = new Headers(request.headers);
+  headers.set(OBJECT_ID_HEADER, encodeURIComponent(id));
+  return new Request(request, { headers });
+}
+
+async function dispatch(stub: ModelStub, operation: Operation, caller: Caller): Promise<Reply> {
   try {
-    return await stub.dispatch(operation);
+    return await stub.dispatch(operation, caller);
   } catch (error) {
     throw unexpected(error);
   }

@@ -9,7 +9,7 @@ import { Failure } from "./errors";
 import { hasOwn, type Json, type JsonObject } from "./json";
 import { MODEL_NAME } from "./protocol";
 import { RemoteMethod } from "./remote";
-import { INVALID, isDefaulted, parseMembers, type Issue, type Specs, type Type } from "./types";
+import { INVALID, isDefaulted, parseMembers, typeOf, type Invalid, type Issue, type Specs, type Type } from "./types";
 
 /** Throws `validation_error` listing `issues`, if there are any. */
 export function raiseIssues(issues: Issue[], what: string): void {
@@ -71,6 +71,8 @@ export interface ModelOptions {
 export class ModelSpec {
   /** The defaults as JSON text, or null when a field has no default. */
   readonly defaultsJson: string | null;
+  /** The defaults field by field, as JSON texts in the fields' order; null when a field has no default. */
+  readonly defaultTexts: ReadonlyMap<string, string> | null;
   readonly methods: Readonly<Record<string, MethodSpec>>;
   readonly events: Readonly<Record<string, Type<JsonObject>>> | null;
   readonly document: string | null;
@@ -82,7 +84,9 @@ export class ModelSpec {
   ) {
     if (!MODEL_NAME.test(name)) throw new TypeError(`model name ${JSON.stringify(name)} is not allowed on the wire`);
     const canDefault = Object.values(fields).every(isDefaulted);
-    this.defaultsJson = canDefault ? JSON.stringify(withDefaults(fields, {})) : null;
+    const defaults = canDefault ? withDefaults(fields, {}) : null;
+    this.defaultsJson = defaults === null ? null : JSON.stringify(defaults);
+    this.defaultTexts = defaults === null ? null : new Map(Object.entries(defaults).map(([name, value]) => [name, JSON.stringify(value)]));
     this.methods = options.methods ?? {};
     this.events = options.events ?? null;
     this.document = options.document ?? null;
@@ -118,6 +122,33 @@ export class ModelSpec {
     const parsed = parseMembers(this.fields, fields, [], issues, true);
     raiseIssues(issues, "fields");
     replaceMembers(fields, parsed as JsonObject);
+  }
+
+  /**
+   * One field of a state a method left behind, in canonical form, or `INVALID`
+   * after its issues were appended (an unknown field is `extra_forbidden`).
+   */
+  checkField(name: string, value: unknown, issues: Issue[]): Json | Invalid {
+    if (!hasOwn(this.fields, name)) {
+      issues.push({ loc: [name], msg: "Extra inputs are not permitted", type: "extra_forbidden" });
+      return INVALID;
+    }
+    return typeOf(this.fields[name]!).parse(value, [name], issues);
+  }
+
+  /** Stored field texts brought up to the current fields, in their order: unknown ones dropped, new ones defaulted. */
+  normalizeTexts(stored: ReadonlyMap<string, string>): Map<string, string> {
+    const texts = new Map<string, string>();
+    for (const name of Object.keys(this.fields)) {
+      const text = stored.get(name) ?? this.#defaultText(name);
+      if (text !== undefined) texts.set(name, text);
+    }
+    return texts;
+  }
+
+  #defaultText(name: string): string | undefined {
+    const spec = this.fields[name]!;
+    return isDefaulted(spec) ? JSON.stringify(spec.value) : undefined;
   }
 
   /** A stored state brought up to the current fields: unknown ones dropped, new ones defaulted. */

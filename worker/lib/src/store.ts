@@ -1,9 +1,13 @@
 /**
- * An object's durable record in its SQLite storage: the state with its
- * version, and what a repeat of each recent request id needs (its operation's
- * digest, status, version and result; never the state). A change, its version
- * and its request id are written in one transaction.
+ * An object's durable record in its SQLite storage: its version, its state one
+ * row per field (a change writes only the fields it changed), and what a repeat
+ * of each recent request id needs (its operation's digest, status, version and
+ * result; never the state). A change, its version and its request id are
+ * written in one transaction. Objects stored by earlier versions of this
+ * library (the whole state as one JSON text) are split into rows when loaded.
  */
+import type { JsonObject } from "./json";
+import { textsOf } from "./state";
 
 /** How many request ids an object remembers, for how long, and how many bytes of results. */
 export interface Retention {
@@ -17,10 +21,21 @@ export interface Retention {
 
 export const DEFAULT_RETENTION: Retention = { maxEntries: 10_000, maxAgeMs: 3_600_000, maxResultBytes: 16_777_216 };
 
-/** The stored state: `stateJson` is null when the object has no stored state. */
+/** The stored state: each field's JSON text (null when the object has no stored state), and the version. */
 export interface Stored {
   version: number;
-  stateJson: string | null;
+  fields: Map<string, string> | null;
+}
+
+/**
+ * A change to store: the new version, and the texts of the fields it wrote.
+ * `replace` says the state was replaced whole (every field is in `fields`), or
+ * removed when `fields` is null; otherwise `fields` holds only those that changed.
+ */
+export interface Commit {
+  version: number;
+  fields: ReadonlyMap<string, string> | null;
+  replace: boolean;
 }
 
 export type ChangeKind = "call" | "create" | "update" | "delete";
@@ -37,12 +52,7 @@ export interface Remembered {
   result: string | null;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS durable_state (
-  singleton INTEGER PRIMARY KEY CHECK (singleton = 0),
-  version INTEGER NOT NULL,
-  state TEXT
-);
+const REQUESTS = `
 CREATE TABLE IF NOT EXISTS durable_requests (
   seq INTEGER PRIMARY KEY,
   request_id TEXT NOT NULL UNIQUE,
@@ -57,12 +67,31 @@ CREATE TABLE IF NOT EXISTS durable_requests (
 `;
 
 /**
+ * Format 2: the object's version, whether it has state, and its id (as the
+ * router named it), in one row; the state one row per field, so that a change
+ * writes only the fields it changed.
+ */
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS durable_object (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 0),
+  version INTEGER NOT NULL,
+  present INTEGER NOT NULL,
+  object_id TEXT
+);
+CREATE TABLE IF NOT EXISTS durable_fields (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+${REQUESTS}
+`;
+
+/**
  * Records written before digests kept the whole reply in `body`: keep what a
  * repeat needs (their digest is unknown, so they match any operation).
  */
 const MIGRATE_REPLY_BODIES = `
 ALTER TABLE durable_requests RENAME TO durable_requests_bodies;
-${SCHEMA}
+${REQUESTS}
 INSERT INTO durable_requests (seq, request_id, digest, kind, status, version, result, size, stored_at)
   SELECT seq, request_id, NULL,
     CASE WHEN json_type(body, '$.result') IS NOT NULL THEN 'call'
@@ -73,7 +102,7 @@ INSERT INTO durable_requests (seq, request_id, digest, kind, status, version, re
 DROP TABLE durable_requests_bodies;
 `;
 
-type StateRow = { version: number; state: string | null };
+type ObjectRow = { version: number; present: number; object_id: string | null };
 type RecordRow = { digest: string | null; kind: string; status: number; version: number; result: string | null };
 
 const encoder = new TextEncoder();
@@ -87,8 +116,14 @@ export class ObjectStore {
     readonly retention: Retention = DEFAULT_RETENTION,
     private readonly now: () => number = Date.now,
   ) {
-    const old = storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'durable_requests' AND sql LIKE '%body TEXT%'").toArray();
-    storage.sql.exec(old.length > 0 ? MIGRATE_REPLY_BODIES : SCHEMA);
+    const tables = new Map(
+      storage.sql.exec<{ name: string; sql: string }>("SELECT name, sql FROM sqlite_master WHERE type = 'table'").toArray().map((t) => [t.name, t.sql]),
+    );
+    storage.transactionSync(() => {
+      if (tables.get("durable_requests")?.includes("body TEXT")) storage.sql.exec(MIGRATE_REPLY_BODIES);
+      storage.sql.exec(SCHEMA);
+      if (tables.has("durable_state")) this.#migrateFormat1();
+    });
     this.#resultBytes = storage.sql.exec<{ n: number }>("SELECT total(size) AS n FROM durable_requests").one().n;
   }
 
@@ -96,11 +131,50 @@ export class ObjectStore {
     return this.storage.sql;
   }
 
+  /** Format 1 kept the whole state as one JSON text: split it into one row per field, once. */
+  #migrateFormat1(): void {
+    const row = this.sql.exec<{ version: number; state: string | null }>("SELECT version, state FROM durable_state WHERE singleton = 0").toArray()[0];
+    if (row !== undefined) {
+      const state: unknown = row.state === null ? null : JSON.parse(row.state);
+      const fields = state !== null && typeof state === "object" && !Array.isArray(state) ? textsOf(state as JsonObject) : null;
+      this.#writeObject(row.version, fields !== null);
+      for (const [name, text] of fields ?? []) this.sql.exec("INSERT INTO durable_fields (name, value) VALUES (?, ?)", name, text);
+    }
+    this.sql.exec("DROP TABLE durable_state");
+  }
+
+  #writeObject(version: number, present: boolean): void {
+    this.sql.exec(
+      "INSERT INTO durable_object (singleton, version, present) VALUES (0, ?, ?) " +
+        "ON CONFLICT (singleton) DO UPDATE SET version = excluded.version, present = excluded.present",
+      version,
+      present ? 1 : 0,
+    );
+  }
+
   /** The stored state and version (version 0, no state, if never written). */
   read(): Stored {
-    const rows = this.sql.exec<StateRow>("SELECT version, state FROM durable_state WHERE singleton = 0").toArray();
-    const row = rows[0];
-    return row === undefined ? { version: 0, stateJson: null } : { version: row.version, stateJson: row.state };
+    const row = this.sql.exec<ObjectRow>("SELECT version, present, object_id FROM durable_object WHERE singleton = 0").toArray()[0];
+    if (row === undefined || row.present === 0) return { version: row?.version ?? 0, fields: null };
+    const fields = new Map<string, string>();
+    for (const field of this.sql.exec<{ name: string; value: string }>("SELECT name, value FROM durable_fields")) {
+      fields.set(field.name, field.value);
+    }
+    return { version: row.version, fields };
+  }
+
+  /** The object's id, once the router told it (null before). */
+  objectId(): string | null {
+    return this.sql.exec<{ object_id: string | null }>("SELECT object_id FROM durable_object WHERE singleton = 0").toArray()[0]?.object_id ?? null;
+  }
+
+  /** Keeps the object's id, for what the object does on its own (alarms). */
+  rememberObjectId(objectId: string): void {
+    this.sql.exec(
+      "INSERT INTO durable_object (singleton, version, present, object_id) VALUES (0, 0, 0, ?) " +
+        "ON CONFLICT (singleton) DO UPDATE SET object_id = excluded.object_id",
+      objectId,
+    );
   }
 
   /** The record of `requestId`, if it is recent enough. */
@@ -117,15 +191,18 @@ export class ObjectStore {
     return row === undefined ? null : { requestId, ...row, kind: row.kind as ChangeKind };
   }
 
-  /** Writes a new state and version, and the record of its request id, atomically. */
-  commit(next: Stored, remembered: Remembered | null): void {
+  /** Writes a change (only the fields it wrote) and the record of its request id, atomically. */
+  commit(change: Commit, remembered: Remembered | null): void {
     this.storage.transactionSync(() => {
-      this.sql.exec(
-        "INSERT INTO durable_state (singleton, version, state) VALUES (0, ?, ?) " +
-          "ON CONFLICT (singleton) DO UPDATE SET version = excluded.version, state = excluded.state",
-        next.version,
-        next.stateJson,
-      );
+      this.#writeObject(change.version, change.fields !== null);
+      if (change.replace || change.fields === null) this.sql.exec("DELETE FROM durable_fields");
+      for (const [name, text] of change.fields ?? []) {
+        this.sql.exec(
+          "INSERT INTO durable_fields (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+          name,
+          text,
+        );
+      }
       if (remembered !== null) this.remember(remembered);
     });
   }

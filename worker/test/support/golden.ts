@@ -40,12 +40,12 @@ interface HttpStep {
     raw?: boolean;
     fill?: [string, number];
   };
-  response: { status: number; body?: unknown };
+  response: { status: number; headers?: Headers; body?: unknown };
 }
 
 export type Step =
   | HttpStep
-  | { ws_open: string; auth?: Auth; headers?: Headers; absent_headers?: string[] }
+  | { ws_open: string; auth?: Auth; headers?: Headers; absent_headers?: string[]; expect_headers?: Headers }
   | { ws_send: unknown }
   | { ws_send_raw: string }
   | { ws_expect: unknown }
@@ -76,9 +76,10 @@ function expectMatch(expected: unknown, actual: unknown, where: string): void {
   expect(problem, `${where}: ${problem}\nactual: ${JSON.stringify(actual)?.slice(0, 2_000)}`).toBeNull();
 }
 
-function expectReply(reply: RawReply, status: number, body: unknown, where: string): void {
+function expectReply(reply: RawReply, status: number, body: unknown, where: string, headers: Headers = {}): void {
   expect(reply.status, `${where}: status (body ${reply.body.slice(0, 2_000)})`).toBe(status);
   expect(reply.headers["durable-protocol"], `${where}: Durable-Protocol header`).toBe("1");
+  for (const [name, value] of Object.entries(headers)) expect(reply.headers[name.toLowerCase()], `${where}: ${name} header`).toBe(value);
   if (body !== undefined) expectMatch(body, JSON.parse(reply.body), where);
 }
 
@@ -111,7 +112,7 @@ async function runHttp(target: Target, step: HttpStep, run: string, where: strin
     if (body !== undefined) init.body = body;
     reply = await read(await target.fetch(target.origin + path, init));
   }
-  expectReply(reply, step.response.status, step.response.body, where);
+  expectReply(reply, step.response.status, step.response.body, where, step.response.headers);
 }
 
 function upgradeInit(target: Target, auth: Auth, hasAuth: boolean, extra?: Headers): RequestInit {
@@ -139,6 +140,7 @@ async function runStep(target: Target, step: Step, run: string, socket: FrameQue
     expect(res.status, `${where}: handshake status`).toBe(101);
     expect(res.headers.get("Durable-Protocol"), `${where}: Durable-Protocol header`).toBe("1");
     for (const name of step.absent_headers ?? []) expect(res.headers.get(name), `${where}: ${name}`).toBeNull();
+    for (const [name, value] of Object.entries(step.expect_headers ?? {})) expect(res.headers.get(name), `${where}: ${name}`).toBe(value);
     return FrameQueue.accept(res);
   } else if ("ws_open_refused" in step) {
     const res = await target.fetch(
