@@ -75,7 +75,7 @@ class Subscription(Generic[T_co]):
                     raise
                 await self._lost(error)
                 continue
-            if isinstance(message, proto.Snapshot):
+            if isinstance(message, proto.Snapshot | proto.PatchMessage):
                 if self._since is not None and message.version <= self._since:
                     continue
                 self._since = message.version
