@@ -19,8 +19,8 @@ EXPECTED = {
     "bank.py": "balances: ann 70, bob 30, total 100",
     "auction.py": "ann pays 25, bob holds {}",
 }
-# Examples whose objects the Worker does not serve yet.
-PYTHON_ONLY = {"bank.py", "auction.py"}
+# Examples whose objects the Worker does not serve.
+PYTHON_ONLY: set[str] = set()
 
 
 def _run(example: Path, env: dict[str, str], cwd: Path) -> str:

@@ -32,14 +32,20 @@ def test_the_checked_in_example_code_is_what_the_examples_generate() -> None:
         assert on_disk[name] == text, (
             f"worker/src/generated/{name} is out of date: run durable codegen typescript "
             "examples/counter.py examples/chat_room.py examples/collaborative_document.py "
-            "--out worker/src/generated"
+            "examples/bank.py examples/auction.py --out worker/src/generated"
         )
 
 
 def test_the_cli_writes_the_same_files(tmp_path: Path) -> None:
     examples = [
         str(ROOT / "examples" / f)
-        for f in ("counter.py", "chat_room.py", "collaborative_document.py")
+        for f in (
+            "counter.py",
+            "chat_room.py",
+            "collaborative_document.py",
+            "bank.py",
+            "auction.py",
+        )
     ]
     out = tmp_path / "generated"
     durable("codegen", "typescript", *examples, "--out", str(out), cwd=tmp_path)

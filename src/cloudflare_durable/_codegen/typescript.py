@@ -39,9 +39,12 @@ RESERVED_METHODS: Final = frozenset(
         "webSocketClose",
         "webSocketError",
         "state",
+        "objectId",
+        "objects",
         "emit",
         "ctx",
         "env",
+        "goAway",
         "constructor",
     }
 )
@@ -620,9 +623,16 @@ def _model_file(ctx: _Context, naming: Naming, model: dict[str, Any]) -> str:
     body.append(f"export const {cls}Fields = {{\n")
     body += [f"  {_member_name(n)}: {_spec(e, d)},\n" for n, e, d in fields]
     body.append("};\n\n")
-    body.append(f"/** {naming.wire}: its fields, remote methods and events. */\n")
+    if methods:
+        body.append(_methods_type(naming, methods))
+    generics = f"{cls}State, {cls}Methods" if methods else f"{cls}State"
     body.append(
-        f"export const {cls}Spec = new ModelSpec({json.dumps(naming.wire)}, {cls}Fields, {{\n"
+        f"/** {naming.wire}: its fields, remote methods and events "
+        f"(`this.objects({cls}Spec)` reaches its objects from other objects). */\n"
+    )
+    body.append(
+        f"export const {cls}Spec = new ModelSpec<{generics}>"
+        f"({json.dumps(naming.wire)}, {cls}Fields, {{\n"
     )
     body.append("  methods: {\n" if methods else "  methods: {},\n")
     for name, (params, result) in methods.items():
@@ -686,7 +696,7 @@ def _base_class(
         f"/**\n * Base of the {naming.wire} object. Extend it in src/models/{naming.module}.ts\n"
         " * and implement each remote method with the same name and parameters, in the\n"
         " * Python order (`override` each one); `this.state` is the state, `this.emit`\n"
-        " * emits an event.\n */\n"
+        " * emits an event, `this.objects(...)` calls other objects.\n */\n"
         f"export abstract class {cls}Base extends ModelBase<{cls}State>({cls}Spec) {{\n"
     )
     for name, (params, result) in methods.items():
@@ -697,6 +707,28 @@ def _base_class(
         returns = f"Awaitable<{_result_ts(result)}>"
         text += f"  abstract {_member_name(name)}({_signature(params)}): {returns};\n"
     return text + emit + "}\n"
+
+
+def _methods_type(
+    naming: Naming, methods: dict[str, tuple[list[tuple[str, _Expr, Any]], _Expr]]
+) -> str:
+    """The remote methods as other objects call them: parameters that have defaults,
+    from the first after which all have one, may be left out."""
+    text = (
+        f"/** {naming.wire}'s remote methods as other objects call them "
+        "(Python parameters in order, and results). */\n"
+        f"export type {naming.cls}Methods = {{\n"
+    )
+    for name, (params, result) in methods.items():
+        optional_from = len(params)
+        while optional_from > 0 and params[optional_from - 1][2] is not _REQUIRED:
+            optional_from -= 1
+        shown = ", ".join(
+            f"{identifier(n)}{'?' if index >= optional_from else ''}: {e.ts}"
+            for index, (n, e, _d) in enumerate(params)
+        )
+        text += f"  {_member_name(name)}({shown}): {result.ts};\n"
+    return text + "};\n\n"
 
 
 def _python_label(expr: _Expr) -> str:

@@ -30,7 +30,20 @@ export {
   type StringConstraints,
   type LengthConstraints,
 } from "./types";
-export { RemoteException, ValueError, PermissionError, KeyError, Failure, ERROR_CODES, type ErrorCode } from "./errors";
+export {
+  RemoteException,
+  ValueError,
+  PermissionError,
+  KeyError,
+  Failure,
+  CallError,
+  CallTimeoutError,
+  ReentrancyError,
+  ERROR_CODES,
+  EXCEPTION_NAMES,
+  type ErrorCode,
+} from "./errors";
+export { type Objects, type ObjectHandle, type StateOperations, type Calls, type Loaded } from "./calls";
 export { createRouter, DurableShutdown, type ModelBindings } from "./router";
 export { ModelSpec, type MethodSpec, type ModelOptions } from "./schema";
 export { DEFAULT_RETENTION, type Retention } from "./store";

@@ -4,7 +4,8 @@
  * subscriptions (with the Hibernation API).
  */
 import { DurableObject } from "cloudflare:workers";
-import { describeThrown, Failure } from "./errors";
+import { objectsIn, type Link, type Objects } from "./calls";
+import { CallError, describeThrown, Failure } from "./errors";
 import {
   callReplyFrame,
   errorFrame,
@@ -19,7 +20,7 @@ import {
   type SocketRecord,
 } from "./frames";
 import { protocolHeaders, respondFailure } from "./http";
-import { inspectJson, isJson, isJsonObject, JsonError, type Json, type JsonObject } from "./json";
+import { carriable, isJson, isJsonObject, type Json, type JsonObject } from "./json";
 import {
   CLOSE,
   exceedsBytes,
@@ -59,6 +60,7 @@ const RESERVED = new Set([
   "webSocketError",
   "state",
   "objectId",
+  "objects",
   "emit",
   "ctx",
   "env",
@@ -77,10 +79,17 @@ export interface ModelClass {
   readonly retention: Retention;
 }
 
-/** The call that is running: the state it works on and the events it emitted. */
+/**
+ * The call that is running: the state it works on, the events it emitted, and
+ * what its calls to other objects need (the chain of calls it belongs to, its
+ * request id, and how many changing operations it sent to each object).
+ */
 interface CallContext {
   draft: Draft;
   events: EmittedEvent[];
+  chain: readonly Link[];
+  requestId: string;
+  made: Map<string, number>;
 }
 
 /** A socket as the object sees it: its durable record, and its calls waiting for a reply. */
@@ -119,6 +128,8 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   declare static readonly spec: ModelSpec;
   /** How many request ids each object remembers, for how long, and how many bytes of results. */
   static retention: Retention = DEFAULT_RETENTION;
+  /** How long a method body waits for each call it makes to another object, in milliseconds. */
+  static callTimeoutMs = 30_000;
 
   readonly #spec: ModelSpec;
   readonly #store: ObjectStore;
@@ -153,8 +164,25 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
 
   /** The object's id (as clients name it). */
   protected get objectId(): string {
-    if (this.#objectId === null) throw new Error("the object's id is not known yet");
-    return this.#objectId;
+    const id = this.#objectId ?? this.ctx.id.name;
+    if (id === undefined) throw new Error("the object's id is not known yet");
+    return id;
+  }
+
+  /**
+   * The objects of another model (or this one), to call from inside a remote
+   * method: `await this.objects(WalletSpec).get(id).hold(this.objectId, 5)`.
+   * Each operation is that object's own (its queue, its version, its request
+   * ids), with a request id derived from this call's; it fails at once with
+   * `ReentrancyError` on an object already running a method in this chain of
+   * calls, and with `TimeoutError` after `callTimeoutMs`. A failed call throws
+   * `CallError` (a remote error keeps the other method's type and message).
+   */
+  protected objects<T extends object, M extends object>(spec: ModelSpec<T, M>): Objects<T, M> {
+    const call = this.#call;
+    if (call === null) throw new Error("`objects` is only available inside a remote method");
+    const timeoutMs = (this.constructor as unknown as { callTimeoutMs: number }).callTimeoutMs;
+    return objectsIn({ env: this.env, chain: call.chain, requestId: call.requestId, made: call.made, timeoutMs }, spec);
   }
 
   /** Emits an event; subscribers receive it once the call's change is stored. */
@@ -169,7 +197,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   async dispatch(operation: Operation, caller?: Caller): Promise<Reply> {
     this.#learnId(caller?.objectId);
     if (operation.op === "read") return this.#readReply(operation.have ?? null);
-    return this.#exclusive(() => this.#change(operation));
+    return this.#exclusive(() => this.#change(operation, caller?.chain ?? []));
   }
 
   /** Closes every WebSocket with 1001 (going away): the server is shutting down. */
@@ -252,13 +280,13 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   }
 
   /** A change: replayed from its request id's record, or performed (and remembered if it changed something). */
-  async #change(operation: Change): Promise<Reply> {
+  async #change(operation: Change, chain: readonly Link[]): Promise<Reply> {
     try {
-      if (operation.requestId === null) return await this.#perform(operation, null);
+      if (operation.requestId === null) return await this.#perform(operation, null, chain);
       const key = { requestId: operation.requestId, digest: await sha256Hex(operationText(operation)) };
       const remembered = this.#store.recall(key.requestId);
       if (remembered !== null) return this.#replay(remembered, key.digest);
-      return await this.#perform(operation, key);
+      return await this.#perform(operation, key, chain);
     } catch (error) {
       if (error instanceof Failure) return failureReply(error);
       console.error("unexpected failure:", error);
@@ -266,10 +294,13 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
   }
 
-  #perform(operation: Change, key: RequestKey | null): Promise<Reply> {
+  #perform(operation: Change, key: RequestKey | null, chain: readonly Link[]): Promise<Reply> {
     switch (operation.op) {
-      case "call":
-        return this.#callMethod(operation.method, operation.args, key, operation.have ?? null);
+      case "call": {
+        // A call without a request id gets one for its nested calls to derive theirs from (it is not remembered).
+        const requestId = key?.requestId ?? `local:${crypto.randomUUID().replaceAll("-", "")}`;
+        return this.#callMethod(operation.method, operation.args, key, operation.have ?? null, [...chain, [this.#spec.name, this.#objectId ?? this.ctx.id.name ?? this.ctx.id.toString()]], requestId);
+      }
       case "create":
         return this.#create(operation.state, key, operation.have ?? null);
       case "update":
@@ -309,11 +340,18 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     return { status: 200, body: `{${this.#stateMembers(have)}}` };
   }
 
-  async #callMethod(name: string, given: JsonObject, key: RequestKey | null, have: number | null): Promise<Reply> {
+  async #callMethod(
+    name: string,
+    given: JsonObject,
+    key: RequestKey | null,
+    have: number | null,
+    chain: readonly Link[],
+    requestId: string,
+  ): Promise<Reply> {
     const method = this.#method(name);
     const args = checkArguments(method.args, given);
     const base = this.#baseTexts();
-    const call: CallContext = { draft: new Draft(base), events: [] };
+    const call: CallContext = { draft: new Draft(base), events: [], chain, requestId, made: new Map() };
     const result = await this.#run(name, method, args, call);
     const resultJson = this.#encodeResult(name, method, result);
     const written = this.#written(name, call.draft, base);
@@ -330,6 +368,10 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     try {
       return await method.body(args);
     } catch (thrown) {
+      if (thrown instanceof CallError && thrown.code === "remote_error") {
+        // Another object's method threw and this body let it through: same type and message.
+        throw new Failure("remote_error", `${this.#spec.name}.${name} failed: ${thrown.summary}`, thrown.details);
+      }
       const { type, message } = describeThrown(thrown);
       const summary = `${this.#spec.name}.${name} raised ${type}${message === "" ? "" : `: ${message}`}`;
       throw new Failure("remote_error", summary, { type, message });
@@ -544,7 +586,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
     connection.unanswered += 1;
     try {
-      await this.#exclusive(async () => this.#send(ws, [callReplyFrame(id, await this.#change(operation))]));
+      await this.#exclusive(async () => this.#send(ws, [callReplyFrame(id, await this.#change(operation, []))]));
     } finally {
       connection.unanswered -= 1;
     }
@@ -709,19 +751,6 @@ function checkEvents(events: EmittedEvent[]): void {
   }
   for (const event of events) {
     if (!carriable(event.dataJson)) throw new Failure("invalid_result", `event ${event.name} holds a value clients cannot be sent`);
-  }
-}
-
-/**
- * Whether a JSON text the server produced is one a client could send back: no
- * integer beyond ±(2^53 − 1), no unpaired surrogate, nested at most 64 levels.
- */
-function carriable(json: string): boolean {
-  try {
-    return inspectJson(json).outOfRange.length === 0;
-  } catch (error) {
-    if (error instanceof JsonError) return false;
-    throw error;
   }
 }
 

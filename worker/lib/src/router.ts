@@ -8,6 +8,7 @@ import { authorized } from "./auth";
 import { Failure } from "./errors";
 import { readJsonBody, respond, respondFailure, respondJson } from "./http";
 import { OBJECTS_WITH_SOCKETS, type ModelClass } from "./object";
+import { namespaceOf, registerModel } from "./registry";
 import {
   checkMethodName,
   checkModelName,
@@ -63,14 +64,11 @@ const MODELS_PATH = "/v1/models";
 /** Host names a server without a token answers to (DNS rebinding cannot forge them). */
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
-/** Model names to their namespace bindings, for every router built in this isolate. */
-const SERVED = new Map<string, string>();
-
 /** Builds the Worker's `fetch` handler serving the given models. */
 export function createRouter(bindings: ModelBindings): ExportedHandler<RouterEnv> {
   const namespaces = new Map<string, string>();
   for (const [binding, model] of Object.entries(bindings)) namespaces.set(model.spec.name, binding);
-  for (const [model, binding] of namespaces) SERVED.set(model, binding);
+  for (const [model, binding] of namespaces) registerModel(model, binding);
   const models = schemaDocument(bindings);
   return {
     async fetch(request, env) {
@@ -336,8 +334,7 @@ export class DurableShutdown extends WorkerEntrypoint<RouterEnv> {
   override async fetch(): Promise<Response> {
     const calls: Promise<number>[] = [];
     for (const [model, ids] of OBJECTS_WITH_SOCKETS) {
-      const binding = SERVED.get(model);
-      const namespace = binding === undefined ? undefined : ((this.env as Record<string, unknown>)[binding] as Namespace | undefined);
+      const namespace = namespaceOf(this.env, model);
       if (namespace === undefined) continue;
       for (const id of ids) calls.push((namespace.get(namespace.idFromString(id)) as unknown as ModelStub).goAway());
     }

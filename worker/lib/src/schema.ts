@@ -67,8 +67,14 @@ export interface ModelOptions {
   readonly document?: string;
 }
 
-/** A model: its wire name, its fields, and what it was generated with. */
-export class ModelSpec {
+/**
+ * A model: its wire name, its fields, and what it was generated with. `S` is
+ * its state's type and `M` its remote methods' signatures (generated code gives
+ * both), so that calls to its objects from other objects are typed.
+ */
+export class ModelSpec<S extends object = JsonObject, M extends object = Record<never, never>> {
+  /** Types only: the state and the remote methods (nothing is stored here). */
+  declare readonly types?: { state: S; methods: M };
   /** The defaults as JSON text, or null when a field has no default. */
   readonly defaultsJson: string | null;
   /** The defaults field by field, as JSON texts in the fields' order; null when a field has no default. */

@@ -14,8 +14,14 @@ export const ChatRoomFields = {
   messages: t.list(Message).default([]),
 };
 
-/** ChatRoom: its fields, remote methods and events. */
-export const ChatRoomSpec = new ModelSpec("ChatRoom", ChatRoomFields, {
+/** ChatRoom's remote methods as other objects call them (Python parameters in order, and results). */
+export type ChatRoomMethods = {
+  post(author: string, text: string): number;
+  recent(limit?: number): Message[];
+};
+
+/** ChatRoom: its fields, remote methods and events (`this.objects(ChatRoomSpec)` reaches its objects from other objects). */
+export const ChatRoomSpec = new ModelSpec<ChatRoomState, ChatRoomMethods>("ChatRoom", ChatRoomFields, {
   methods: {
     post: { params: { author: t.str, text: t.str }, result: t.int },
     recent: { params: { limit: t.int.default(20) }, result: t.list(Message) },
@@ -28,7 +34,7 @@ export const ChatRoomSpec = new ModelSpec("ChatRoom", ChatRoomFields, {
  * Base of the ChatRoom object. Extend it in src/models/chat_room.ts
  * and implement each remote method with the same name and parameters, in the
  * Python order (`override` each one); `this.state` is the state, `this.emit`
- * emits an event.
+ * emits an event, `this.objects(...)` calls other objects.
  */
 export abstract class ChatRoomBase extends ModelBase<ChatRoomState>(ChatRoomSpec) {
   /** Python: `post(author, text) -> int` */

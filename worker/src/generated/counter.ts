@@ -14,8 +14,14 @@ export const CounterFields = {
   value: t.int.default(0),
 };
 
-/** Counter: its fields, remote methods and events. */
-export const CounterSpec = new ModelSpec("Counter", CounterFields, {
+/** Counter's remote methods as other objects call them (Python parameters in order, and results). */
+export type CounterMethods = {
+  increment(by?: number): number;
+  reset(): null;
+};
+
+/** Counter: its fields, remote methods and events (`this.objects(CounterSpec)` reaches its objects from other objects). */
+export const CounterSpec = new ModelSpec<CounterState, CounterMethods>("Counter", CounterFields, {
   methods: {
     increment: { params: { by: t.int.default(1) }, result: t.int },
     reset: { params: {}, result: t.none },
@@ -28,7 +34,7 @@ export const CounterSpec = new ModelSpec("Counter", CounterFields, {
  * Base of the Counter object. Extend it in src/models/counter.ts
  * and implement each remote method with the same name and parameters, in the
  * Python order (`override` each one); `this.state` is the state, `this.emit`
- * emits an event.
+ * emits an event, `this.objects(...)` calls other objects.
  */
 export abstract class CounterBase extends ModelBase<CounterState>(CounterSpec) {
   /** Python: `increment(by = 1) -> int` */

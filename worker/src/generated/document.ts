@@ -18,8 +18,15 @@ export const DocumentFields = {
   editors: t.dict(t.str).default({}),
 };
 
-/** Document: its fields, remote methods and events. */
-export const DocumentSpec = new ModelSpec("Document", DocumentFields, {
+/** Document's remote methods as other objects call them (Python parameters in order, and results). */
+export type DocumentMethods = {
+  edit(editor_id: string, content: string, version: number): number;
+  join(editor_id: string, name: string): string[];
+  leave(editor_id: string): boolean;
+};
+
+/** Document: its fields, remote methods and events (`this.objects(DocumentSpec)` reaches its objects from other objects). */
+export const DocumentSpec = new ModelSpec<DocumentState, DocumentMethods>("Document", DocumentFields, {
   methods: {
     edit: { params: { editor_id: t.str, content: t.str, version: t.int }, result: t.int },
     join: { params: { editor_id: t.str, name: t.str }, result: t.list(t.str) },
@@ -33,7 +40,7 @@ export const DocumentSpec = new ModelSpec("Document", DocumentFields, {
  * Base of the Document object. Extend it in src/models/document.ts
  * and implement each remote method with the same name and parameters, in the
  * Python order (`override` each one); `this.state` is the state, `this.emit`
- * emits an event.
+ * emits an event, `this.objects(...)` calls other objects.
  */
 export abstract class DocumentBase extends ModelBase<DocumentState>(DocumentSpec) {
   /** Python: `edit(editor_id, content, version) -> int` */
