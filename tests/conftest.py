@@ -21,6 +21,8 @@ from cloudflare_durable.testing import NetworkHost, WorkerHost
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "tests" / "models.py"
+#: A Worker serving test models of ``models.py`` (objects that call each other).
+TEST_WORKER = ROOT / "worker" / "test" / "app"
 TOKEN = "test-token"
 CLIENT_OPTIONS: dict[str, Any] = {
     "timeout": 15.0,
@@ -56,6 +58,17 @@ def worker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHost
         pytest.skip("Node dependencies of worker/ are not installed (npm ci)")
     persist = tmp_path_factory.mktemp("worker")
     with WorkerHost(persist, token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def test_worker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHost]:
+    """The test Worker (``worker/test/app``): ``test.Purse``, ``test.Teller`` and
+    ``test.Relay`` on workerd."""
+    if not worker_available():
+        pytest.skip("Node dependencies of worker/ are not installed (npm ci)")
+    persist = tmp_path_factory.mktemp("test-worker")
+    with WorkerHost(persist, token=TOKEN, worker_dir=TEST_WORKER) as server:
         yield server
 
 

@@ -36,6 +36,20 @@ def test_the_checked_in_example_code_is_what_the_examples_generate() -> None:
         )
 
 
+def test_the_test_workers_code_is_what_its_models_generate() -> None:
+    """``worker/test/app`` serves test models of ``tests/models.py`` on workerd."""
+    from cloudflare_durable._codegen.commands import document_of
+    from cloudflare_durable._models import load_module
+
+    app = ROOT / "worker" / "test" / "app"
+    files = generate(document_of([load_module(str(app / "app_models.py"))]))
+    on_disk = {path.name: path.read_text() for path in (app / "src" / "generated").glob("*.ts")}
+    assert on_disk == files, (
+        "worker/test/app/src/generated is out of date: run durable codegen typescript "
+        "worker/test/app/app_models.py --out worker/test/app/src/generated"
+    )
+
+
 def test_the_cli_writes_the_same_files(tmp_path: Path) -> None:
     examples = [
         str(ROOT / "examples" / f)
