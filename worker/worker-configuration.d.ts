@@ -3,7 +3,7 @@
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./src/index");
-		durableNamespaces: "Counter" | "Document" | "ChatRoom" | "Account" | "Transfer" | "Wallet" | "Auction";
+		durableNamespaces: "Counter" | "Document" | "ChatRoom" | "Account" | "Transfer" | "Wallet" | "Auction" | "DurableIndex";
 	}
 	interface Env {
 		COUNTER: DurableObjectNamespace<import("./src/index").Counter>;
@@ -13,6 +13,7 @@ declare namespace Cloudflare {
 		TRANSFER: DurableObjectNamespace<import("./src/index").Transfer>;
 		WALLET: DurableObjectNamespace<import("./src/index").Wallet>;
 		AUCTION: DurableObjectNamespace<import("./src/index").Auction>;
+		DURABLE_INDEX: DurableObjectNamespace<import("./src/index").DurableIndex>;
 	}
 }
 interface Env extends Cloudflare.Env {}

@@ -91,7 +91,7 @@ describe("storage, one row per field", () => {
       await instance.dispatch({ op: "call", method: "join", args: { editor_id: "ann", name: "Ann" }, requestId: null });
       return changes() - start;
     });
-    expect(written).toBe(2); // the object's version, and the editors field
+    expect(written).toBe(3); // the object's version, the editors field, and the Joined event in the log
     const rows = await runInDurableObject(stub, (_instance, state) => state.storage.sql.exec("SELECT name, value FROM durable_fields WHERE name = 'editors'").one());
     expect(rows.value).toBe('{"ann":"Ann"}');
   });
@@ -105,14 +105,14 @@ describe("storage, one row per field", () => {
       sql.exec("CREATE TABLE durable_state (singleton INTEGER PRIMARY KEY CHECK (singleton = 0), version INTEGER NOT NULL, state TEXT)");
       sql.exec("INSERT INTO durable_state VALUES (0, 4, ?)", '{"value":7,"gone":[1]}');
       const store = new ObjectStore(state.storage);
-      expect(store.read()).toEqual({ version: 4, fields: new Map([["value", "7"], ["gone", "[1]"]]) });
+      expect(store.read()).toEqual({ version: 4, fields: new Map([["value", "7"], ["gone", "[1]"]]), schemaVersion: 1 });
       expect(sql.exec("SELECT count(*) AS n FROM sqlite_master WHERE name = 'durable_state'").one().n).toBe(0);
       expect(new ObjectStore(state.storage).read().version).toBe(4);
       sql.exec("DROP TABLE durable_object");
       sql.exec("DROP TABLE durable_fields");
       sql.exec("CREATE TABLE durable_state (singleton INTEGER PRIMARY KEY CHECK (singleton = 0), version INTEGER NOT NULL, state TEXT)");
       sql.exec("INSERT INTO durable_state VALUES (0, 9, NULL)");
-      expect(new ObjectStore(state.storage).read()).toEqual({ version: 9, fields: null });
+      expect(new ObjectStore(state.storage).read()).toEqual({ version: 9, fields: null, schemaVersion: 1 });
     });
   });
 });

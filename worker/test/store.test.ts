@@ -25,9 +25,9 @@ describe("ObjectStore", () => {
   it("writes state, version and request id together", async () => {
     await runInDurableObject(counterStub(freshId()), (_instance, state) => {
       const store = new ObjectStore(state.storage);
-      expect(store.read()).toEqual({ version: 0, fields: null });
+      expect(store.read()).toEqual({ version: 0, fields: null, schemaVersion: 1 });
       store.commit(write(1, { value: "1" }), record(1));
-      expect(store.read()).toEqual({ version: 1, fields: new Map([["value", "1"]]) });
+      expect(store.read()).toEqual({ version: 1, fields: new Map([["value", "1"]]), schemaVersion: 1 });
       expect(store.recall("r1")).toEqual(record(1));
       expect(store.recall("r2")).toBeNull();
     });

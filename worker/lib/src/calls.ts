@@ -210,7 +210,8 @@ export async function nestedRequestId(scope: CallScope, [model, id]: Link): Prom
   return `n:${hex.slice(0, 40)}`;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/** `promise`, or a `TimeoutError` after `ms` milliseconds (the operation itself is not cancelled). */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => reject(new CallTimeoutError(`${what} did not answer within ${ms / 1000} s`)), ms);

@@ -20,8 +20,14 @@ export function patchFrame(version: number, since: number, setJson: string): str
   return `{"type":"patch","version":${version},"since":${since},"set":${setJson}}`;
 }
 
-export function eventFrame(version: number, event: EmittedEvent): string {
-  return `{"type":"event","version":${version},"name":${JSON.stringify(event.name)},"data":${event.dataJson}}`;
+/** Event `index` of the `count` events the change to `version` emitted. */
+export function eventFrame(version: number, event: EmittedEvent, index: number, count: number): string {
+  return `{"type":"event","version":${version},"index":${index},"count":${count},"name":${JSON.stringify(event.name)},"data":${event.dataJson}}`;
+}
+
+/** Events of versions `since + 1` to `until` may be missing: the object's event log no longer holds them all. */
+export function gapFrame(since: number, until: number): string {
+  return `{"type":"gap","since":${since},"until":${until}}`;
 }
 
 /** The `result` or `error` frame answering call `id`, from the reply an HTTP call would get. */

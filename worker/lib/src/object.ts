@@ -4,13 +4,14 @@
  * subscriptions (with the Hibernation API).
  */
 import { DurableObject } from "cloudflare:workers";
-import { objectsIn, type Link, type Objects } from "./calls";
+import { objectsIn, pythonRepr, type Link, type Objects } from "./calls";
 import { CallError, describeThrown, Failure } from "./errors";
 import {
   callReplyFrame,
   errorFrame,
   eventFrame,
   freshRecord,
+  gapFrame,
   patchFrame,
   PING_FRAME,
   PONG_FRAME,
@@ -35,6 +36,7 @@ import {
   MAX_UNANSWERED_CALLS,
   operationText,
   parseFrame,
+  SCHEDULE_REQUEST_PREFIX,
   utf8Length,
   OBJECT_ID_HEADER,
   type Caller,
@@ -44,9 +46,11 @@ import {
   type Reply,
 } from "./protocol";
 import { RemoteMethod } from "./remote";
-import { checkArguments, ModelSpec } from "./schema";
+import { checkArguments, migrateState, ModelSpec } from "./schema";
 import { Draft, fieldBytes, ObjectState, sameJson, stateBytes, textsOf, type FieldTexts, type Touched } from "./state";
-import { DEFAULT_RETENTION, ObjectStore, type ChangeKind, type Remembered, type Retention } from "./store";
+import { IndexSync } from "./listing";
+import { DEFAULT_SCHEDULE_RETRY, dueOf, retryDelay, scheduledArguments, scheduleId, scheduleJson, type ScheduleRetry, type When } from "./schedules";
+import { DEFAULT_RETENTION, ObjectStore, type ChangeKind, type LoggedEvent, type Remembered, type Retention, type ScheduleOp, type Stored } from "./store";
 import { INVALID, type Infer, type Issue, type Specs } from "./types";
 
 /** Names of the base class that remote methods may not take. */
@@ -61,6 +65,9 @@ const RESERVED = new Set([
   "state",
   "objectId",
   "objects",
+  "schedule",
+  "cancelSchedule",
+  "schedules",
   "emit",
   "ctx",
   "env",
@@ -73,10 +80,28 @@ const RESERVED = new Set([
  */
 export const OBJECTS_WITH_SOCKETS = new Map<string, Set<string>>();
 
-/** What a model class carries besides its instances: its declaration and retention. */
+/** A migration of stored state: the state's JSON as one schema version stored it, to the next version's. */
+export type Migration = (data: JsonObject) => JsonObject;
+
+/**
+ * Migrations of stored state from older schema versions, by the version they
+ * start from. A version without one changes nothing.
+ */
+export type Migrations = Readonly<Record<number, Migration>>;
+
+/** What a model class carries besides its instances: its declaration and settings. */
 export interface ModelClass {
   readonly spec: ModelSpec;
   readonly retention: Retention;
+  readonly callTimeoutMs: number;
+  readonly scheduleRetry: ScheduleRetry;
+}
+
+/** A schedule a call made, stored with its change. */
+interface Scheduled {
+  at: number;
+  method: string;
+  args: JsonObject;
 }
 
 /**
@@ -90,6 +115,8 @@ interface CallContext {
   chain: readonly Link[];
   requestId: string;
   made: Map<string, number>;
+  scheduled: Map<string, Scheduled>;
+  cancelled: string[];
 }
 
 /** A socket as the object sees it: its durable record, and its calls waiting for a reply. */
@@ -108,6 +135,16 @@ interface RequestKey {
 interface Written {
   text: string;
   value: Json;
+}
+
+/** What a change stores besides its state. */
+interface AppliedChange {
+  events?: EmittedEvent[];
+  key: RequestKey | null;
+  kind: ChangeKind;
+  status: number;
+  result?: string | null;
+  schedules?: ScheduleOp[];
 }
 
 /** The next version a change makes, before it is stored. */
@@ -130,30 +167,69 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   static retention: Retention = DEFAULT_RETENTION;
   /** How long a method body waits for each call it makes to another object, in milliseconds. */
   static callTimeoutMs = 30_000;
+  /** How failed schedules are tried again (by default: after 1 s, doubling up to 5 min, 10 runs). */
+  static scheduleRetry: ScheduleRetry = DEFAULT_SCHEDULE_RETRY;
 
   readonly #spec: ModelSpec;
+  readonly #model: ModelClass;
   readonly #store: ObjectStore;
   readonly #state: ObjectState;
   #objectId: string | null;
+  /** Why the stored state cannot be served (a newer schema version, a failed migration), or null. */
+  #refused: Failure | null = null;
+  /** The stored state was migrated on load: its next change stores every field. */
+  #migrated = false;
   #call: CallContext | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   #methods: Map<string, RemoteMethod> | null = null;
   #alarmAt: number | null = null;
+  /** When the oldest remembered request id expires (null: none is remembered). */
+  #pruneAt: number | null;
+  /** The schedule whose call is running, and whether its change removed it. */
+  #firing: { id: string; removed: boolean } | null = null;
+  readonly #index: IndexSync;
   readonly #connections = new WeakMap<WebSocket, Connection>();
 
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env);
-    const model = this.constructor as unknown as ModelClass;
+    const model = (this.#model = this.constructor as unknown as ModelClass);
     this.#spec = model.spec;
     this.#store = new ObjectStore(ctx.storage, model.retention);
-    const stored = this.#store.read();
-    this.#state = new ObjectState(stored.version, stored.fields === null ? null : this.#spec.normalizeTexts(stored.fields));
     this.#objectId = this.#store.objectId();
+    const stored = this.#store.read();
+    this.#state = new ObjectState(stored.version, this.#loaded(stored));
+    this.#pruneAt = this.#store.nextExpiry();
+    this.#index = new IndexSync(env, this.#spec.name, this.#store);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     if (ctx.getWebSockets().length > 0) this.#holdsSockets(true);
     void ctx.blockConcurrencyWhile(async () => {
       this.#alarmAt = await ctx.storage.getAlarm();
     });
+  }
+
+  /**
+   * The stored fields as the running code reads them: as stored, when the same
+   * schema version wrote them; migrated and validated, when an older one did;
+   * refused (every operation but a delete fails) when a newer one did or the
+   * migration failed.
+   */
+  #loaded(stored: Stored): Map<string, string> | null {
+    if (stored.fields === null) return null;
+    const known = this.#spec.schemaVersion;
+    if (stored.schemaVersion === known) return this.#spec.normalizeTexts(stored.fields);
+    const where = `${this.#spec.name} ${pythonRepr(this.#objectId ?? this.ctx.id.toString())}`;
+    if (stored.schemaVersion > known) {
+      const message = `${where} is stored by schema version ${stored.schemaVersion}, this code knows up to ${known}`;
+      this.#refused = new Failure("validation_error", message, { errors: [{ loc: [], msg: message, type: "schema_version_newer" }] });
+      return stored.fields;
+    }
+    const upgraded = migrateState(this.#spec, this.migrations(), stored, where);
+    if (upgraded instanceof Failure) {
+      this.#refused = upgraded;
+      return stored.fields;
+    }
+    this.#migrated = true;
+    return upgraded;
   }
 
   /** The object's state, to read and change inside a remote method. */
@@ -185,6 +261,49 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     return objectsIn({ env: this.env, chain: call.chain, requestId: call.requestId, made: call.made, timeoutMs }, spec);
   }
 
+  /**
+   * Inside a remote method: calls this object's remote method `method` with
+   * `args` (in its parameters' order) at `when` (a `Date`, an RFC 3339 time with
+   * an offset, or seconds from now), and returns the schedule's id. The
+   * arguments are checked now, as a call's. The schedule is stored with this
+   * call's change (a call that throws schedules nothing) and runs once, at or
+   * after its time, as a call of its own (request id `schedule:<id>`); a failed
+   * run is tried again after 1 s, 2 s, 4 s... (at most 5 min), 10 times, then
+   * kept as failed.
+   */
+  protected schedule(when: When, method: string, ...args: unknown[]): string {
+    const call = this.#call;
+    if (call === null) throw new Error("`schedule` is only available inside a remote method");
+    const target = this.#methodTable().get(method);
+    if (target === undefined || method.startsWith("_")) {
+      throw new CallError("unknown_method", `${this.#spec.name} has no remote method ${JSON.stringify(method)} to schedule`);
+    }
+    const scheduled = { at: dueOf(when), method, args: scheduledArguments(method, target, args) };
+    const id = scheduleId();
+    call.scheduled.set(id, scheduled);
+    return id;
+  }
+
+  /** Inside a remote method: cancels a pending or failed schedule of this object, with this call's change. Returns whether there was one. */
+  protected cancelSchedule(id: string): boolean {
+    const call = this.#call;
+    if (call === null) throw new Error("`cancelSchedule` is only available inside a remote method");
+    if (call.scheduled.delete(id)) return true;
+    if (call.cancelled.includes(id) || this.#store.schedule(id) === null) return false;
+    call.cancelled.push(id);
+    return true;
+  }
+
+  /**
+   * The migrations of state stored by older schema versions (`ModelSpec`'s
+   * `schemaVersion`), by the version they start from; run when such state is
+   * loaded, in order, then the result is validated. None by default; generated
+   * bases of models with a schema version over 1 ask for one per older version.
+   */
+  protected migrations(): Migrations {
+    return {};
+  }
+
   /** Emits an event; subscribers receive it once the call's change is stored. */
   protected emit(name: string, data: JsonObject = {}): void {
     if (this.#call === null) throw new Error("`emit` is only available inside a remote method");
@@ -196,8 +315,14 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   /** Runs one operation handed over by the router; never throws for bad input. */
   async dispatch(operation: Operation, caller?: Caller): Promise<Reply> {
     this.#learnId(caller?.objectId);
-    if (operation.op === "read") return this.#readReply(operation.have ?? null);
+    if (operation.op === "read") return this.#refused !== null ? failureReply(this.#refused) : this.#readReply(operation.have ?? null);
     return this.#exclusive(() => this.#change(operation, caller?.chain ?? []));
+  }
+
+  /** `GET .../schedules`: the object's pending and failed schedules, by time, then id. */
+  async schedules(caller?: Caller): Promise<Reply> {
+    this.#learnId(caller?.objectId);
+    return { status: 200, body: JSON.stringify({ schedules: this.#store.schedules().map(scheduleJson) }) };
   }
 
   /** Closes every WebSocket with 1001 (going away): the server is shutting down. */
@@ -257,18 +382,95 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
   }
 
-  /** Keeps the object's id the first time the router names it. */
+  /** Keeps the object's id the first time the router names it (and tells the index, if it has not been told). */
   #learnId(objectId: string | undefined): void {
     if (objectId === undefined || objectId === this.#objectId) return;
     this.#objectId = objectId;
     this.#store.rememberObjectId(objectId);
+    if (this.#index.needed(this.#state.present)) this.ctx.waitUntil(this.#exclusive(() => this.#syncIndex()));
   }
 
-  /** Forgets expired request ids and schedules the next pruning. */
+  /**
+   * The object's own bookkeeping, all on the Durable Object's one alarm: runs
+   * the schedules that are due, tells the index what it could not tell before,
+   * forgets expired request ids, then sets the alarm for the next of these.
+   */
   override async alarm(): Promise<void> {
-    const next = this.#store.pruneExpired();
-    this.#alarmAt = next;
-    if (next !== null) await this.ctx.storage.setAlarm(next);
+    this.#alarmAt = null;
+    this.#pruneAt = this.#store.pruneExpired();
+    if (this.#index.retryAt !== null && this.#index.retryAt <= Date.now()) await this.#exclusive(() => this.#syncIndex());
+    await this.#fireDue();
+    await this.#planAlarm();
+  }
+
+  /** Sets the alarm for the earliest of: the next schedule, the next retry of the index, the next request id to forget. */
+  async #planAlarm(): Promise<void> {
+    const times = [this.#store.nextDue(), this.#index.retryAt, this.#pruneAt].filter((at): at is number => at !== null);
+    if (times.length === 0) return;
+    const at = Math.min(...times);
+    if (this.#alarmAt !== null && this.#alarmAt <= at) return;
+    try {
+      await this.ctx.storage.setAlarm(at);
+      this.#alarmAt = at;
+    } catch (error) {
+      console.warn("could not set the alarm:", describeThrown(error).message);
+    }
+  }
+
+  // --- schedules ------------------------------------------------------------
+
+  /** Runs the schedules that are due, one call at a time with the object's other operations. */
+  async #fireDue(): Promise<void> {
+    const started = Date.now();
+    for (const row of this.#store.dueSchedules(Date.now(), 100)) {
+      await this.#exclusive(() => this.#fire(row.id));
+      if (Date.now() - started > 10_000) break; // the rest at the next alarm
+    }
+  }
+
+  /**
+   * Runs one schedule as a call of its method with the request id
+   * `schedule:<id>`: removed with the call's change when it succeeds (or on its
+   * own, when the call changed nothing or was answered from its record), its
+   * failed attempt recorded when it fails.
+   */
+  async #fire(id: string): Promise<void> {
+    const row = this.#store.schedule(id);
+    if (row === null || row.status !== "pending" || row.due > Date.now()) return;
+    const firing = (this.#firing = { id, removed: false });
+    let reply: Reply;
+    try {
+      const args = JSON.parse(row.args) as JsonObject;
+      reply = await this.#change({ op: "call", method: row.method, args, requestId: SCHEDULE_REQUEST_PREFIX + id }, []);
+    } finally {
+      this.#firing = null;
+    }
+    const where = `${this.#spec.name} ${JSON.stringify(this.#objectId)}`;
+    if (reply.status < 300) {
+      if (!firing.removed) this.#store.updateSchedules([{ op: "remove", id }]);
+      return;
+    }
+    const { attempts: most } = this.#model.scheduleRetry;
+    const attempts = row.attempts + 1;
+    const error = JSON.stringify((JSON.parse(reply.body) as { error: JsonObject }).error);
+    if (attempts >= most) {
+      console.error(`schedule ${id} of ${where} (${row.method}) failed ${attempts} times, and is kept as failed: ${error}`);
+      this.#store.updateSchedules([{ op: "retry", id, attempts, due: row.due, status: "failed", error }]);
+    } else {
+      const delay = retryDelay(this.#model.scheduleRetry, attempts);
+      console.warn(`schedule ${id} of ${where} (${row.method}) failed (attempt ${attempts} of ${most}), tried again in ${delay / 1000} s: ${error}`);
+      this.#store.updateSchedules([{ op: "retry", id, attempts, due: Date.now() + delay, status: "pending", error }]);
+    }
+  }
+
+  // --- the index of the model's objects -------------------------------------
+
+  /** Tells the model's index whether the object has state, if it was not told yet; on failure, tries again from the alarm. */
+  async #syncIndex(): Promise<void> {
+    const objectId = this.#objectId;
+    if (objectId === null || !this.#index.needed(this.#state.present)) return;
+    await this.#index.sync(objectId, this.#state.version, this.#state.present);
+    if (this.#index.retryAt !== null) await this.#planAlarm();
   }
 
   // --- operations ---------------------------------------------------------
@@ -282,6 +484,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   /** A change: replayed from its request id's record, or performed (and remembered if it changed something). */
   async #change(operation: Change, chain: readonly Link[]): Promise<Reply> {
     try {
+      if (this.#refused !== null && operation.op !== "delete") throw this.#refused;
       if (operation.requestId === null) return await this.#perform(operation, null, chain);
       const key = { requestId: operation.requestId, digest: await sha256Hex(operationText(operation)) };
       const remembered = this.#store.recall(key.requestId);
@@ -351,14 +554,22 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     const method = this.#method(name);
     const args = checkArguments(method.args, given);
     const base = this.#baseTexts();
-    const call: CallContext = { draft: new Draft(base), events: [], chain, requestId, made: new Map() };
+    const call: CallContext = { draft: new Draft(base), events: [], chain, requestId, made: new Map(), scheduled: new Map(), cancelled: [] };
     const result = await this.#run(name, method, args, call);
     const resultJson = this.#encodeResult(name, method, result);
     const written = this.#written(name, call.draft, base);
     checkEvents(call.events);
-    if (written.size > 0 || call.events.length > 0) {
+    // Making or cancelling a schedule is a change too: it is stored with the call's.
+    const schedules: ScheduleOp[] = [
+      ...[...call.scheduled].map(([id, { at, method, args }]): ScheduleOp => ({
+        op: "add",
+        row: { id, due: at, at, method, args: JSON.stringify(args), attempts: 0, status: "pending", error: null },
+      })),
+      ...call.cancelled.map((id): ScheduleOp => ({ op: "remove", id })),
+    ];
+    if (written.size > 0 || call.events.length > 0 || schedules.length > 0) {
       const next = this.#next(base, written);
-      await this.#apply(next, call.events, key, "call", 200, resultJson);
+      await this.#apply(next, { events: call.events, key, kind: "call", status: 200, result: resultJson, schedules });
     }
     return { status: 200, body: `{"result":${resultJson},${this.#stateMembers(have)}}` };
   }
@@ -442,7 +653,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
     const fields = textsOf(this.#spec.createState(given));
     checkStateSize(stateBytes(fields));
-    await this.#apply({ fields, touched: null, values: new Map() }, [], key, "create", 201);
+    await this.#apply({ fields, touched: null, values: new Map() }, { key, kind: "create", status: 201 });
     return { status: 201, body: `{${this.#stateMembers(have)}}` };
   }
 
@@ -458,7 +669,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     if (!state.present) {
       const created = textsOf(this.#spec.createState(fields));
       checkStateSize(stateBytes(created));
-      await this.#apply({ fields: created, touched: null, values: new Map() }, [], key, "update", 200);
+      await this.#apply({ fields: created, touched: null, values: new Map() }, { key, kind: "update", status: 200 });
       return { status: 200, body: `{${this.#stateMembers(have)}}` };
     }
     const written = new Map<string, Written>();
@@ -469,40 +680,51 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
       written.set(name, { text, value });
     }
     if (written.size === 0) return this.#readReply(have);
-    await this.#apply(this.#next(state.texts!, written), [], key, "update", 200);
+    await this.#apply(this.#next(state.texts!, written), { key, kind: "update", status: 200 });
     return { status: 200, body: `{${this.#stateMembers(have)}}` };
   }
 
   async #delete(key: RequestKey | null): Promise<Reply> {
     if (!this.#state.present) return { status: 200, body: `{"deleted":false,"version":${this.#state.version},"state":null}` };
-    await this.#apply({ fields: null, touched: null, values: new Map() }, [], key, "delete", 200);
+    // The schedules the state made go with it; the event log stays.
+    await this.#apply({ fields: null, touched: null, values: new Map() }, { key, kind: "delete", status: 200, schedules: [{ op: "clear" }] });
     return { status: 200, body: `{"deleted":true,"version":${this.#state.version},"state":null}` };
   }
 
   /**
-   * Commits the next version, with the record of its request id (what a repeat
-   * needs: status, version, result), then tells subscribers: the state (whole
-   * or patched), then the events.
+   * Commits the next version, with its events, what it did to schedules (a
+   * schedule whose call this is goes with it), and the record of its request id
+   * (what a repeat needs: status, version, result); then tells subscribers the
+   * state (whole or patched) and the events, and the index when the state
+   * appeared or disappeared. State migrated on load is stored whole.
    */
-  async #apply(next: Next, events: EmittedEvent[], key: RequestKey | null, kind: ChangeKind, status: number, result: string | null = null): Promise<void> {
+  async #apply(next: Next, change: AppliedChange): Promise<void> {
+    const { events = [], key, kind, status, result = null } = change;
+    const schedules = [...(change.schedules ?? [])];
+    if (this.#firing !== null && !this.#firing.removed) {
+      schedules.push({ op: "remove", id: this.#firing.id });
+      this.#firing.removed = true;
+    }
+    if (this.#migrated && next.touched !== null) next = { fields: new Map([...this.#state.texts!, ...next.fields!]), touched: null, values: next.values };
     const version = this.#state.version + 1;
     const remembered: Remembered | null = key === null ? null : { ...key, kind, status, version, result };
-    this.#store.commit({ version, fields: next.fields, replace: next.touched === null }, remembered);
+    const logged: LoggedEvent[] = events.map((event, index) => ({
+      version,
+      index,
+      count: events.length,
+      name: event.name,
+      data: event.dataJson,
+      size: utf8Length(event.name) + utf8Length(event.dataJson),
+    }));
+    const schemaVersion = this.#spec.schemaVersion;
+    this.#store.commit({ version, fields: next.fields, replace: next.touched === null, events: logged, schedules, schemaVersion }, remembered);
     this.#state.advance(version, next.fields, next.touched, next.values);
+    this.#migrated = false;
+    this.#refused = null;
     this.#broadcast(next.touched, events);
-    if (remembered !== null) await this.#scheduleExpiry();
-  }
-
-  /** Makes sure an alarm will prune request ids; the change is already stored, so this never fails it. */
-  async #scheduleExpiry(): Promise<void> {
-    if (this.#alarmAt !== null) return;
-    const at = Date.now() + this.#store.retention.maxAgeMs;
-    try {
-      await this.ctx.storage.setAlarm(at);
-      this.#alarmAt = at;
-    } catch (error) {
-      console.warn("could not schedule request id pruning:", describeThrown(error).message);
-    }
+    if (remembered !== null && this.#pruneAt === null) this.#pruneAt = Date.now() + this.#store.retention.maxAgeMs;
+    if (this.#index.needed(this.#state.present)) await this.#syncIndex();
+    if (schedules.some((op) => op.op === "add") || (remembered !== null && this.#alarmAt === null)) await this.#planAlarm();
   }
 
   /** The fields a method starts from: the stored state, or the defaults of a virtual object. */
@@ -594,23 +816,41 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
 
   /**
    * Starts a subscription: the current state first, unless the subscriber
-   * already holds it (`since`); as a patch when it asked for patches and the
-   * object knows what changed since its version.
+   * already holds it (`since`), as a patch when it asked for patches and the
+   * object knows what changed since its version; then, for a subscriber that
+   * resumes and wants events, the logged events of the versions after `since`
+   * (after a gap frame if the log no longer holds them all).
    */
   #subscribe(ws: WebSocket, frame: Extract<ClientFrame, { type: "subscribe" }>): void {
     const connection = this.#connection(ws);
     if (connection.subscription.subscribed) {
       return this.#send(ws, [errorFrame(null, new Failure("bad_request", "this connection is already subscribed"))]);
     }
+    if (this.#refused !== null) return this.#send(ws, [errorFrame(null, this.#refused)]);
     const { since, snapshots, events, patches } = frame;
     const subscription = (connection.subscription = { subscribed: true, snapshots, events, patches, since });
     const state = this.#state;
     if (since !== null && state.version <= since) return this.#send(ws, []);
     subscription.since = state.version;
-    if (!snapshots) return this.#send(ws, []);
-    const names = patches && since !== null && state.present ? state.changedSince(since) : null;
-    const first = names === null ? snapshotFrame(state.version, state.text()) : patchFrame(state.version, since!, state.fieldsText(names));
-    this.#send(ws, [first]);
+    if (snapshots) {
+      const names = patches && since !== null && state.present ? state.changedSince(since) : null;
+      const first = names === null ? snapshotFrame(state.version, state.text()) : patchFrame(state.version, since!, state.fieldsText(names));
+      this.#send(ws, [first]);
+    }
+    if (since !== null && events) this.#send(ws, this.#missedEvents(since), undefined, true);
+    else if (!snapshots) this.#send(ws, []);
+  }
+
+  /** The frames of the logged events after version `since`, after a gap frame if some are no longer logged. */
+  #missedEvents(since: number): string[] {
+    const version = this.#state.version;
+    const { events, dropped } = this.#store.loggedEvents(since, version);
+    const frames = events.map(
+      (event) =>
+        `{"type":"event","version":${event.version},"index":${event.index},"count":${event.count},"name":${JSON.stringify(event.name)},"data":${event.data}}`,
+    );
+    if (dropped > since) frames.unshift(gapFrame(since, events[0] === undefined ? version : events[0].version - 1));
+    return frames;
   }
 
   #connection(ws: WebSocket): Connection {
@@ -633,8 +873,10 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
    * ping (the runtime answers `{"type":"ping"}` itself and records when). A
    * socket over 1,000 frames or 8 MiB is closed with 4008 instead: the runtime
    * buffers whatever a client does not read, and shows no send buffer to measure.
+   * The frames of a replay (the events a resuming subscriber missed, up to the
+   * event log's 1,000) count in bytes only.
    */
-  #send(ws: WebSocket, frames: string[], sizes?: number[]): void {
+  #send(ws: WebSocket, frames: string[], sizes?: number[], replay = false): void {
     const connection = this.#connection(ws);
     if (connection.closed) return;
     const pingAt = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? null;
@@ -643,7 +885,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
       this.#acknowledged(connection);
     }
     for (const [index, frame] of frames.entries()) {
-      connection.frames += 1;
+      if (!replay) connection.frames += 1;
       connection.bytes += sizes?.[index] ?? utf8Length(frame);
       if (connection.frames > MAX_UNACKNOWLEDGED_FRAMES || connection.bytes > MAX_UNACKNOWLEDGED_BYTES) {
         connection.closed = true;
@@ -680,7 +922,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     const frames = new LazyFrames();
     const snapshot = () => frames.get("snapshot", () => snapshotFrame(version, state.text()));
     const patch = () => frames.get("patch", () => patchFrame(version, version - 1, state.fieldsText(touched!)));
-    const eventFrames = events.map((event, index) => () => frames.get(`event ${index}`, () => eventFrame(version, event)));
+    const eventFrames = events.map((event, index) => () => frames.get(`event ${index}`, () => eventFrame(version, event, index, events.length)));
     for (const ws of sockets) {
       const { subscription } = this.#connection(ws);
       if (!subscription.subscribed) continue;

@@ -20,6 +20,23 @@ export const MAX_STATE_BYTES = 1_048_576;
 export const MAX_EVENTS_BYTES = 262_144;
 /** Largest encoded result a method may return. */
 export const MAX_RESULT_BYTES = 1_048_576;
+/** An object's event log keeps at most this many events... */
+export const EVENT_LOG_EVENTS = 1_000;
+/** ...this many bytes of them (each event: its name and its data's JSON, in UTF-8)... */
+export const EVENT_LOG_BYTES = 1_048_576;
+/** ...for at most this long, in milliseconds. */
+export const EVENT_LOG_MS = 24 * 3_600_000;
+/** Times a schedule's call is tried before the schedule is kept as failed. */
+export const SCHEDULE_ATTEMPTS = 10;
+/** Milliseconds before the first retry of a failed schedule; each later one waits twice as long... */
+export const SCHEDULE_RETRY_FIRST_MS = 1_000;
+/** ...up to this. */
+export const SCHEDULE_RETRY_MAX_MS = 300_000;
+/** The request id of a schedule's call is this and the schedule's id. */
+export const SCHEDULE_REQUEST_PREFIX = "schedule:";
+/** Ids a listing page holds when the request does not say, and at most. */
+export const LIST_LIMIT = 100;
+export const MAX_LIST_LIMIT = 1_000;
 /** Calls one connection may have waiting for their reply; more are answered `overloaded`. */
 export const MAX_UNANSWERED_CALLS = 256;
 /** Frames and bytes a server sends on a connection between two pings before it closes it (4008). */

@@ -8,6 +8,7 @@ import { authorized } from "./auth";
 import { Failure } from "./errors";
 import { readJsonBody, respond, respondFailure, respondJson } from "./http";
 import { OBJECTS_WITH_SOCKETS, type ModelClass } from "./object";
+import { listObjects, parseListQuery, setIndexShards } from "./listing";
 import { namespaceOf, registerModel } from "./registry";
 import {
   checkMethodName,
@@ -30,6 +31,7 @@ import {
 /** The RPC surface of a model object, as the router sees it. */
 interface ModelStub {
   dispatch(operation: Operation, caller?: Caller): Promise<Reply>;
+  schedules(caller?: Caller): Promise<Reply>;
   fetch(request: Request): Promise<Response>;
   goAway(): Promise<number>;
 }
@@ -48,16 +50,26 @@ export type ModelBindings = Record<string, ModelClass>;
 
 /** A request's route after the path was split and decoded. */
 type ObjectRoute =
+  | { kind: "list"; model: string }
   | { kind: "object"; model: string; id: string }
   | { kind: "call"; model: string; id: string; method: string }
+  | { kind: "schedules"; model: string; id: string }
   | { kind: "socket"; model: string; id: string };
 
 const ALLOWED: Record<ObjectRoute["kind"] | "health", readonly string[]> = {
   health: ["GET"],
+  list: ["GET"],
   object: ["GET", "PUT", "PATCH", "DELETE"],
   call: ["POST"],
+  schedules: ["GET"],
   socket: ["GET"],
 };
+
+/** What a router serves besides its models. */
+export interface RouterOptions {
+  /** Shards of each model's index of objects (default 4); every deployment of the Worker must keep the same. */
+  indexShards?: number;
+}
 
 const HEALTH_PATH = "/v1/health";
 const MODELS_PATH = "/v1/models";
@@ -65,7 +77,8 @@ const MODELS_PATH = "/v1/models";
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
 /** Builds the Worker's `fetch` handler serving the given models. */
-export function createRouter(bindings: ModelBindings): ExportedHandler<RouterEnv> {
+export function createRouter(bindings: ModelBindings, options: RouterOptions = {}): ExportedHandler<RouterEnv> {
+  if (options.indexShards !== undefined) setIndexShards(options.indexShards);
   const namespaces = new Map<string, string>();
   for (const [binding, model] of Object.entries(bindings)) namespaces.set(model.spec.name, binding);
   for (const [model, binding] of namespaces) registerModel(model, binding);
@@ -93,9 +106,12 @@ async function route(request: Request, env: RouterEnv, namespaces: Map<string, s
   checkMethod(request, target.kind, path);
   checkUpgrade(request, target.kind === "socket");
   const namespace = objectNamespace(env, namespaces, target.model);
+  if (target.kind === "list") return respondJson(200, { ...(await listObjects(env, target.model, parseListQuery(rawQuery(request.url)))) });
+  const caller: Caller = { objectId: target.id, chain: [] };
+  if (target.kind === "schedules") return respond(await rpc(() => objectStub(namespace, target.id).schedules(caller)));
   if (target.kind === "socket") return objectStub(namespace, target.id).fetch(withObjectId(request, target.id));
   const operation = await readOperation(request, target);
-  return respond(await dispatch(objectStub(namespace, target.id), operation, { objectId: target.id, chain: [] }));
+  return respond(await rpc(() => objectStub(namespace, target.id).dispatch(operation, caller)));
 }
 
 // --- GET /v1/models: the schema document the models were generated from ---
@@ -245,14 +261,16 @@ function checkProtocol(request: Request): void {
  */
 function parsePath(path: string): ObjectRoute {
   const segments = path.split("/");
-  if (segments.length < 5 || segments[0] !== "" || segments[1] !== "v1" || segments[2] !== "objects") throw notFound(path);
+  if (segments.length < 4 || segments[0] !== "" || segments[1] !== "v1" || segments[2] !== "objects") throw notFound(path);
   const model = decodeSegment(segments[3]!);
   checkModelName(model);
+  if (segments.length === 4) return { kind: "list", model };
   const id = decodeSegment(segments[4]!);
   checkObjectId(id);
   const rest = segments.slice(5);
   if (rest.length === 0) return { kind: "object", model, id };
   if (rest.length === 1 && rest[0] === "ws") return { kind: "socket", model, id };
+  if (rest.length === 1 && rest[0] === "schedules") return { kind: "schedules", model, id };
   if (rest.length === 2 && rest[0] === "call") {
     const method = decodeSegment(rest[1]!);
     checkMethodName(method);
@@ -285,7 +303,7 @@ function objectStub(namespace: Namespace, id: string): ModelStub {
 }
 
 /** The operation a request asks for; bodies are read (and refused) before any object is reached. */
-async function readOperation(request: Request, target: Exclude<ObjectRoute, { kind: "socket" }>): Promise<Operation> {
+async function readOperation(request: Request, target: Extract<ObjectRoute, { kind: "object" | "call" }>): Promise<Operation> {
   if (target.kind === "object" && request.method === "GET") return { op: "read", have: haveOfQuery(rawQuery(request.url)) };
   const body = (await readJsonBody(request)) ?? EMPTY_BODY;
   if (target.kind === "call") return parseCallBody(target.method, body);
@@ -306,9 +324,9 @@ function withObjectId(request: Request, id: string): Request {
   return new Request(request, { headers });
 }
 
-async function dispatch(stub: ModelStub, operation: Operation, caller: Caller): Promise<Reply> {
+async function rpc(call: () => Promise<Reply>): Promise<Reply> {
   try {
-    return await stub.dispatch(operation, caller);
+    return await call();
   } catch (error) {
     throw unexpected(error);
   }

@@ -5,8 +5,8 @@
  * datetimes and UUIDs as pydantic writes them), so what the Worker stores is
  * what a Python host would have stored.
  */
-import { Failure } from "./errors";
-import { hasOwn, type Json, type JsonObject } from "./json";
+import { describeThrown, Failure } from "./errors";
+import { hasOwn, isJson, isJsonObject, type Json, type JsonObject } from "./json";
 import { MODEL_NAME } from "./protocol";
 import { RemoteMethod } from "./remote";
 import { INVALID, isDefaulted, parseMembers, typeOf, type Invalid, type Issue, type Specs, type Type } from "./types";
@@ -65,6 +65,8 @@ export interface ModelOptions {
   readonly events?: Readonly<Record<string, Type<JsonObject>>>;
   /** The schema document (`GET /v1/models`) the model was generated from, as JSON text. */
   readonly document?: string;
+  /** The model's schema version (`schema_version=` of the Python model; 1 by default). */
+  readonly schemaVersion?: number;
 }
 
 /**
@@ -82,6 +84,8 @@ export class ModelSpec<S extends object = JsonObject, M extends object = Record<
   readonly methods: Readonly<Record<string, MethodSpec>>;
   readonly events: Readonly<Record<string, Type<JsonObject>>> | null;
   readonly document: string | null;
+  /** The schema version of the state this code writes; stored state records the one that wrote it. */
+  readonly schemaVersion: number;
 
   constructor(
     readonly name: string,
@@ -96,6 +100,10 @@ export class ModelSpec<S extends object = JsonObject, M extends object = Record<
     this.methods = options.methods ?? {};
     this.events = options.events ?? null;
     this.document = options.document ?? null;
+    this.schemaVersion = options.schemaVersion ?? 1;
+    if (!Number.isSafeInteger(this.schemaVersion) || this.schemaVersion < 1) {
+      throw new TypeError(`the schema version of ${name} must be an integer from 1, not ${String(options.schemaVersion)}`);
+    }
   }
 
   /**
@@ -199,6 +207,48 @@ export class ModelSpec<S extends object = JsonObject, M extends object = Record<
     }
     return parsed;
   }
+}
+
+/**
+ * State stored by an older schema version, brought to the model's: its JSON
+ * (every stored field, known or not) through the migrations from its version
+ * up to the model's, in order (a version without one changes nothing), then
+ * validated as a whole state. Answers the fields' texts, or the failure every
+ * operation on the object gets (`validation_error`, of type `migration_failed`
+ * when a migration threw).
+ */
+export function migrateState(
+  spec: ModelSpec,
+  migrations: Readonly<Record<number, (data: JsonObject) => JsonObject>>,
+  stored: { fields: ReadonlyMap<string, string> | null; schemaVersion: number },
+  where: string,
+): Map<string, string> | Failure {
+  const from = stored.schemaVersion;
+  let data: JsonObject = Object.fromEntries([...(stored.fields ?? [])].map(([name, text]) => [name, JSON.parse(text) as Json]));
+  try {
+    for (let version = from; version < spec.schemaVersion; version++) {
+      const step = Object.hasOwn(migrations, version) ? migrations[version] : undefined;
+      if (step === undefined) continue;
+      const next: unknown = step(data);
+      if (!isJsonObject(next) || !isJson(next)) {
+        throw new TypeError(`the migration from schema version ${version} returned ${Array.isArray(next) ? "an array" : typeof next}, not a JSON object`);
+      }
+      data = next;
+    }
+  } catch (thrown) {
+    const { type, message } = describeThrown(thrown);
+    const text = `migrating ${where} from schema version ${from} failed: ${type}: ${message}`;
+    return new Failure("validation_error", text, { errors: [{ loc: [], msg: text, type: "migration_failed" }] });
+  }
+  const issues: Issue[] = [];
+  const parsed = parseMembers(spec.fields, data, [], issues);
+  if (parsed === INVALID || issues.length > 0) {
+    const summary = issues.map((issue) => `${issue.loc.join(".") || "(root)"}: ${issue.msg}`).join("; ");
+    return new Failure("validation_error", `${where} stored by schema version ${from} does not validate after its migrations to ${spec.schemaVersion}: ${summary}`, {
+      errors: issues.map((issue) => ({ loc: issue.loc, msg: issue.msg, type: issue.type })),
+    });
+  }
+  return new Map(Object.entries(parsed).map(([name, value]) => [name, JSON.stringify(value)]));
 }
 
 /** An event that does not match its declaration: reported as pydantic's `ValidationError`. */

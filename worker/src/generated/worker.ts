@@ -2,7 +2,7 @@
 // change the Python models, then run `npm run generate` (or the same command).
 
 /** The Worker: every model's Durable Object class, and the router serving them. */
-import { createRouter, DurableShutdown } from "cloudflare-durable";
+import { createRouter, DurableIndex, DurableShutdown } from "cloudflare-durable";
 import { Account } from "../models/account";
 import type { AccountChecked } from "./account";
 import { Auction } from "../models/auction";
@@ -32,6 +32,7 @@ implementsModel<TransferChecked<Transfer>>(Transfer.prototype);
 implementsModel<WalletChecked<Wallet>>(Wallet.prototype);
 
 // DurableShutdown: the local server closes every WebSocket with 1001 through it.
-export { Account, Auction, ChatRoom, Counter, Document, Transfer, Wallet, DurableShutdown };
+// DurableIndex: the index of each model's objects (bound as DURABLE_INDEX).
+export { Account, Auction, ChatRoom, Counter, Document, Transfer, Wallet, DurableIndex, DurableShutdown };
 
 export default createRouter({ ACCOUNT: Account, AUCTION: Auction, CHAT_ROOM: ChatRoom, COUNTER: Counter, DOCUMENT: Document, TRANSFER: Transfer, WALLET: Wallet });

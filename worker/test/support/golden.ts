@@ -45,6 +45,7 @@ interface HttpStep {
 
 export type Step =
   | HttpStep
+  | { repeat: number; steps: Step[] }
   | { ws_open: string; auth?: Auth; headers?: Headers; absent_headers?: string[]; expect_headers?: Headers }
   | { ws_send: unknown }
   | { ws_send_raw: string }
@@ -119,11 +120,36 @@ function upgradeInit(target: Target, auth: Auth, hasAuth: boolean, extra?: Heade
   return { headers: { Upgrade: "websocket", ...headersFor(target, auth, hasAuth, extra) } };
 }
 
+/** `value` with each `{name}` of `tokens` replaced in every string in it (keys too). */
+export function substituted<T>(value: T, tokens: Record<string, string>): T {
+  if (typeof value === "string") {
+    let text: string = value;
+    for (const [name, token] of Object.entries(tokens)) text = text.replaceAll(`{${name}}`, token);
+    return text as T;
+  }
+  if (Array.isArray(value)) return value.map((item) => substituted(item, tokens)) as T;
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [substituted(key, tokens), substituted(item, tokens)])) as T;
+  }
+  return value;
+}
+
+/** The steps, with each `{"repeat": n, "steps": [...]}` unrolled (`{i}`: 0 to n-1). */
+export function* expanded(steps: Step[]): Generator<Step> {
+  for (const step of steps) {
+    if ("repeat" in step) {
+      for (let number = 0; number < step.repeat; number++) yield* expanded(substituted(step.steps, { i: String(number) }));
+    } else {
+      yield step;
+    }
+  }
+}
+
 /** Runs one case: its steps in order, with one WebSocket at most. */
 export async function runCase(target: Target, golden: GoldenCase, run: string): Promise<void> {
   let socket: FrameQueue | null = null;
   try {
-    for (const [index, step] of golden.steps.entries()) {
+    for (const [index, step] of [...expanded(substituted(golden.steps, { run }))].entries()) {
       const where = `${golden.name} / step ${index + 1}`;
       socket = (await runStep(target, step, run, socket, where)) ?? socket;
     }

@@ -2,7 +2,7 @@
 // change the Python models, then run `npm run generate` (or the same command).
 
 /** The Worker: every model's Durable Object class, and the router serving them. */
-import { createRouter, DurableShutdown } from "cloudflare-durable";
+import { createRouter, DurableIndex, DurableShutdown } from "cloudflare-durable";
 import { Purse } from "../models/purse";
 import type { PurseChecked } from "./purse";
 import { Relay } from "../models/relay";
@@ -20,6 +20,7 @@ implementsModel<RelayChecked<Relay>>(Relay.prototype);
 implementsModel<TellerChecked<Teller>>(Teller.prototype);
 
 // DurableShutdown: the local server closes every WebSocket with 1001 through it.
-export { Purse, Relay, Teller, DurableShutdown };
+// DurableIndex: the index of each model's objects (bound as DURABLE_INDEX).
+export { Purse, Relay, Teller, DurableIndex, DurableShutdown };
 
 export default createRouter({ PURSE: Purse, RELAY: Relay, TELLER: Teller });
