@@ -734,9 +734,10 @@ def _base_class(
         text += f"  abstract {_member_name(name)}({_signature(params)}): {returns};\n"
     if naming.schema_version > 1:
         text += (
-            f"  /**\n   * Migrations of state stored by schema versions before {naming.schema_version}, "
-            "as the Python model's\n   * `@migration(from_version=N)`: write one for each older "
-            "version (return the data\n   * unchanged when the Python model has none for it).\n   */\n"
+            "  /**\n   * Migrations of state stored by schema versions before "
+            f"{naming.schema_version}, as the Python model's\n"
+            "   * `@migration(from_version=N)`: write one for each older version (return "
+            "the data\n   * unchanged when the Python model has none for it).\n   */\n"
             f"  protected abstract override migrations(): {cls}Migrations;\n"
         )
     if methods:
@@ -874,8 +875,10 @@ def stub(naming: Naming, model: dict[str, Any], document: dict[str, Any]) -> str
     if naming.schema_version > 1:
         entries = "".join(
             f"      {version}: () => {{\n        throw new NotImplementedError("
-            f"{json.dumps(f'the migration of {naming.wire} from schema version {version} is not written yet')});\n"
-            "      },\n"
+            + json.dumps(
+                f"the migration of {naming.wire} from schema version {version} is not written yet"
+            )
+            + ");\n      },\n"
             for version in range(1, naming.schema_version)
         )
         text += (
@@ -884,7 +887,9 @@ def stub(naming: Naming, model: dict[str, Any], document: dict[str, Any]) -> str
             f"  protected override migrations(): {cls}Migrations {{\n"
             f"    return {{\n{entries}    }};\n  }}\n"
         )
-        lines[1] = f'import {{ {cls}Base, type {cls}Migrations }} from "../generated/{naming.module}";\n'
+        lines[1] = (
+            f'import {{ {cls}Base, type {cls}Migrations }} from "../generated/{naming.module}";\n'
+        )
     if types_used:
         lines.append(
             f'import type {{ {", ".join(sorted(types_used))} }} from "../generated/types";\n'
