@@ -3,6 +3,10 @@
 
 /** The Worker: every model's Durable Object class, and the router serving them. */
 import { createRouter, DurableIndex, DurableShutdown } from "cloudflare-durable";
+import { Item } from "../models/item";
+import type { ItemChecked } from "./item";
+import { Timer } from "../models/timer";
+import type { TimerChecked } from "./timer";
 import { Purse } from "../models/purse";
 import type { PurseChecked } from "./purse";
 import { Relay } from "../models/relay";
@@ -15,12 +19,14 @@ import type { TellerChecked } from "./teller";
 function implementsModel<T>(prototype: T): void {
   void prototype;
 }
+implementsModel<ItemChecked<Item>>(Item.prototype);
+implementsModel<TimerChecked<Timer>>(Timer.prototype);
 implementsModel<PurseChecked<Purse>>(Purse.prototype);
 implementsModel<RelayChecked<Relay>>(Relay.prototype);
 implementsModel<TellerChecked<Teller>>(Teller.prototype);
 
 // DurableShutdown: the local server closes every WebSocket with 1001 through it.
 // DurableIndex: the index of each model's objects (bound as DURABLE_INDEX).
-export { Purse, Relay, Teller, DurableIndex, DurableShutdown };
+export { Item, Timer, Purse, Relay, Teller, DurableIndex, DurableShutdown };
 
-export default createRouter({ PURSE: Purse, RELAY: Relay, TELLER: Teller });
+export default createRouter({ ITEM: Item, TIMER: Timer, PURSE: Purse, RELAY: Relay, TELLER: Teller });
