@@ -398,7 +398,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   override async alarm(): Promise<void> {
     this.#alarmAt = null;
     this.#pruneAt = this.#store.pruneExpired();
-    if (this.#index.retryAt !== null && this.#index.retryAt <= Date.now()) await this.#exclusive(() => this.#syncIndex());
+    if (this.#index.retryAt !== null) await this.#exclusive(() => this.#syncIndex());
     await this.#fireDue();
     await this.#planAlarm();
   }
