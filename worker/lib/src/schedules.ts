@@ -50,9 +50,13 @@ export function dueOf(when: When, now = Date.now()): number {
     if (!/(?:[zZ]|[+-]\d{2}:?\d{2})$/.test(when.trim())) {
       throw new TypeError(`schedule() needs a time with an offset (such as "Z"); ${JSON.stringify(when)} does not say which time it is`);
     }
-    const at = Date.parse(when.trim());
+    // Milliseconds, rounded up (a time kept to the millisecond is never before the one given).
+    const text = when.trim();
+    const fraction = /\.(\d+)/.exec(text);
+    const finer = fraction !== null && /[1-9]/.test(fraction[1]!.slice(3));
+    const at = Date.parse(fraction === null ? text : text.replace(fraction[0], `.${fraction[1]!.slice(0, 3).padEnd(3, "0")}`));
     if (!Number.isFinite(at)) throw new TypeError(`schedule() cannot read the time ${JSON.stringify(when)}`);
-    return at;
+    return finer ? at + 1 : at;
   }
   if (typeof when !== "number" || !Number.isFinite(when) || Math.abs(when) > 1e11) {
     throw new TypeError(`schedule() takes a Date, a time or seconds, not ${String(when)}`);

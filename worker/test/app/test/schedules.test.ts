@@ -133,3 +133,18 @@ export abstract class TypedSchedules extends TimerBase {
     this.schedule(1, "later", "note");
   }
 }
+
+describe("when a schedule is due", () => {
+  it("reads Dates, times with an offset (rounded up to the millisecond) and seconds from now", async () => {
+    const { dueOf } = await import("../../../lib/src/schedules");
+    expect(dueOf(new Date(1_000))).toBe(1_000);
+    expect(dueOf("1970-01-01T00:00:01Z")).toBe(1_000);
+    expect(dueOf("1970-01-01T01:00:01+01:00")).toBe(1_000);
+    expect(dueOf("1970-01-01T00:00:01.0001Z")).toBe(1_001);
+    expect(dueOf("1970-01-01T00:00:01.123000Z")).toBe(1_123);
+    expect(dueOf(1.5, 10_000)).toBe(11_500);
+    expect(dueOf(0.0001, 10_000)).toBe(10_001);
+    expect(() => dueOf("1970-01-01T00:00:01")).toThrow(TypeError);
+    expect(() => dueOf(Number.POSITIVE_INFINITY)).toThrow(TypeError);
+  });
+});
