@@ -46,7 +46,7 @@ import {
   type Reply,
 } from "./protocol";
 import { RemoteMethod } from "./remote";
-import { checkArguments, migrateState, ModelSpec } from "./schema";
+import { checkArguments, migrateState, ModelSpec, type ModelOptions } from "./schema";
 import { Draft, fieldBytes, ObjectState, sameJson, stateBytes, textsOf, type FieldTexts, type Touched } from "./state";
 import { IndexSync } from "./listing";
 import { DEFAULT_SCHEDULE_RETRY, dueOf, retryDelay, scheduledArguments, scheduleId, scheduleJson, type ScheduleRetry, type When } from "./schedules";
@@ -68,6 +68,7 @@ const RESERVED = new Set([
   "schedule",
   "cancelSchedule",
   "schedules",
+  "migrations",
   "emit",
   "ctx",
   "env",
@@ -959,8 +960,8 @@ class LazyFrames {
  * t.int.default(0) }) { ... }`. The name is the model's name on the wire and
  * must match the Python model's.
  */
-export function DurableModel<F extends Specs>(name: string, fields: F) {
-  const spec = new ModelSpec(name, fields);
+export function DurableModel<F extends Specs>(name: string, fields: F, options: ModelOptions = {}) {
+  const spec = new ModelSpec<Infer<F>>(name, fields, options);
   abstract class Model extends DurableModelObject<Infer<F>> {
     static override readonly spec = spec;
   }
