@@ -90,7 +90,7 @@ export class ObjectState {
     return this.#texts;
   }
 
-  /** A stored field's value, decoded once; null when the object has no such field. */
+  /** A stored field's value, decoded once (undefined when the object has no such field). */
   value(name: string): Json | undefined {
     if (this.#texts === null) return undefined;
     let value = this.#values.get(name);
