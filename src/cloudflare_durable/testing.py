@@ -161,7 +161,7 @@ class NetworkHost(ServerProcess):
         self.token = token
 
     def command(self) -> list[str]:
-        argv = [sys.executable, "-m", "cloudflare_durable.host._cli", "serve", self.module]
+        argv = [sys.executable, "-m", "cloudflare_durable._cli", "serve", self.module]
         argv += ["--host", "127.0.0.1", "--port", str(self.port), "--store", self.store]
         if self.token is not None:
             argv += ["--token", self.token]
