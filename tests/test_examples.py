@@ -16,6 +16,7 @@ EXPECTED = {
     "counter.py": "final value: 3",
     "collaborative_document.py": "document at version 4",
     "chat_room.py": "last two: ['bob: hi ann', 'ann: bye']",
+    "blocking_script.py": "counter at 3",
 }
 
 
