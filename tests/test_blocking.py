@@ -234,22 +234,22 @@ def test_the_blocking_example(tmp_path: Path) -> None:
 # -- a remote call that is never awaited --------------------------------------------
 
 
+def _forget_to_await() -> None:
+    Counter.get("never-awaited").increment(1)  # type: ignore[unused-coroutine]  # the mistake
+
+
 def test_a_call_never_awaited_warns_naming_the_method() -> None:
-    handle = Counter.get("never-awaited")
     with pytest.warns(RuntimeWarning, match=r"Counter\.increment\(\) on 'never-awaited'") as seen:
-        handle.increment(1)  # type: ignore[unused-coroutine]  # the mistake under test
-        gc.collect()
+        _forget_to_await()
     [warning] = seen.list  # Python's generic "coroutine ... was never awaited" is not added
     assert "so the call was never sent" in str(warning.message)
 
 
 @pytest.mark.anyio
-async def test_awaited_calls_do_not_warn(tmp_path: Path) -> None:
-    async with DurableClient(store=":memory:") as client:
-        counter = client.get(Counter, "awaited")
-        call = counter.increment(2)
-        assert await call == 2
-        gc.collect()  # filterwarnings = error: any warning would fail the test
+async def test_awaited_calls_do_not_warn(durable_client: DurableClient) -> None:
+    call = Counter.get("awaited").increment(2)
+    assert await call == 2
+    gc.collect()  # filterwarnings = error: any warning would fail the test
 
 
 def test_a_closed_call_does_not_warn() -> None:

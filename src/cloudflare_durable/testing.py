@@ -6,7 +6,7 @@ until it announces its URL, and stop it on ``stop()`` or at the end of a
 starts it again on the same port and store::
 
     with NetworkHost("myapp/models.py", store=tmp_path / "s.sqlite3", token="t") as server:
-        async with DurableClient(server.url, token="t") as client:
+        async with server.client() as client:
             ...
 """
 
@@ -22,7 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
+
+from ._client import DurableClient
 
 __all__ = ["NetworkHost", "ServerProcess", "WorkerHost", "default_worker_dir"]
 
@@ -41,6 +43,7 @@ class ServerProcess:
     """A server in a child process that prints its URL when it is ready."""
 
     startup_timeout: float = 30.0
+    token: str | None = None
 
     def __init__(self, port: int = 0, env: dict[str, str] | None = None) -> None:
         self.port = port
@@ -84,6 +87,13 @@ class ServerProcess:
             time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"{self.command()} did not start:\n{self.output()}")
+
+    def client(self, **options: Any) -> DurableClient:
+        """A ``DurableClient`` for this server (its URL and token); ``options`` are
+        ``DurableClient``'s (``timeout=``, ``retries=``...)."""
+        if not self.url:
+            raise RuntimeError("the server has not started")
+        return DurableClient(self.url, token=self.token, **options)
 
     def output(self) -> str:
         """Everything the server printed since it last started."""

@@ -21,6 +21,6 @@ def scripts() -> None:
     blocking.run(counter.increment("one"))  # E: arg-type
     blocking.iterate(counter.increment(1))  # E: arg-type
     for snapshot in blocking.iterate(counter.subscribe()):
-        snapshot.missing  # E: attr-defined
+        print(snapshot.missing)  # E: attr-defined
     blocking.run(1)  # E: arg-type
     print(text)
