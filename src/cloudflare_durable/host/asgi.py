@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import inspect
 import json
 import logging
 import sys
@@ -24,37 +25,58 @@ from typing import Any, Final, TypeAlias
 
 import anyio
 from anyio.abc import TaskGroup
+from starlette.requests import HTTPConnection
 
 from .. import _exceptions as exc
 from .. import _protocol as proto
+from .. import _tickets as tickets
+from .._codegen.library import library_dir
 from .._models import Event, events_in
 from .._schema import schema_document, schema_json
 from ._fanout import Subscriber
 from ._operations import Outcome
 from ._runtime import Host
 
-__all__ = ["DurableApp", "create_app"]
+__all__ = ["Authorize", "DurableApp", "client_script", "create_app"]
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
 Receive: TypeAlias = Callable[[], Awaitable[Message]]
 Send: TypeAlias = Callable[[Message], Awaitable[None]]
+Authorize: TypeAlias = Callable[[HTTPConnection, str, str, str], bool | Awaitable[bool]]
+"""``authorize(connection, model, object_id, operation)``: may this request do that?
+``operation`` is ``"load"`` (read, or open a WebSocket), ``"create"``, ``"update"``,
+``"delete"`` or a remote method's name."""
 
 logger = logging.getLogger("cloudflare_durable.host")
 
 _VERSION_HEADER: Final = (b"durable-protocol", str(proto.PROTOCOL_VERSION).encode())
 _JSON_HEADERS: Final = [(b"content-type", b"application/json"), _VERSION_HEADER]
+CLIENT_SCRIPT_PATH: Final = "/v1/client.js"
+"""Where the host serves the browser module (no token needed: it is public code)."""
+
+
+def client_script() -> bytes:
+    """The browser ES module (``durable.js``), as shipped with the Worker library."""
+    return (library_dir() / "browser" / "durable.js").read_bytes()
 
 
 def create_app(
-    host: Host, *, token: str | None = None, events: Iterable[type[Event]] | None = None
+    host: Host,
+    *,
+    token: str | None = None,
+    events: Iterable[type[Event]] | None = None,
+    authorize: Authorize | None = None,
 ) -> DurableApp:
-    """An ASGI app serving ``host``; with ``token``, every request must carry it.
+    """An ASGI app serving ``host``; with ``token``, every request must carry it (or a
+    ticket signed with it, see ``cloudflare_durable.issue_ticket``).
 
     ``events`` are the event types ``GET /v1/models`` describes (default: those
-    defined or imported by the modules of the served models).
+    defined or imported by the modules of the served models). ``authorize`` is
+    called for every operation, WebSocket handshake and call frame, after the
+    token or ticket was checked; returning false answers ``403 forbidden``.
     """
-    return DurableApp(host, token=token, events=events)
+    return DurableApp(host, token=token, events=events, authorize=authorize)
 
 
 class DurableApp:
@@ -66,9 +88,12 @@ class DurableApp:
         *,
         token: str | None = None,
         events: Iterable[type[Event]] | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
         self.host = host
         self._token_digest = hashlib.sha256(token.encode()).digest() if token else None
+        self._ticket_key = tickets.ticket_key(token) if token else None
+        self._authorize = authorize
         self._events = None if events is None else list(events)
         self._models_document: Any = None
 
@@ -102,25 +127,62 @@ class DurableApp:
         digest = hashlib.sha256(credential.strip()).digest()
         return hmac.compare_digest(digest, self._token_digest) and scheme.lower() == b"bearer"
 
-    def route(self, scope: Scope, headers: dict[bytes, bytes]) -> proto.Route:
+    def ticket(self, scope: Scope, headers: dict[bytes, bytes]) -> tickets.Ticket | None:
+        """The ticket the request presents instead of the token (None: the token, or no
+        token configured); ``UnauthorizedError`` when it presents neither validly."""
+        if self.authorized(headers):
+            return None
+        assert self._ticket_key is not None
+        scheme, _, credential = headers.get(b"authorization", b"").partition(b" ")
+        presented: str | None = None
+        if scheme.lower() == tickets.TICKET_SCHEME.encode():
+            presented = credential.strip().decode("latin-1")
+        elif scope["type"] == "websocket":
+            presented = tickets.ticket_from_subprotocols(scope.get("subprotocols") or ())
+        if presented is None:
+            raise exc.UnauthorizedError("a valid bearer token is required")
+        return tickets.read_ticket(presented, self._ticket_key)
+
+    def route(
+        self, scope: Scope, headers: dict[bytes, bytes]
+    ) -> tuple[proto.Route, tickets.Ticket | None]:
         """Check auth and version, then route; raises the error to answer with."""
         path = _route_path(scope)
         version = headers.get(proto.PROTOCOL_HEADER.encode())
         if path == "/v1/health":
             proto.check_protocol_header(None if version is None else version.decode("latin-1"))
-            return proto.Route("health")
-        if not self.authorized(headers):
-            raise exc.UnauthorizedError("a valid bearer token is required")
+            return proto.Route("health"), None
+        ticket = self.ticket(scope, headers)
         proto.check_protocol_header(None if version is None else version.decode("latin-1"))
         route = proto.parse_path(path)
         if route.model:
             self.host.model(route.model)
-        return route
+        elif ticket is not None:
+            raise exc.ForbiddenError("a ticket is for one object")
+        return route, ticket
+
+    async def permit(
+        self, scope: Scope, ticket: tickets.Ticket | None, route: proto.Route, operation: str
+    ) -> None:
+        """``ForbiddenError`` unless the ticket (if any) and the ``authorize`` hook allow
+        ``operation`` on the route's object."""
+        if ticket is not None and not ticket.permits(route.model, route.object_id, operation):
+            raise exc.ForbiddenError(f"the ticket does not allow {operation!r} here")
+        if self._authorize is None:
+            return
+        allowed = self._authorize(HTTPConnection(scope), route.model, route.object_id, operation)
+        if inspect.isawaitable(allowed):
+            allowed = await allowed
+        if allowed is not True:
+            raise exc.ForbiddenError(f"{operation!r} is not allowed on this object")
 
     # -- HTTP ----------------------------------------------------------------
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
+        if _route_path(scope) == CLIENT_SCRIPT_PATH and scope["method"] in ("GET", "HEAD"):
+            await _respond(send, 200, client_script(), _SCRIPT_HEADERS)
+            return
         try:
             status, body = await self._handle(scope, headers, receive)
         except exc.DurableError as error:
@@ -134,7 +196,7 @@ class DurableApp:
     async def _handle(
         self, scope: Scope, headers: dict[bytes, bytes], receive: Receive
     ) -> tuple[int, Any]:
-        route = self.route(scope, headers)
+        route, ticket = self.route(scope, headers)
         method = scope["method"]
         if method not in proto.allowed_methods(route.kind):
             raise exc.MethodNotAllowedError(f"{method} is not allowed here")
@@ -144,6 +206,8 @@ class DurableApp:
             return 200, self.models_document()
         if route.kind == "ws":
             raise exc.BadRequestError("this endpoint needs a WebSocket upgrade")
+        operation = tickets.operation_name(route.kind, method, route.method)
+        await self.permit(scope, ticket, route, operation)
         body = await _read_body(headers, receive, required=method in proto.BODY_REQUIRED)
         op = proto.http_operation(route, method, body)
         reply = await self.host.perform(op)
@@ -191,8 +255,17 @@ async def _read_body(
     return proto.loads_object(text)
 
 
-async def _respond(send: Send, status: int, body: bytes) -> None:
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+_SCRIPT_HEADERS: Final = [
+    (b"content-type", b"text/javascript; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, kind: list[tuple[bytes, bytes]] = _JSON_HEADERS
+) -> None:
+    headers = [*kind, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -232,6 +305,7 @@ class _Connection:
         self.backlog = 0
         self.closing: _Closed | None = None
         self.subscriber: Subscriber | None = None
+        self.ticket: tickets.Ticket | None = None
 
     async def run(self) -> None:
         message = await self.receive()
@@ -251,13 +325,17 @@ class _Connection:
     async def _accept(self) -> bool:
         headers = dict(self.scope["headers"])
         try:
-            self.route = self.app.route(self.scope, headers)
+            self.route, self.ticket = self.app.route(self.scope, headers)
             if self.route.kind != "ws":
                 raise exc.NotFoundError("WebSocket connections go to /v1/objects/{model}/{id}/ws")
+            await self.app.permit(self.scope, self.ticket, self.route, "load")
         except exc.DurableError as error:
             await self._refuse(error)
             return False
-        await self.send({"type": "websocket.accept", "headers": [_VERSION_HEADER]})
+        accept: dict[str, Any] = {"type": "websocket.accept", "headers": [_VERSION_HEADER]}
+        if tickets.SUBPROTOCOL in (self.scope.get("subprotocols") or ()):
+            accept["subprotocol"] = tickets.SUBPROTOCOL  # what browsers offer; selected
+        await self.send(accept)
         return True
 
     async def _refuse(self, error: exc.DurableError) -> None:
@@ -283,10 +361,10 @@ class _Connection:
             elif len(text) > proto.MAX_FRAME_BYTES:
                 self._close(1009, "frame too large")
             else:
-                self._frame(text, tg)
+                await self._frame(text, tg)
         await anyio.sleep_forever()  # the writer sends the close frame, then cancels this
 
-    def _frame(self, text: str, tg: TaskGroup) -> None:
+    async def _frame(self, text: str, tg: TaskGroup) -> None:
         try:
             frame = proto.parse_client_frame(text)
         except proto.FrameError as refused:
@@ -295,6 +373,12 @@ class _Connection:
         if isinstance(frame, proto.PingFrame):
             self._queue(proto.PONG_TEXT)
         elif isinstance(frame, proto.CallFrame):
+            if self.ticket is not None or self.app._authorize is not None:
+                try:  # in the reader, so calls still run in the order they came
+                    await self.app.permit(self.scope, self.ticket, self.route, frame.method)
+                except exc.DurableError as error:
+                    self._put(proto.error_frame(frame.id, error))
+                    return
             self._call(frame, tg)
         else:
             self._subscribe(frame)

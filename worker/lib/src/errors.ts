@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   bad_request: { status: 400, retryable: false },
   unsupported_protocol: { status: 400, retryable: false },
   unauthorized: { status: 401, retryable: false },
+  forbidden: { status: 403, retryable: false },
   not_found: { status: 404, retryable: false },
   unknown_model: { status: 404, retryable: false },
   unknown_method: { status: 404, retryable: false },

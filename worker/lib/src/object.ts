@@ -32,6 +32,7 @@ import {
   type Reply,
 } from "./protocol";
 import { RemoteMethod } from "./remote";
+import { selectedSubprotocol, socketMayCall, ticketTags } from "./ticket";
 import { checkArguments, ModelSpec } from "./schema";
 import { DEFAULT_RETENTION, ObjectStore, type Retention, type Stored } from "./store";
 import { INVALID, type Infer, type Issue, type Specs } from "./types";
@@ -122,9 +123,12 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    this.ctx.acceptWebSocket(server);
+    this.ctx.acceptWebSocket(server, ticketTags(request));
     server.serializeAttachment(NOT_SUBSCRIBED);
-    return new Response(null, { status: 101, webSocket: client, headers: { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) } });
+    const headers: Record<string, string> = { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) };
+    const subprotocol = selectedSubprotocol(request);
+    if (subprotocol !== null) headers["Sec-WebSocket-Protocol"] = subprotocol;
+    return new Response(null, { status: 101, webSocket: client, headers });
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -339,6 +343,10 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
       case "subscribe":
         return this.#subscribe(ws, frame);
       case "call": {
+        const method = frame.operation.op === "call" ? frame.operation.method : "";
+        if (!socketMayCall(this.ctx.getTags(ws), method)) {
+          return send(ws, errorFrame(frame.id, new Failure("forbidden", `the ticket does not allow ${JSON.stringify(method)} here`)));
+        }
         const reply = await this.dispatch(frame.operation);
         return send(ws, callReplyFrame(frame.id, reply));
       }

@@ -3,6 +3,7 @@
  * and the body, then hands one operation to the object's Durable Object.
  */
 import { authorized } from "./auth";
+import { checkTicket, presentedTicket, readTicket, TICKET_ALLOW_HEADER, type Ticket } from "./ticket";
 import { Failure } from "./errors";
 import { readJsonObject, respond, respondFailure, respondJson } from "./http";
 import type { ModelClass } from "./object";
@@ -72,13 +73,17 @@ async function route(request: Request, env: RouterEnv, namespaces: Map<string, s
     checkMethod(request, "health", path);
     return respondJson(200, { status: "ok", protocol: PROTOCOL_VERSION });
   }
-  await checkToken(request, env);
+  const ticket = await checkToken(request, env);
   checkProtocol(request);
-  if (path === "/v1/models") return serveSchemaDocument(request, models);
+  if (path === "/v1/models") {
+    if (ticket !== null) throw new Failure("forbidden", "a ticket is for one object");
+    return serveSchemaDocument(request, models);
+  }
   const target = parsePath(path);
   const stub = objectStub(env, namespaces, target.model, target.id);
   checkMethod(request, target.kind, path);
-  if (target.kind === "socket") return openSocket(request, stub);
+  if (ticket !== null) checkTicket(ticket, target.model, target.id, operationName(target, request.method));
+  if (target.kind === "socket") return openSocket(withTicketScope(request, ticket), stub);
   const operation = await readOperation(request, target);
   return respond(await dispatch(stub, operation));
 }
@@ -105,12 +110,30 @@ function checkMethod(request: Request, kind: Route["kind"], path: string): void 
   }
 }
 
-async function checkToken(request: Request, env: RouterEnv): Promise<void> {
+/** Null when the token is right (or none is configured); the ticket presented instead of it. */
+async function checkToken(request: Request, env: RouterEnv): Promise<Ticket | null> {
   const token = env.API_TOKEN;
-  if (token === undefined || token === "") return;
+  if (token === undefined || token === "") return null;
   if (!(await authorized(request.headers.get("Authorization"), token))) {
-    throw new Failure("unauthorized", "missing or wrong bearer token");
+    const ticket = presentedTicket(request);
+    if (ticket === null) throw new Failure("unauthorized", "missing or wrong bearer token");
+    return readTicket(ticket, token);
   }
+  return null;
+}
+
+/** The name tickets know an operation by: `load` (a read, or opening a socket), or what it does. */
+function operationName(target: ObjectRoute, method: string): string {
+  if (target.kind === "call") return target.method;
+  return { PUT: "create", PATCH: "update", DELETE: "delete" }[method] ?? "load";
+}
+
+/** The request to hand the object: a ticket socket carries what the ticket allows it to call. */
+function withTicketScope(request: Request, ticket: Ticket | null): Request {
+  const headers = new Headers(request.headers);
+  headers.delete(TICKET_ALLOW_HEADER);
+  if (ticket !== null) headers.set(TICKET_ALLOW_HEADER, ticket.allow.join(","));
+  return new Request(request, { headers });
 }
 
 function checkProtocol(request: Request): void {
