@@ -5,6 +5,7 @@ the same files inside workerd)."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -16,6 +17,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from cloudflare_durable import issue_ticket
 from cloudflare_durable.testing import NetworkHost, ServerProcess, WorkerHost
 
 from .conftest import MODELS, worker_available
@@ -61,18 +63,37 @@ def matches(expected: Any, actual: Any) -> bool:
     return type(expected) is type(actual) and expected == actual
 
 
-def _headers(step: dict[str, Any]) -> dict[str, str]:
+def _headers(step: dict[str, Any], run: str = "") -> dict[str, str]:
     headers = {"Durable-Protocol": "1"}
     auth = step.get("auth", f"Bearer {TOKEN}")
     if auth is not None:
         headers["Authorization"] = auth
     headers.update(step.get("headers", {}))
+    spec = step.get("ticket")
+    if spec is not None:  # "{ticket}": a ticket made now, signed with the golden token
+        now = time.time() - (120 if spec.get("expired") else 0)
+        object_id = spec["id"].replace("{run}", run)
+        ticket = issue_ticket(TOKEN, spec["model"], object_id, allow=spec["allow"], now=now)
+        headers = {name: value.replace("{ticket}", ticket) for name, value in headers.items()}
     return headers
+
+
+def _connect(url: str, step: dict[str, Any], run: str) -> ClientConnection:
+    """Open a WebSocket; a Sec-WebSocket-Protocol header becomes the offered subprotocols."""
+    headers = _headers(step, run)
+    offered = headers.pop("Sec-WebSocket-Protocol", None)
+    subprotocols = None if offered is None else [p.strip() for p in offered.split(",")]
+    return connect(
+        url,
+        additional_headers=headers,
+        subprotocols=subprotocols,  # type: ignore[arg-type]
+        open_timeout=10,
+    )
 
 
 def _http(client: httpx.Client, step: dict[str, Any], run: str) -> None:
     request = step["request"]
-    headers = {**_headers(request)}
+    headers = {**_headers(request, run)}
     content: bytes | None = None
     if "raw_body" in request:
         content = request["raw_body"].encode()
@@ -97,15 +118,12 @@ def _ws(
     base: str, step: dict[str, Any], run: str, socket: ClientConnection | None, stack: ExitStack
 ) -> ClientConnection | None:
     if "ws_open" in step:
-        url = _ws_url(base, step["ws_open"], run)
-        return stack.enter_context(connect(url, additional_headers=_headers(step), open_timeout=10))
+        opened = stack.enter_context(_connect(_ws_url(base, step["ws_open"], run), step, run))
+        assert opened.subprotocol == step.get("subprotocol")
+        return opened
     if "ws_open_refused" in step:
         with pytest.raises(InvalidStatus) as refused:
-            connect(
-                _ws_url(base, step["ws_open_refused"], run),
-                additional_headers=_headers(step),
-                open_timeout=10,
-            )
+            _connect(_ws_url(base, step["ws_open_refused"], run), step, run)
         response = refused.value.response
         assert response.status_code == step["status"]
         if "body" in step:
