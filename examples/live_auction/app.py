@@ -37,7 +37,7 @@ from starlette.requests import HTTPConnection
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/: the auction models
 from auction import Auction, Wallet
 
-from cloudflare_durable import DurableClient, issue_ticket
+from cloudflare_durable import DurableClient, RemoteError, issue_ticket
 from cloudflare_durable.host import Host
 from cloudflare_durable.host.asgi import client_script, create_app
 
@@ -117,7 +117,10 @@ def ticket(auction_id: str, user: User) -> dict[str, str]:
 @app.post("/api/auctions/{auction_id}/bids")
 async def bid(auction_id: str, amount: int, user: User) -> dict[str, int]:
     """Bid as the logged-in user, through the app's own client."""
-    count = await Auction.get(auction_id, client=client).bid(user, amount)
+    try:
+        count = await Auction.get(auction_id, client=client).bid(user, amount)
+    except RemoteError as refused:  # the method raised: too low, no money, closed
+        raise HTTPException(status_code=409, detail=refused.details["message"]) from refused
     return {"bids": count}
 
 
