@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from cloudflare_durable import DurableClient, blocking
+from cloudflare_durable import DurableClient, blocking, issue_ticket
 from cloudflare_durable.testing import ServerProcess, WorkerHost
 
 from .conftest import ROOT, worker_available
+from .conftest import TOKEN as SUITE_TOKEN
 from .models import Auction
 
 EXAMPLE = ROOT / "examples" / "live_auction"
@@ -168,3 +169,53 @@ def test_the_page_follows_bids_live_and_survives_a_restart(browser: Browser, set
         assert not [url for url in sockets if "t1." in url or TOKEN in url or "?" in url]
     finally:
         context.close()
+
+
+# -- the browser module itself, against both servers ------------------------------
+
+BROWSER_SCRIPT = """
+async ({ url, tickets, id }) => {
+  const { connect, DurableError } = await import("/v1/client.js");
+  const durable = connect({ url, ticket: () => tickets.shift() ?? null, timeout: 10000 });
+  const out = {};
+  out.before = await durable.get("Counter", id);
+  const subscription = durable.subscribe("Counter", id, { events: true });
+  const first = await subscription.next();
+  out.first = first.value;
+  out.result = await durable.call("Counter", id, "increment", { by: 2 });
+  out.next = (await subscription.next()).value;
+  subscription.close();
+  out.done = (await subscription.next()).done;
+  try {
+    await durable.call("Counter", id, "reset");
+  } catch (error) {
+    out.refused = error instanceof DurableError ? error.code : String(error);
+  }
+  durable.close();
+  return out;
+}
+"""
+
+
+@pytest.mark.parametrize("kind", ["network", "worker"])
+def test_the_browser_module_gets_calls_and_subscribes(
+    browser: Browser, kind: str, request: pytest.FixtureRequest, network_host: ServerProcess
+) -> None:
+    server: ServerProcess = request.getfixturevalue(f"{kind}_host")
+    object_id = f"browser-{kind}-{os.urandom(4).hex()}"
+    allow = ["load", "increment"]
+    tickets = [issue_ticket(SUITE_TOKEN, "Counter", object_id, allow=allow) for _ in range(3)]
+    page = browser.new_page()
+    try:
+        page.goto(f"{network_host.url}/v1/client.js")  # an origin that serves the module
+        out = page.evaluate(
+            BROWSER_SCRIPT, {"url": server.url, "tickets": tickets, "id": object_id}
+        )
+    finally:
+        page.close()
+    assert out["before"] == {"version": 0, "state": None}
+    assert out["first"] == {"type": "snapshot", "version": 0, "state": None}
+    assert out["result"] == 2
+    assert out["next"] == {"type": "snapshot", "version": 1, "state": {"value": 2}}
+    assert out["done"] is True
+    assert out["refused"] == "forbidden"
