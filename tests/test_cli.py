@@ -170,8 +170,8 @@ def test_the_call_timeout_bounds_calls_between_objects(tmp_path: Path) -> None:
 
         started = time.monotonic()
         outcomes = anyio.run(deadlock)
-        assert time.monotonic() - started < 5
-        assert "ok" not in outcomes
+        assert time.monotonic() - started < 5  # not the client's 15 s, nor 30 s
+        assert "RemoteError" in outcomes  # one gave up (which frees the other to finish)
 
 
 # -- call, get, watch --------------------------------------------------------------

@@ -7,7 +7,6 @@ token". The token is never printed.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import sys
@@ -17,14 +16,18 @@ from typing import Any
 import click
 
 from .. import _protocol as proto
-from .._config import DEFAULT_STORE, ENV_TOKEN, ENV_TOKEN_FALLBACK, Settings, is_loopback
-from .._config import token_from_env as _token_from_env
+from .._config import (
+    DEFAULT_STORE,
+    ENV_TOKEN,
+    ENV_TOKEN_FALLBACK,
+    Settings,
+    is_loopback,
+    token_from_env,
+)
 from .._models import load_module, models_in
 from ._common import EXIT_OK, EXIT_USAGE, read_token
 
 __all__ = ["serve"]
-
-logger = logging.getLogger("cloudflare_durable.host")
 
 
 @click.command(
@@ -72,10 +75,17 @@ is visible to other users of the machine in the process list.
 @click.option(
     "--call-timeout",
     type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
     help="Seconds a method body waits for each call it makes to another object "
     "(default: the client timeout, $CLOUDFLARE_DURABLE_TIMEOUT, 30 s).",
 )
-@click.option("--log-level", default="warning", show_default=True, help="uvicorn's log level.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug", "trace"]),
+    default="warning",
+    show_default=True,
+    help="uvicorn's log level.",
+)
 def serve(
     module: str,
     host: str,
@@ -97,7 +107,7 @@ def serve(
         ) from None
     token = read_token(token, token_file)
     if token is None:
-        token = _token_from_env(os.environ)
+        token = token_from_env(os.environ)
     if token is None and not is_loopback(host) and not allow_anonymous:
         raise click.UsageError(
             f"refusing to serve {host} without a token: anyone who reaches it could read and "
