@@ -16,8 +16,12 @@ EXPECTED = {
     "counter.py": "final value: 3",
     "collaborative_document.py": "document at version 4",
     "chat_room.py": "last two: ['bob: hi ann', 'ann: bye']",
+    "bank.py": "balances: ann 70, bob 30, total 100",
+    "auction.py": "ann pays 25, bob holds {}",
     "blocking_script.py": "counter at 3",
 }
+# Examples whose objects the Worker does not serve yet.
+PYTHON_ONLY = {"bank.py", "auction.py"}
 
 
 def _run(example: Path, env: dict[str, str], cwd: Path) -> str:
@@ -50,8 +54,10 @@ def test_example_on_the_embedded_host(example: Path, tmp_path: Path) -> None:
 def test_example_on_a_server(
     example: Path, kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    if kind == "worker" and example.name in PYTHON_ONLY:
+        pytest.skip(f"the Worker does not serve the objects of {example.name}")
     server = request.getfixturevalue(f"{kind}_host")
-    env = {"CLOUDFLARE_WORKER_URL": server.url, "CLOUDFLARE_API_TOKEN": TOKEN}
+    env = {"CLOUDFLARE_WORKER_URL": server.url, "CLOUDFLARE_DURABLE_TOKEN": TOKEN}
     output = _run(example, env, tmp_path)
     assert EXPECTED[example.name] in output
     assert not (tmp_path / "durable.sqlite3").exists()

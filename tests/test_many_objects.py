@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloudflare_durable import DurableClient, RemoteError
+from cloudflare_durable import DurableClient, RemoteError, attach
 from cloudflare_durable import _protocol as proto
 from cloudflare_durable.host import Host
 from cloudflare_durable.testing import NetworkHost
@@ -102,9 +102,14 @@ async def test_reentering_the_chain_is_refused_at_once(
     assert (await isolated.get(Relay, "a").load()).durable_version == 0  # nothing changed
 
 
-async def test_calls_waiting_on_each_other_across_chains_give_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize("observed", [False, True], ids=["quiet", "observed"])
+async def test_calls_waiting_on_each_other_across_chains_give_up(
+    tmp_path: Path, observed: bool
+) -> None:
     """A calls B while B calls A, in two chains: neither can finish, and each nested call
-    gives up after the client's timeout instead of waiting forever."""
+    gives up after the client's timeout instead of waiting forever (also when telemetry
+    watches the calls)."""
+    detach = attach("request.stop", lambda *_: None) if observed else (lambda: None)
     async with DurableClient(store=str(tmp_path / "s.sqlite3"), timeout=0.5) as client:
         outcomes: list[BaseException | int] = []
 
@@ -118,6 +123,7 @@ async def test_calls_waiting_on_each_other_across_chains_give_up(tmp_path: Path)
             async with anyio.create_task_group() as group:
                 group.start_soon(call, "a", "b")
                 group.start_soon(call, "b", "a")
+        detach()
         timed_out = [o for o in outcomes if isinstance(o, RemoteError)]
         assert timed_out, outcomes
         assert all(error.type_name == "TimeoutError" for error in timed_out)

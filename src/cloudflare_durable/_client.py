@@ -16,7 +16,7 @@ import enum
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
@@ -165,7 +165,53 @@ class DurableClient:
         """Initialise the object with ``fields``; ``AlreadyExistsError`` if it has state."""
         return await model.get(object_id, client=self)._durable_create(fields)
 
+    async def create_many(self, model: type[M], items: Mapping[str, Mapping[str, Any]]) -> list[M]:
+        """Initialise many objects of ``model`` (fields by object id); see
+        ``DurableModel.create_many``."""
+        return await model.create_many(items, client=self)
+
+    async def _create_many(
+        self, model: str, states: dict[str, dict[str, Any]]
+    ) -> dict[str, proto.Reply]:
+        """Create every object of ``states``: in one transaction in-process, else one
+        request each (with its own request id), ``pool_size`` at a time."""
+        self._check_open()
+        versions = await self._transport.create_many(model, states)
+        if versions is not None:
+            return {oid: proto.Reply(201, versions[oid], states[oid]) for oid in states}
+        replies: dict[str, proto.Reply] = {}
+        failed: dict[str, exc.DurableError] = {}
+        limiter = anyio.CapacityLimiter(self.settings.pool_size)
+
+        async def create(object_id: str) -> None:
+            async with limiter:
+                try:
+                    replies[object_id] = await self._perform(
+                        proto.Create(model, object_id, states[object_id])
+                    )
+                except exc.DurableError as error:
+                    failed[object_id] = error
+
+        async with anyio.create_task_group() as group:
+            for object_id in states:
+                group.start_soon(create, object_id)
+        if failed:
+            first = next(iter(failed.values()))
+            names = sorted(failed)
+            shown = ", ".join(f"{oid!r}: {failed[oid].message}" for oid in names[:5])
+            raise type(first)(
+                f"{len(failed)} of {len(states)} {model} objects were not created ({shown}); "
+                "the others were",
+                details={"object_ids": names[:100]},
+            ) from first
+        return replies
+
     # -- what handles use -------------------------------------------------
+
+    @property
+    def _patches(self) -> bool:
+        """Whether the server answers with patches (``Durable-Features: patch``)."""
+        return self._transport.patches
 
     @property
     def _checks_schema(self) -> bool:
@@ -193,10 +239,7 @@ class DurableClient:
         self._check_open()
         transport = self._transport
         if transport.in_process and not telemetry.observed():
-            if _context.current() is None:
-                return await transport.perform(op)  # the hot path
-            with deadline(self.settings.timeout, f"{op.kind} {op.model}({op.object_id!r})"):
-                return await transport.perform(op)
+            return await self._in_process(op)  # the hot path
         if not transport.in_process and isinstance(op, proto.MUTATIONS) and op.request_id is None:
             op = dataclasses.replace(op, request_id=uuid.uuid4().hex)
         return await self._observed(op)
@@ -219,10 +262,16 @@ class DurableClient:
             telemetry.emit("request.stop", {"duration": time.perf_counter() - started}, metadata)
         return reply
 
+    async def _in_process(self, op: proto.Operation) -> proto.Reply:
+        if _context.current() is None:
+            return await self._transport.perform(op)
+        with deadline(self.settings.timeout, f"{op.kind} {op.model}({op.object_id!r})"):
+            return await self._transport.perform(op)
+
     async def _attempts(self, op: proto.Operation, metadata: dict[str, Any]) -> proto.Reply:
         transport = self._transport
         if transport.in_process:
-            return await transport.perform(op)
+            return await self._in_process(op)
         settings = self.settings
         return await retrying(
             lambda: transport.perform(op),
@@ -287,6 +336,7 @@ class _ChannelTransport(Transport):
         self._parent = parent
         self._channel = channel
         self.in_process = parent.in_process
+        self.patches = parent.patches
 
     async def perform(self, op: proto.Operation) -> proto.Reply:
         if isinstance(op, proto.Call):

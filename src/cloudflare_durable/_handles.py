@@ -18,7 +18,7 @@ to handles. The client never sees a model class.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,12 +28,15 @@ from . import _exceptions as exc
 from . import _protocol as proto
 from ._client import DurableClient, default_client
 from ._pydantic import (
+    Tracking,
+    assign_fields,
     blank,
     clear_fields,
     copy_fields,
     dump_fields,
     get_private,
     set_private,
+    shallow_copy,
     translate,
     validate_into,
 )
@@ -53,9 +56,11 @@ PRIVATE = "_durable"
 
 @dataclass(slots=True)
 class Execution:
-    """What a method body sees while it runs inside a host: the events it emits."""
+    """What a method body sees while it runs inside a host: the events it emits, and
+    (through ``tracking``) the fields it reads or assigns."""
 
     events: list[Event] = field(default_factory=list)
+    tracking: Tracking | None = None
 
 
 @dataclass(slots=True)
@@ -100,6 +105,15 @@ async def _perform(handle: DurableModel, op: proto.Operation) -> proto.Reply:
     return await client._perform(op)
 
 
+def _have(handle: DurableModel) -> int | None:
+    """The version the handle holds, to ask for a patch, if its server sends patches."""
+    bound = binding(handle)
+    if not bound.loaded:
+        return None
+    client = bound.client if bound.client is not None else default_client()
+    return bound.version if client._patches else None
+
+
 def object_id_of(handle: DurableModel) -> str:
     object_id = binding(handle).object_id
     if object_id is None:
@@ -121,11 +135,32 @@ async def create(handle: M, fields: dict[str, Any]) -> M:
     return handle
 
 
+async def create_many(
+    cls: type[M], items: Mapping[str, Mapping[str, Any]], client: DurableClient | None
+) -> list[M]:
+    states: dict[str, dict[str, Any]] = {}
+    for object_id, fields in items.items():
+        proto.check_object_id(object_id)
+        try:
+            states[object_id] = cls.model_validate(dict(fields)).model_dump(mode="json")
+        except pydantic.ValidationError as error:
+            raise translate(
+                error, f"invalid fields for {cls.__qualname__} {object_id!r}"
+            ) from error
+    chosen = client if client is not None else default_client()
+    replies = await chosen._create_many(cls.__durable_name__, states)
+    handles = []
+    for object_id in states:
+        handle = cls.get(object_id, client=client)
+        apply(handle, replies[object_id])
+        handles.append(handle)
+    return handles
+
+
 async def load(handle: M) -> M:
-    op = proto.Read(type(handle).__durable_name__, object_id_of(handle))
+    op = proto.Read(type(handle).__durable_name__, object_id_of(handle), _have(handle))
     reply = await _perform(handle, op)
-    apply(handle, reply)
-    return snapshot(handle, reply.version, reply.state)
+    return _answer(handle, reply)
 
 
 async def update(handle: M, fields: dict[str, Any], if_version: int | None) -> M:
@@ -133,12 +168,13 @@ async def update(handle: M, fields: dict[str, Any], if_version: int | None) -> M
     payload = dump_fields(cls, fields)
     if if_version is not None and (type(if_version) is not int or if_version < 0):
         raise exc.UsageError(f"if_version must be a non-negative int, not {if_version!r}")
-    op = proto.Update(cls.__durable_name__, object_id_of(handle), payload, if_version)
+    op = proto.Update(
+        cls.__durable_name__, object_id_of(handle), payload, if_version, have=_have(handle)
+    )
     reply = await _perform(handle, op)
-    apply(handle, reply)
     if not reply.has_state:  # the replay of an update the object has moved past
         return await load(handle)
-    return snapshot(handle, reply.version, reply.state)
+    return _answer(handle, reply)
 
 
 async def delete(handle: DurableModel) -> bool:
@@ -156,20 +192,31 @@ async def call(
 ) -> Any:
     signature = method.signature
     payload = signature.bind(args, kwargs)
-    op = proto.Call(type(handle).__durable_name__, object_id_of(handle), method.wire_name, payload)
+    name = type(handle).__durable_name__
+    op = proto.Call(name, object_id_of(handle), method.wire_name, payload, have=_have(handle))
     reply = await _perform(handle, op)
     apply(handle, reply)
     return signature.load_result(reply.result)
 
 
 def subscribe(handle: M) -> Subscription[M]:
-    def convert(message: proto.Message) -> M | None:
-        if not isinstance(message, proto.Snapshot):
-            return None
-        apply_state(handle, message.version, message.state)
-        return snapshot(handle, message.version, message.state)
+    """Snapshots of ``handle``'s object: each made from the one before and the fields a
+    patch set (they share the values of the fields that did not change)."""
+    last: list[M] = []
 
-    frame = proto.SubscribeFrame(None, snapshots=True, events=False)
+    def convert(message: proto.Message) -> M | None:
+        if isinstance(message, proto.Snapshot):
+            apply_state(handle, message.version, message.state)
+            made = snapshot(handle, message.version, message.state)
+        elif isinstance(message, proto.PatchMessage) and last:
+            apply_patch(handle, message.version, proto.Patch(message.since, message.fields))
+            made = patched(last[0], message.version, message.fields)
+        else:
+            return None
+        last[:] = [made]
+        return made
+
+    frame = proto.SubscribeFrame(None, snapshots=True, events=False, patches=True)
     return client_of(handle)._subscribe(
         type(handle).__durable_name__, object_id_of(handle), frame, convert
     )
@@ -226,8 +273,45 @@ def validate_state(cls: type[M], state: dict[str, Any] | None) -> M:
 
 
 def apply(handle: DurableModel, reply: proto.Reply) -> None:
-    if reply.has_state:
+    if reply.patch is not None:
+        apply_patch(handle, reply.version, reply.patch)
+    elif reply.has_state:
         apply_state(handle, reply.version, reply.state)
+
+
+def _answer(handle: M, reply: proto.Reply) -> M:
+    """Apply ``reply`` to ``handle``, and return a snapshot of the state it carries."""
+    apply(handle, reply)
+    if reply.patch is None:
+        return snapshot(handle, reply.version, reply.state)
+    bound = binding(handle)
+    if not bound.loaded or bound.version != reply.version:  # pragma: no cover - replies crossed
+        raise exc.ConnectionLostError("the reply crossed another; load again", retryable=True)
+    return patched(handle, reply.version, {})
+
+
+def apply_patch(handle: DurableModel, version: int, patch: proto.Patch) -> None:
+    """Take the fields a patch sets into ``handle``, if it holds a version the patch
+    applies to (from ``patch.since`` up to ``version``); else leave it as it is."""
+    bound = binding(handle)
+    if not bound.loaded or not patch.since <= bound.version <= version:
+        return
+    try:
+        assign_fields(handle, patch.fields)
+    except pydantic.ValidationError as error:
+        raise translate(error, f"state of {type(handle).__qualname__} does not validate") from error
+    bound.version = version
+
+
+def patched(source: M, version: int, fields: dict[str, Any]) -> M:
+    """A new snapshot: ``source``'s fields, with ``fields`` (JSON) validated and set."""
+    bound = binding(source)
+    copy = shallow_copy(source, {PRIVATE: Binding(bound.object_id, bound.client, version, True)})
+    try:
+        assign_fields(copy, fields)
+    except pydantic.ValidationError as error:
+        raise translate(error, f"state of {type(source).__qualname__} does not validate") from error
+    return copy
 
 
 def apply_state(handle: DurableModel, version: int, state: dict[str, Any] | None) -> None:

@@ -17,7 +17,7 @@ import os
 import sys
 import types
 import warnings
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import (
@@ -387,6 +387,19 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
         """
         return await handles.create(cls.get(object_id), fields)
 
+    @classmethod
+    async def create_many(
+        cls, items: Mapping[str, Mapping[str, Any]], *, client: DurableClient | None = None
+    ) -> list[Self]:
+        """Initialise many objects at once: ``items`` maps object ids to their fields.
+
+        On the embedded host it is one transaction: every object is created, or none
+        (``AlreadyExistsError`` names those that already have state). Over the network
+        each object is its own request (retried with its own request id), so an error
+        leaves the others created. Returns a handle on each, in the order given.
+        """
+        return await handles.create_many(cls, items, client)
+
     async def _durable_create(self, fields: dict[str, Any]) -> Self:
         return await handles.create(self, fields)
 
@@ -459,6 +472,9 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
     if not TYPE_CHECKING:
 
         def __getattr__(self, item: str) -> Any:
+            tracking = binding(self).execution and binding(self).execution.tracking
+            if tracking is not None and item in tracking.hidden:
+                return tracking.reveal(item)
             if item in type(self).model_fields:
                 raise exc.NotLoadedError(
                     f"{type(self).__name__}.get({binding(self).object_id!r}) has not seen the "
@@ -469,15 +485,63 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
 
         def __setattr__(self, name: str, value: Any) -> None:
             bound = binding(self)
-            handle = bound.object_id is not None and bound.execution is None
-            if handle and name in type(self).model_fields:
+            execution = bound.execution
+            if execution is not None:
+                if execution.tracking is not None and name in type(self).model_fields:
+                    execution.tracking.assigned.add(name)
+            elif bound.object_id is not None and name in type(self).model_fields:
                 raise exc.UsageError(
                     f"cannot set {name!r} on a handle: use "
                     f"await handle.update({name}=...) or a @remote method"
                 )
             super().__setattr__(name, value)
 
+    # Inside a method body, what reads every field at once first brings back the
+    # fields kept out of sight to see which ones the body touches (``Tracking``).
+
+    def _durable_reveal_all(self) -> None:
+        execution = binding(self).execution
+        if execution is not None and execution.tracking is not None:
+            execution.tracking.reveal_all()
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        self._durable_reveal_all()
+        return super().model_dump(**kwargs)
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        self._durable_reveal_all()
+        return super().model_dump_json(**kwargs)
+
+    def model_copy(self, **kwargs: Any) -> Self:
+        self._durable_reveal_all()
+        return super().model_copy(**kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        self._durable_reveal_all()
+        if isinstance(other, DurableModel):
+            other._durable_reveal_all()
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __iter__(self) -> Any:
+        self._durable_reveal_all()
+        return super().__iter__()
+
+    def __copy__(self) -> Self:
+        self._durable_reveal_all()
+        return super().__copy__()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        self._durable_reveal_all()
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        self._durable_reveal_all()
+        return super().__getstate__()
+
     def __repr_args__(self) -> Any:
+        self._durable_reveal_all()
         bound = binding(self)
         if bound.object_id is None or bound.execution is not None:
             yield from super().__repr_args__()

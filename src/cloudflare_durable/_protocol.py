@@ -24,6 +24,11 @@ from . import _exceptions as exc
 PROTOCOL_VERSION: Final = 1
 PROTOCOL_HEADER: Final = "durable-protocol"
 PROTOCOL_VALUE: Final = str(PROTOCOL_VERSION)
+FEATURES_HEADER: Final = "durable-features"
+PATCH_FEATURE: Final = "patch"
+"""A server that announces ``Durable-Features: patch`` answers requests that say which
+version the client holds (``have``) with the fields changed since, and sends
+subscribers that ask for them (``patches``) the changed fields of each version."""
 
 MAX_BODY_BYTES: Final = 1_048_576
 """Largest request body a server accepts (``413 payload_too_large``)."""
@@ -125,6 +130,11 @@ def check_version(value: object, what: str) -> int | None:
     if value is not None and (type(value) is not int or value < 0):
         raise exc.BadRequestError(f"{what!r} must be a non-negative integer or null")
     return value
+
+
+def has_patch_feature(header: str | None) -> bool:
+    """Whether a ``Durable-Features`` header value announces patches."""
+    return header is not None and PATCH_FEATURE in (part.strip() for part in header.split(","))
 
 
 def request_headers(token: str | None) -> dict[str, str]:
@@ -370,6 +380,8 @@ class Call:
     method: str
     args: dict[str, Any] = field(default_factory=dict)
     request_id: str | None = None
+    have: int | None = None
+    """The version of the state the client holds: the reply may carry a patch."""
 
     def fingerprint(self) -> str:
         return digest(["call", self.method, self.args])
@@ -382,6 +394,7 @@ class Read:
     kind: ClassVar[Literal["read"]] = "read"
     model: str
     object_id: str
+    have: int | None = None
     request_id: ClassVar[None] = None
 
 
@@ -394,6 +407,7 @@ class Create:
     object_id: str
     state: dict[str, Any] = field(default_factory=dict)
     request_id: str | None = None
+    have: int | None = None
 
     def fingerprint(self) -> str:
         return digest(["create", self.state])
@@ -409,6 +423,7 @@ class Update:
     fields: dict[str, Any]
     if_version: int | None = None
     request_id: str | None = None
+    have: int | None = None
 
     def fingerprint(self) -> str:
         return digest(["update", self.fields, self.if_version])
@@ -422,6 +437,7 @@ class Delete:
     model: str
     object_id: str
     request_id: str | None = None
+    have: ClassVar[None] = None
 
     def fingerprint(self) -> str:
         return digest(["delete"])
@@ -434,20 +450,80 @@ OperationKind: TypeAlias = Literal["call", "read", "create", "update", "delete"]
 
 
 @dataclass(frozen=True, slots=True)
+class Patch:
+    """The fields of a state that changed after version ``since`` (their new values)."""
+
+    since: int
+    fields: dict[str, Any]
+
+
 class Reply:
     """What an operation answered: its HTTP ``status``, the object's ``version`` and
-    ``state`` after it, and a call's ``result`` or a delete's ``deleted`` flag.
+    state after it, and a call's ``result`` or a delete's ``deleted`` flag.
 
-    ``has_state`` is False for the replay of an operation the object has moved past:
-    the reply then carries no state.
+    The state travels whole (``state``) or, when the client said which version it
+    holds, as a ``patch`` of the fields changed since. ``has_state`` is False for
+    the replay of an operation the object has moved past: no state at all then.
+    A host may give the state as its JSON text (``state_text``): it is decoded only
+    if someone reads ``state``, and sent as it is.
     """
 
-    status: int
-    version: int
-    state: State = None
-    result: JSON = None
-    deleted: bool = False
-    has_state: bool = True
+    __slots__ = (
+        "_state",
+        "deleted",
+        "has_state",
+        "patch",
+        "result",
+        "state_text",
+        "status",
+        "version",
+    )
+
+    def __init__(
+        self,
+        status: int,
+        version: int,
+        state: State = None,
+        result: JSON = None,
+        deleted: bool = False,
+        *,
+        has_state: bool = True,
+        patch: Patch | None = None,
+        state_text: str | None = None,
+    ) -> None:
+        self.status = status
+        self.version = version
+        self._state = state
+        self.result = result
+        self.deleted = deleted
+        self.has_state = has_state
+        self.patch = patch
+        self.state_text = state_text
+
+    @property
+    def state(self) -> State:
+        if self._state is None and self.state_text is not None:
+            self._state = json.loads(self.state_text)
+        return self._state
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.status,
+            self.version,
+            self.state,
+            self.result,
+            self.deleted,
+            self.has_state,
+            self.patch,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reply) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Reply{self._key()!r}"
 
     def to_json(self, kind: OperationKind) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -456,9 +532,22 @@ class Reply:
         elif kind == "delete":
             body["deleted"] = self.deleted
         body["version"] = self.version
-        if self.has_state:
+        if self.patch is not None:
+            body["patch"] = {"since": self.patch.since, "set": self.patch.fields}
+        elif self.has_state:
             body["state"] = self.state
         return body
+
+    def encode(self, kind: OperationKind) -> bytes:
+        """The reply's JSON body; a state the host gave as text is sent as it is."""
+        if self.state_text is None or self.patch is not None or not self.has_state:
+            return dumps(self.to_json(kind))
+        state, self._state = self._state, None
+        try:
+            head = {k: v for k, v in self.to_json(kind).items() if k != "state"}
+        finally:
+            self._state = state
+        return f'{dumps_text(head)[:-1]},"state":{self.state_text}}}'.encode()
 
 
 def read_reply(kind: OperationKind, body: dict[str, Any], status: int = 200) -> Reply:
@@ -466,20 +555,30 @@ def read_reply(kind: OperationKind, body: dict[str, Any], status: int = 200) -> 
     version = body.get("version")
     if type(version) is not int or version < 0:
         raise exc.ProtocolError(f"reply has no valid version: {str(body)[:200]}")
-    has_state = "state" in body
+    patch = _read_patch(body.get("patch")) if "patch" in body else None
+    has_state = "state" in body or patch is not None
     state = body.get("state")
     if state is not None and not isinstance(state, dict):
         raise exc.ProtocolError("reply state must be an object or null")
     if kind == "call":
         if "result" not in body:
             raise exc.ProtocolError("call reply has no result")
-        return Reply(status, version, state, body["result"], has_state=has_state)
+        return Reply(status, version, state, body["result"], has_state=has_state, patch=patch)
     if kind == "delete":
         deleted = body.get("deleted")
         if not isinstance(deleted, bool):
             raise exc.ProtocolError("delete reply has no 'deleted' flag")
         return Reply(status, version, None, deleted=deleted)
-    return Reply(status, version, state, has_state=has_state)
+    return Reply(status, version, state, has_state=has_state, patch=patch)
+
+
+def _read_patch(value: object) -> Patch:
+    if not isinstance(value, dict):
+        raise exc.ProtocolError("a patch must be an object")
+    since, fields = value.get("since"), value.get("set")
+    if type(since) is not int or since < 0 or not isinstance(fields, dict):
+        raise exc.ProtocolError("a patch needs an integer 'since' and an object 'set'")
+    return Patch(since, fields)
 
 
 # -- operations over HTTP ------------------------------------------------------
@@ -496,7 +595,7 @@ def http_request(op: Operation) -> HttpRequest:
     """The HTTP request that carries ``op`` (client side)."""
     path = object_path(op.model, op.object_id)
     if isinstance(op, Read):
-        return HttpRequest("GET", path, None)
+        return HttpRequest("GET", path if op.have is None else f"{path}?have={op.have}", None)
     body: dict[str, Any]
     if isinstance(op, Call):
         path = object_path(op.model, op.object_id, "call", op.method)
@@ -511,6 +610,8 @@ def http_request(op: Operation) -> HttpRequest:
         body, method = {}, "DELETE"
     if op.request_id is not None:
         body["request_id"] = op.request_id
+    if op.have is not None:
+        body["have"] = op.have
     return HttpRequest(method, path, encode(body))
 
 
@@ -518,35 +619,54 @@ def http_request(op: Operation) -> HttpRequest:
 BODY_REQUIRED: Final = frozenset({"PATCH"})
 
 
-def http_operation(route: Route, method: str, body: dict[str, Any]) -> Operation:
+def http_operation(route: Route, method: str, body: dict[str, Any], query: str = "") -> Operation:
     """The operation an HTTP request asks for (server side); ``body`` is ``{}`` if empty."""
     model, object_id = route.model, route.object_id
     if route.kind == "call":
-        _only(body, {"args", "request_id"}, "call body")
+        _only(body, {"args", "request_id", "have"}, "call body")
         return Call(
             model,
             object_id,
             route.method,
             _object_member(body, "args", required=False),
             check_request_id(body.get("request_id")),
+            check_version(body.get("have"), "have"),
         )
     if method == "GET":
-        return Read(model, object_id)
+        return Read(model, object_id, _have_of_query(query))
     if method == "PUT":
-        _only(body, {"state", "request_id"}, "create body")
+        _only(body, {"state", "request_id", "have"}, "create body")
         state = _object_member(body, "state", required=False)
-        return Create(model, object_id, state, check_request_id(body.get("request_id")))
+        return Create(
+            model,
+            object_id,
+            state,
+            check_request_id(body.get("request_id")),
+            check_version(body.get("have"), "have"),
+        )
     if method == "PATCH":
-        _only(body, {"fields", "if_version", "request_id"}, "update body")
+        _only(body, {"fields", "if_version", "request_id", "have"}, "update body")
         return Update(
             model,
             object_id,
             _object_member(body, "fields", required=True),
             check_version(body.get("if_version"), "if_version"),
             check_request_id(body.get("request_id")),
+            check_version(body.get("have"), "have"),
         )
     _only(body, {"request_id"}, "delete body")
     return Delete(model, object_id, check_request_id(body.get("request_id")))
+
+
+def _have_of_query(query: str) -> int | None:
+    """``have`` from a query string (``have=3``); other parameters are ignored."""
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if name == "have":
+            if not value.isdigit() or len(value) > 16:
+                raise exc.BadRequestError("'have' must be a non-negative integer")
+            return int(value)
+    return None
 
 
 def _only(body: dict[str, Any], allowed: set[str], what: str) -> None:
@@ -658,14 +778,20 @@ class SubscribeFrame:
     since: int | None = None
     snapshots: bool = True
     events: bool = True
+    patches: bool = False
+    """Send a version's changed fields (a ``patch`` frame) to a subscriber that has the
+    version before it, instead of the whole state (servers with the patch feature)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        frame: dict[str, Any] = {
             "type": "subscribe",
             "since": self.since,
             "snapshots": self.snapshots,
             "events": self.events,
         }
+        if self.patches:
+            frame["patches"] = True
+        return frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -674,15 +800,18 @@ class CallFrame:
     method: str
     args: dict[str, Any] = field(default_factory=dict)
     request_id: str | None = None
+    have: int | None = None
 
     def operation(self, model: str, object_id: str) -> Call:
-        return Call(model, object_id, self.method, self.args, self.request_id)
+        return Call(model, object_id, self.method, self.args, self.request_id, self.have)
 
 
 def call_frame(call_id: int, op: Call) -> dict[str, Any]:
     frame: dict[str, Any] = {"type": "call", "id": call_id, "method": op.method, "args": op.args}
     if op.request_id is not None:
         frame["request_id"] = op.request_id
+    if op.have is not None:
+        frame["have"] = op.have
     return frame
 
 
@@ -737,7 +866,7 @@ def _parse_call_frame(frame: dict[str, Any]) -> CallFrame:
     call_id = frame.get("id")
     if type(call_id) is not int or not 0 <= call_id <= MAX_SAFE_INTEGER:
         raise FrameError(exc.BadRequestError("a call frame needs an integer 'id' from 0 to 2^53-1"))
-    _frame_members(frame, {"type", "id", "method", "args", "request_id"}, call_id)
+    _frame_members(frame, {"type", "id", "method", "args", "request_id", "have"}, call_id)
     try:
         method = frame.get("method")
         if not isinstance(method, str):
@@ -747,26 +876,30 @@ def _parse_call_frame(frame: dict[str, Any]) -> CallFrame:
             check_method_name(method),
             _object_member(frame, "args", required=False),
             check_request_id(frame.get("request_id")),
+            check_version(frame.get("have"), "have"),
         )
     except exc.DurableError as error:
         raise FrameError(error, call_id) from None
 
 
 def _parse_subscribe_frame(frame: dict[str, Any]) -> SubscribeFrame:
-    _frame_members(frame, {"type", "since", "snapshots", "events"}, None)
+    _frame_members(frame, {"type", "since", "snapshots", "events", "patches"}, None)
     try:
         since = check_version(frame.get("since"), "since")
     except exc.BadRequestError as error:
         raise FrameError(error) from None
-    snapshots = frame.get("snapshots", True)
-    events = frame.get("events", True)
-    if not isinstance(snapshots, bool) or not isinstance(events, bool):
-        raise FrameError(exc.BadRequestError("'snapshots' and 'events' must be booleans"))
-    return SubscribeFrame(since, snapshots, events)
+    flags = [frame.get("snapshots", True), frame.get("events", True), frame.get("patches", False)]
+    if not all(isinstance(flag, bool) for flag in flags):
+        raise FrameError(exc.BadRequestError("'snapshots', 'events' and 'patches' are booleans"))
+    return SubscribeFrame(since, *flags)
 
 
 def snapshot_frame(version: int, state: State) -> dict[str, Any]:
     return {"type": "snapshot", "version": version, "state": state}
+
+
+def patch_frame(version: int, since: int, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "patch", "version": version, "since": since, "set": fields}
 
 
 def event_frame(version: int, name: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -775,6 +908,11 @@ def event_frame(version: int, name: str, data: dict[str, Any]) -> dict[str, Any]
 
 def result_frame(call_id: int, reply: Reply) -> dict[str, Any]:
     return {"type": "result", "id": call_id, **reply.to_json("call")}
+
+
+def result_text(call_id: int, reply: Reply) -> str:
+    """``result_frame`` as text, with the reply's state text as the host gave it."""
+    return f'{{"type":"result","id":{call_id},' + reply.encode("call").decode()[1:]
 
 
 def error_frame(call_id: int | None, error: exc.DurableError) -> dict[str, Any]:
@@ -788,13 +926,22 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class PatchMessage:
+    """The state at ``version``: the one at ``since`` with ``fields`` set."""
+
+    version: int
+    since: int
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class EventMessage:
     version: int
     name: str
     data: dict[str, Any]
 
 
-Message: TypeAlias = Snapshot | EventMessage
+Message: TypeAlias = Snapshot | PatchMessage | EventMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -814,7 +961,7 @@ class Pong:
     pass
 
 
-ServerMessage: TypeAlias = Snapshot | EventMessage | Result | ErrorMessage | Pong
+ServerMessage: TypeAlias = Snapshot | PatchMessage | EventMessage | Result | ErrorMessage | Pong
 
 
 def parse_server_frame(text: str | bytes) -> ServerMessage:
@@ -829,6 +976,12 @@ def parse_server_frame(text: str | bytes) -> ServerMessage:
     if kind == "snapshot":
         reply = read_reply("read", frame)
         return Snapshot(reply.version, reply.state)
+    if kind == "patch":
+        patch = _read_patch({"since": frame.get("since"), "set": frame.get("set")})
+        version = frame.get("version")
+        if type(version) is not int or version <= patch.since:
+            raise exc.ProtocolError("patch frame has no valid version")
+        return PatchMessage(version, patch.since, patch.fields)
     if kind == "event":
         name, data, version = frame.get("name"), frame.get("data"), frame.get("version")
         if not isinstance(name, str) or not isinstance(data, dict):

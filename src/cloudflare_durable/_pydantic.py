@@ -12,9 +12,14 @@ with unknown members refused at every level (``docs/protocol.md``).
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import enum
 import inspect
+import types
 import typing
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -158,6 +163,122 @@ def unknown_fields(owner: str, names: list[str]) -> exc.ValidationError:
             ]
         },
     )
+
+
+# -- what a method body touches ----------------------------------------------------
+
+_IMMUTABLE: Final = (
+    str,
+    int,
+    float,
+    bool,
+    bytes,
+    type(None),
+    enum.Enum,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    decimal.Decimal,
+    uuid.UUID,
+)
+_mutable_fields: dict[type[pydantic.BaseModel], tuple[str, ...]] = {}
+
+
+def mutable_fields(cls: type[pydantic.BaseModel]) -> tuple[str, ...]:
+    """The fields of ``cls`` whose values can change in place (lists, dicts, models...):
+    only assignment can change the others."""
+    found = _mutable_fields.get(cls)
+    if found is None:
+        found = tuple(
+            name for name, info in cls.model_fields.items() if not _immutable(info.annotation)
+        )
+        _mutable_fields[cls] = found
+    return found
+
+
+def _immutable(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _immutable(typing.get_args(annotation)[0])
+    if origin is typing.Literal:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return all(_immutable(arg) for arg in typing.get_args(annotation))
+    if origin in (tuple, frozenset):
+        return all(arg is Ellipsis or _immutable(arg) for arg in typing.get_args(annotation))
+    if origin is not None:
+        return False
+    if isinstance(annotation, type):
+        if issubclass(annotation, pydantic.BaseModel):
+            return bool(annotation.model_config.get("frozen")) and not mutable_fields(annotation)
+        return issubclass(annotation, _IMMUTABLE)
+    return False
+
+
+class Tracking:
+    """Which fields a method body reads or assigns.
+
+    While a body runs, the fields whose values can change in place are kept out of
+    the live instance's ``__dict__``; reading one brings it back (``reveal``) and
+    marks it touched. Assigned fields are marked too. Afterwards only the touched
+    fields need comparing: a field the body never reached did not change.
+    """
+
+    __slots__ = ("assigned", "hidden", "instance")
+
+    def __init__(self, instance: pydantic.BaseModel) -> None:
+        self.instance = instance
+        self.assigned: set[str] = set()
+        fields = instance.__dict__
+        self.hidden = {name: fields.pop(name) for name in mutable_fields(type(instance))}
+
+    def reveal(self, name: str) -> Any:
+        value = self.hidden.pop(name)
+        self.instance.__dict__[name] = value
+        return value
+
+    def reveal_all(self) -> None:
+        self.instance.__dict__.update(self.hidden)
+        self.hidden.clear()
+
+    def finish(self) -> set[str]:
+        """Put every field back; return the ones the body touched."""
+        fields = self.instance.__dict__
+        touched = self.assigned | (set(mutable_fields(type(self.instance))) - set(self.hidden))
+        fields.update(self.hidden)
+        self.hidden.clear()
+        return touched
+
+
+def dump_fields_of(instance: pydantic.BaseModel, names: Iterable[str]) -> dict[str, Any]:
+    """Some fields of an instance as JSON, refusing values that do not match their types."""
+    try:
+        dumped: dict[str, Any] = type(instance).__pydantic_serializer__.to_python(
+            instance, mode="json", include=set(names), warnings="error"
+        )
+    except PydanticSerializationError as error:
+        raise exc.InvalidResultError(
+            f"the method left a state {type(instance).__qualname__}'s fields reject; "
+            "nothing was changed"
+        ) from error
+    return dumped
+
+
+def assign_fields(instance: pydantic.BaseModel, values: dict[str, Any]) -> None:
+    """Validate ``values`` (JSON from a server) into some of ``instance``'s fields."""
+    validator = type(instance).__pydantic_validator__
+    private = instance.__pydantic_private__
+    for name, value in values.items():
+        validator.validate_assignment(instance, name, value)
+    object.__setattr__(instance, "__pydantic_private__", private)
+
+
+def shallow_copy(source: B, private: dict[str, Any]) -> B:
+    """A new instance sharing ``source``'s field values, with its own private attributes."""
+    copy = blank(type(source), private)
+    object.__setattr__(copy, "__dict__", dict(source.__dict__))
+    object.__setattr__(copy, "__pydantic_fields_set__", set(source.__pydantic_fields_set__))
+    return copy
 
 
 # -- remote method signatures ----------------------------------------------------

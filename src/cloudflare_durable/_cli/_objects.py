@@ -252,7 +252,9 @@ def watch(
         return EXIT_OK
 
 
-def _as_line(message: proto.Message) -> dict[str, Any]:
+def _as_line(message: proto.Message) -> dict[str, Any] | None:
     if isinstance(message, proto.Snapshot):
         return proto.snapshot_frame(message.version, message.state)
-    return proto.event_frame(message.version, message.name, message.data)
+    if isinstance(message, proto.EventMessage):
+        return proto.event_frame(message.version, message.name, message.data)
+    return None  # patches are not asked for: every change comes as a whole snapshot

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from .. import _protocol as proto
 from .._config import (
     DEFAULT_STORE,
     ENV_TOKEN,
@@ -80,6 +77,14 @@ is visible to other users of the machine in the process list.
     "(default: the client timeout, $CLOUDFLARE_DURABLE_TIMEOUT, 30 s).",
 )
 @click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds a request's head and body may take to arrive (slow clients are cut off).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug", "trace"]),
     default="warning",
@@ -96,11 +101,12 @@ def serve(
     allow_anonymous: bool,
     allowed_origins: tuple[str, ...],
     call_timeout: float | None,
+    request_timeout: float,
     log_level: str,
 ) -> int:
     """Serve the DurableModels of MODULE (a dotted name or a .py file) over HTTP and WebSocket."""
     try:
-        import uvicorn
+        from ..host._serve import serve as run_server
     except ImportError:
         raise click.UsageError(
             "durable serve needs the server extra: pip install 'cloudflare-durable[server]'"
@@ -123,49 +129,28 @@ def serve(
         return EXIT_USAGE
     if call_timeout is None:
         call_timeout = Settings.from_env().timeout
-    return _serve(
-        uvicorn, module, models, host, port, store, token, allowed_origins, call_timeout, log_level
-    )
-
-
-def _serve(
-    uvicorn: Any,
-    module: str,
-    models: list[Any],
-    host: str,
-    port: int,
-    store: str,
-    token: str | None,
-    allowed_origins: tuple[str, ...],
-    call_timeout: float,
-    log_level: str,
-) -> int:
     from ..host import Host
     from ..host.asgi import create_app
 
     sock = _listen(host, port)  # before announcing the URL, so a client may connect at once
     runtime = Host(store, models=models, call_timeout=call_timeout)
-    app = create_app(runtime, token=token, **_origins(allowed_origins))
-    config = uvicorn.Config(
-        app,
-        log_level=log_level,
-        lifespan="off",
-        ws_max_size=proto.MAX_FRAME_BYTES,
-        ws_per_message_deflate=False,
-        timeout_graceful_shutdown=5,
+    app = create_app(
+        runtime,
+        token=token,
+        allowed_origins=list(allowed_origins),
+        request_timeout=request_timeout,
     )
-    server = uvicorn.Server(config)
     names = ", ".join(sorted(m.__durable_name__ for m in models))
     shown = f"[{host}]" if ":" in host else host
     if token is None:
         click.echo(
-            f"durable: WARNING: no token configured (--token, --token-file or ${ENV_TOKEN}); "
+            f"durable: WARNING: no token configured (--token-file or ${ENV_TOKEN}); "
             "serving WITHOUT authentication",
             err=True,
         )
     click.echo(f"durable: serving {names} from {store} at http://{shown}:{sock.getsockname()[1]}")
     try:
-        server.run(sockets=[sock])
+        run_server(app, sock, log_level=log_level, request_timeout=request_timeout)
     finally:
         runtime.close()
     return EXIT_OK
@@ -184,10 +169,3 @@ def _listen(host: str, port: int) -> socket.socket:
         raise click.UsageError(f"cannot listen on {host}:{port}: {error.strerror}") from None
     sock.listen(2048)
     return sock
-
-
-def _origins(allowed: tuple[str, ...]) -> dict[str, Any]:
-    if not allowed:
-        return {}
-    print("durable: --allow-origin needs a newer host", file=sys.stderr)
-    raise SystemExit(EXIT_USAGE)

@@ -45,6 +45,9 @@ class Transport(abc.ABC):
     #: request ids and sets no timeouts.
     in_process: bool = False
 
+    #: True once the server has said it answers with patches (``Durable-Features``).
+    patches: bool = False
+
     @abc.abstractmethod
     async def perform(self, op: proto.Operation) -> proto.Reply:
         """Perform ``op`` and return its reply, or raise the error it met."""
@@ -61,6 +64,13 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def aclose(self) -> None: ...
+
+    async def create_many(
+        self, model: str, states: dict[str, dict[str, Any]]
+    ) -> dict[str, int] | None:
+        """Create many objects at once, all or nothing, if this transport can (the
+        in-process host: one transaction); ``None`` if it cannot."""
+        return None
 
     async def schema(self) -> dict[str, Any]:
         """The server's schema document (``GET /v1/models``)."""

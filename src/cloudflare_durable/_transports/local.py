@@ -39,6 +39,7 @@ class LocalTransport(Transport):
     """Talks to ``host`` in the same process; closing it closes the host if it owns it."""
 
     in_process = True
+    patches = True
 
     def __init__(self, host: Host, *, owns_host: bool) -> None:
         self.host = host
@@ -46,6 +47,11 @@ class LocalTransport(Transport):
 
     def perform(self, op: proto.Operation) -> Coroutine[Any, Any, proto.Reply]:
         return self.host.perform(op)  # no extra frame on the hot path
+
+    async def create_many(
+        self, model: str, states: dict[str, dict[str, Any]]
+    ) -> dict[str, int] | None:
+        return await self.host.create_many(model, states)
 
     async def stream(
         self, model: str, object_id: str, subscribe: proto.SubscribeFrame

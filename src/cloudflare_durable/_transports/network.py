@@ -7,6 +7,8 @@ one request; the client above it retries, with the same request id.
 
 from __future__ import annotations
 
+import dataclasses
+
 import anyio
 import httpx
 
@@ -40,12 +42,16 @@ class NetworkTransport(HttpTransport, Transport):
     async def stream(
         self, model: str, object_id: str, subscribe: proto.SubscribeFrame
     ) -> MessageStream:
-        """Open a subscription; it returns once the server has it, so no change is missed."""
-        frame = proto.encode(subscribe.to_json(), proto.MAX_FRAME_BYTES)
+        """Open a subscription; it returns once the server has it, so no change is missed.
+        Patches are asked for only from a server that announced them."""
         path = proto.object_path(model, object_id, "ws")
-        stream = WebSocketStream(
-            await connect(self._endpoint, path, self._connections), self._connections
-        )
+        websocket = await connect(self._endpoint, path, self._connections)
+        if proto.has_patch_feature(websocket.features):
+            self.patches = True
+        elif subscribe.patches:
+            subscribe = dataclasses.replace(subscribe, patches=False)
+        frame = proto.encode(subscribe.to_json(), proto.MAX_FRAME_BYTES)
+        stream = WebSocketStream(websocket, self._connections)
         try:
             await stream.subscribe(frame)
         except BaseException:

@@ -77,7 +77,7 @@ class WebSocketStream(MessageStream):
         """The next snapshot or event, or None for a pong."""
         while True:
             message = proto.parse_server_frame(await self._websocket.receive_text())
-            if isinstance(message, proto.Snapshot | proto.EventMessage):
+            if isinstance(message, proto.Snapshot | proto.PatchMessage | proto.EventMessage):
                 return message
             if isinstance(message, proto.Pong):
                 return None

@@ -154,6 +154,8 @@ class WebSocket:
         self._closed = False
         self.error: exc.DurableError | None = None
         self.last_received = time.monotonic()
+        self.features: str | None = None
+        """The server's ``Durable-Features`` header, from the handshake."""
 
     # -- opening handshake -------------------------------------------------
 
@@ -175,6 +177,7 @@ class WebSocket:
                 raise exc.ConnectError(f"handshake failed: {self.error.message}") from self.error
 
     def _accept(self, response: Response) -> None:
+        self.features = response.headers.get(proto.FEATURES_HEADER)
         if response.status_code == 101 and response.headers.get(proto.PROTOCOL_HEADER) != str(
             proto.PROTOCOL_VERSION
         ):

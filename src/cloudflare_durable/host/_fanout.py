@@ -1,17 +1,22 @@
 """Subscribers of an object, and the fan-out of its changes to them.
 
-A subscriber receives the object's snapshot (when newer than the version it
-says it has seen), then every change in order: the snapshot of the new version
-and, if it asked for them, the events of that version. Only versions greater
-than its ``since`` reach it.
+A subscriber receives the object's state (when newer than the version it says
+it has seen), then every change in order: the new version's state and, if it
+asked for them, the events of that version. Only versions greater than its
+``since`` reach it. A subscriber that asked for patches and holds the version
+just before a change receives only the fields that change set.
+
+Each change is encoded once: every network subscriber gets the same frame text,
+and every in-process subscriber the same message (the frames and messages of a
+change are made the first time one is asked for).
 """
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -20,24 +25,90 @@ from .. import _protocol as proto
 
 __all__ = ["Change", "Subscriber", "publish"]
 
-Sink = Callable[[proto.Message], None]
+TextSink = Callable[[str], None]
+T = TypeVar("T")
 
 
-@dataclass(slots=True)
 class Change:
-    """One new version of an object: its state and the events that made it."""
+    """One version of an object as subscribers see it: its fields' JSON texts (``None``:
+    no state), the fields it set (``None``: the whole state was replaced) and its events.
+    """
 
-    version: int
-    state: dict[str, Any] | None
-    events: list[proto.EventMessage]
+    __slots__ = ("_frames", "events", "set", "texts", "version")
+
+    def __init__(
+        self,
+        version: int,
+        texts: dict[str, str] | None,
+        changed: Iterable[str] | None,
+        events: list[proto.EventMessage],
+    ) -> None:
+        self.version = version
+        self.texts = texts
+        self.set = None if changed is None else frozenset(changed)
+        self.events = events
+        self._frames: dict[Any, Any] = {}
+
+    def _made(self, key: Any, make: Callable[[], T]) -> T:
+        found: T | None = self._frames.get(key)
+        if found is None:
+            found = self._frames[key] = make()
+        return found
+
+    def snapshot_text(self) -> str:
+        return self._made("snapshot text", lambda: snapshot_text(self.version, self.texts))
+
+    def snapshot(self) -> proto.Snapshot:
+        return self._made("snapshot", lambda: proto.Snapshot(self.version, self.state()))
+
+    def patch_text(self, since: int, names: frozenset[str]) -> str:
+        return self._made(("patch text", since, names), lambda: patch_text(self, since, names))
+
+    def patch(self, since: int, names: frozenset[str]) -> proto.PatchMessage:
+        return self._made(
+            ("patch", since, names),
+            lambda: proto.PatchMessage(self.version, since, self.fields(names)),
+        )
+
+    def event_texts(self) -> list[str]:
+        return self._made(
+            "event texts",
+            lambda: [
+                proto.dumps_text(proto.event_frame(e.version, e.name, e.data)) for e in self.events
+            ],
+        )
+
+    def state(self) -> dict[str, Any] | None:
+        if self.texts is None:
+            return None
+        return {name: json.loads(text) for name, text in self.texts.items()}
+
+    def fields(self, names: Iterable[str]) -> dict[str, Any]:
+        assert self.texts is not None
+        return {name: json.loads(self.texts[name]) for name in names}
+
+
+def snapshot_text(version: int, texts: dict[str, str] | None) -> str:
+    state = "null" if texts is None else _join(texts, texts)
+    return f'{{"type":"snapshot","version":{version},"state":{state}}}'
+
+
+def patch_text(change: Change, since: int, names: frozenset[str]) -> str:
+    assert change.texts is not None
+    fields = _join(change.texts, [name for name in change.texts if name in names])
+    return f'{{"type":"patch","version":{change.version},"since":{since},"set":{fields}}}'
+
+
+def _join(texts: dict[str, str], names: Iterable[str]) -> str:
+    return "{" + ",".join(f"{proto.dumps_text(name)}:{texts[name]}" for name in names) + "}"
 
 
 class Subscriber:
-    """One subscriber's ordered inbox of snapshots and events.
+    """One subscriber's ordered inbox of snapshots, patches and events.
 
-    With a ``sink`` (a network connection's outbox) messages are handed over
-    synchronously, in order. Without one they queue for ``receive()``; a
-    subscriber more than ``SUBSCRIBER_BACKLOG`` messages behind is cut off:
+    With a ``sink`` (a network connection's outbox) frames are handed over as
+    text, synchronously, in order. Without one, messages queue for ``receive()``;
+    a subscriber more than ``SUBSCRIBER_BACKLOG`` messages behind is cut off:
     ``receive`` raises ``SubscriberLagged`` and the client resumes from the last
     version it saw, so it skips ahead but never repeats.
     """
@@ -49,7 +120,7 @@ class Subscriber:
         poll: Callable[[], None],
         poll_interval: float,
         detach: Callable[[Subscriber], None],
-        sink: Sink | None = None,
+        sink: TextSink | None = None,
     ) -> None:
         self.frame = frame
         self._poll = poll
@@ -62,33 +133,65 @@ class Subscriber:
         self._closed = False
         self.last_version = frame.since if frame.since is not None else -1
 
-    def _push(self, message: proto.Message) -> None:
+    def _push(self, message: Callable[[], proto.Message], text: Callable[[], str]) -> None:
+        """Hand over one message: as text to a sink, or as a message to the inbox (each
+        made only if needed, once for all subscribers)."""
         if self._closed or self._lagged:
             return
         if self._sink is not None:
-            self._sink(message)
+            self._sink(text())
             return
         if len(self._inbox) >= proto.SUBSCRIBER_BACKLOG:
             self._lagged = True
             self._inbox.clear()
         else:
-            self._inbox.append(message)
+            self._inbox.append(message())
         self._wakeup.set()
 
-    def offer(self, version: int, state: dict[str, Any] | None) -> None:
-        """The object is at ``version``: send its snapshot if this subscriber has not seen it."""
-        if version > self.last_version:
-            self.last_version = version
-            if self.frame.snapshots:
-                self._push(proto.Snapshot(version, state))
+    def _push_events(self, change: Change) -> None:
+        for index, event in enumerate(change.events):
+            # Both are called (at most one of them) before the next iteration.
+            self._push(lambda: event, lambda: change.event_texts()[index])  # noqa: B023
+
+    def offer(self, change: Change, changed_since: Callable[[int], set[str] | None]) -> None:
+        """The object is at ``change``'s version (a new subscriber, or a catch-up): send
+        its state if this subscriber has not seen it, as a patch when it can."""
+        since = self.last_version
+        if change.version <= since:
+            return
+        self.last_version = change.version
+        if not self.frame.snapshots:
+            return
+        names = changed_since(since) if self.frame.patches and since >= 0 else None
+        if names is not None and change.texts is not None:
+            fields = frozenset(names)
+            self._push(
+                lambda: change.patch(since, fields), lambda: change.patch_text(since, fields)
+            )
+        else:
+            self._push(change.snapshot, change.snapshot_text)
 
     def deliver(self, change: Change) -> None:
-        if change.version <= self.last_version:
+        """A new version: its state (whole, or the fields it set), then its events."""
+        since = self.last_version
+        if change.version <= since:
             return
-        self.offer(change.version, change.state)
-        if self.frame.events:
-            for event in change.events:
-                self._push(event)
+        self.last_version = change.version
+        if self.frame.snapshots:
+            names = change.set
+            if (
+                self.frame.patches
+                and since == change.version - 1
+                and names is not None
+                and change.texts is not None
+            ):
+                self._push(
+                    lambda: change.patch(since, names), lambda: change.patch_text(since, names)
+                )
+            else:
+                self._push(change.snapshot, change.snapshot_text)
+        if self.frame.events and change.events:
+            self._push_events(change)
 
     async def receive(self) -> proto.Message:
         while not self._inbox:

@@ -1,17 +1,22 @@
 """What each operation means: call, create, update and delete, against a working
 copy of one object's state. This file reads side by side with the Worker's
-``worker/src/lib/object.ts``: the same rules, in the same order.
+``worker/lib/src/object.ts``: the same rules, in the same order.
 
 A :class:`Batch` applies the queued operations of one object in order. Each one
-either fails (changing nothing) or answers, and may produce a *change*: a state
-that differs, a delete of existing state, or a call that emitted events. Every
+either fails (changing nothing) or answers, and may produce a *change*: fields
+that differ, a delete of existing state, or a call that emitted events. Every
 change is the object's next version. Nothing is stored here: the queue commits
-the batch's end state, and the records of the request ids it answered, in one
-transaction.
+the batch's end state (only the fields that changed), and the records of the
+request ids it answered, in one transaction.
+
+The state is kept as each field's JSON text. A method body's live instance
+records which fields the body read or assigned; only those are compared and
+encoded afterwards, so a small change to a large object costs what it changes.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,20 +29,30 @@ from .. import _exceptions as exc
 from .. import _protocol as proto
 from .._handles import Execution, binding, live_instance
 from .._models import event_name
-from .._pydantic import dump_event, dump_state, translate, unknown_fields, validate_wire_state
+from .._pydantic import (
+    Tracking,
+    dump_event,
+    dump_fields_of,
+    dump_state,
+    translate,
+    unknown_fields,
+    validate_wire_state,
+)
 from ._fanout import Change
+from ._objects import join_state, state_bytes
 from ._store import Remembered
 
 if TYPE_CHECKING:
-    from ._objects import Cell, Cells
+    from .._models import DurableModel
+    from ._objects import Cell, Cells, Touched
     from ._queue import Pending
 
-__all__ = ["Batch", "Outcome"]
+__all__ = ["Applied", "Batch", "Outcome"]
 
 Outcome: TypeAlias = proto.Reply | exc.DurableError
 
 # An integer literal of 16 digits or more may be out of ±(2^53-1): only then is a
-# state or result scanned (outside its strings) for one that is.
+# text scanned (outside its strings) for one that is.
 _LONG_DIGITS: Final = re.compile(r"\d{16}")
 _INTEGER_LITERAL: Final = re.compile(r"-?\b\d{16,}\b(?![.eE])")
 _STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -52,18 +67,43 @@ class Applied:
 
 
 class Batch:
-    """Runs one batch of operations against a working copy of a cell's state."""
+    """Runs one batch of operations against a working copy of a cell's state.
+
+    The working copy is the cell's field texts plus what the batch changed: new
+    texts (``written``, to store), their decoded values (to compare), the size in
+    bytes, and one history entry per version the batch made.
+    """
 
     def __init__(self, host: Any, cells: Cells, cell: Cell) -> None:
         self.host = host
         self.cells = cells
         self.cell = cell
         self.version = cell.version
-        self.state = cell.state
-        self.state_text: str | None = None
-        self.changed = False
+        self.texts = cell.texts
+        self.bytes = cell.bytes
+        self.values: dict[str, Any] = {}
+        self.written: dict[str, str] = {}
+        self.clear = False
+        self.entries: list[tuple[int, Touched]] = []
         self.remember: list[tuple[str, Remembered]] = []
         self._answered: dict[str, Remembered] = {}
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.entries)
+
+    @property
+    def present(self) -> bool:
+        return self.texts is not None
+
+    def value(self, name: str) -> Any:
+        """A field's current value as JSON (the state's, or the model default's)."""
+        if name in self.values:
+            return self.values[name]
+        if self.texts is None:
+            self.values.update(self.cell.default_values())
+            return self.values[name]
+        return self.cell.value(name)
 
     async def apply(self, pending: Pending) -> Applied:
         op = pending.op
@@ -86,7 +126,10 @@ class Batch:
         except exc.DurableError as error:
             return Applied(error)
         if applied.change is not None and request_id is not None and not pending.ticket.local:
-            remembered = Remembered(op.fingerprint(), applied.outcome.status, _record(op, applied))
+            record = _record(op, applied)
+            remembered = Remembered(
+                op.fingerprint(), applied.outcome.status, record, len(proto.dumps(record))
+            )
             self._answered[request_id] = remembered
             self.remember.append((request_id, remembered))
         return applied
@@ -101,30 +144,70 @@ class Batch:
             )
         record = remembered.reply
         version = int(record["version"])
-        current = version == self.version
+        current = version == self.version and op.kind != "delete"
         return proto.Reply(
             remembered.status,
             version,
-            self.state if current else None,
-            record.get("result"),
-            bool(record.get("deleted", False)),
-            has_state=current and op.kind != "delete",
+            result=record.get("result"),
+            deleted=bool(record.get("deleted", False)),
+            has_state=current,
+            state_text=self._state_text() if current else None,
         )
+
+    # -- replies and changes ------------------------------------------------------
+
+    def _state_text(self) -> str | None:
+        return None if self.texts is None else join_state(self.texts)
+
+    def _reply(
+        self, op: proto.Mutation, status: int, result: Any = None, deleted: bool = False
+    ) -> proto.Reply:
+        """The reply to ``op`` at the current version: the state whole, or, when the
+        client said which version it holds and the history reaches it, a patch."""
+        have = op.have
+        if have is not None and self.texts is not None:
+            names = self._changed_since(have)
+            if names is not None:
+                fields = {
+                    name: json.loads(self.texts[name]) for name in self.texts if name in names
+                }
+                patch = proto.Patch(have, fields)
+                return proto.Reply(status, self.version, None, result, deleted, patch=patch)
+        return proto.Reply(
+            status, self.version, None, result, deleted, state_text=self._state_text()
+        )
+
+    def _changed_since(self, version: int) -> set[str] | None:
+        names: set[str] = set()
+        for at, touched in reversed(self.entries):
+            if at <= version:
+                return names
+            if touched is None:
+                return None
+            names |= touched
+        if version > self.cell.version:
+            return None
+        rest = self.cell.changed_since(version)
+        return None if rest is None else names | rest
 
     def _change(
         self,
-        status: int,
-        state: dict[str, Any] | None,
-        result: Any,
-        events: list[proto.EventMessage],
-        *,
-        deleted: bool = False,
-    ) -> Applied:
+        texts: dict[str, str] | None,
+        touched: Touched,
+        events: list[tuple[str, dict[str, Any]]] = [],  # noqa: B006 - never changed
+    ) -> Change:
+        """Make the next version: ``texts`` are its fields (``touched``, those that
+        changed; ``None``: all of them, the state was replaced)."""
         self.version += 1
-        self.state = state
-        self.changed = True
-        reply = proto.Reply(status, self.version, state, result, deleted)
-        return Applied(reply, Change(self.version, state, events))
+        if texts is None or touched is None:
+            self.clear = True
+            self.written = dict(texts or {})
+        else:
+            self.written.update((name, texts[name]) for name in touched)
+        self.texts = texts
+        self.entries.append((self.version, touched))
+        made = [proto.EventMessage(self.version, name, data) for name, data in events]
+        return Change(self.version, texts, touched, made)
 
     # -- call ------------------------------------------------------------------
 
@@ -135,8 +218,10 @@ class Batch:
             raise exc.UnknownMethodError(f"{cell.name} has no remote method {op.method!r}")
         signature = method.signature
         keywords = signature.keywords(op.args)
-        execution = Execution()
-        live, before = self._live(execution)
+        live = self._live()
+        tracking = Tracking(live)
+        execution = Execution(tracking=tracking)
+        binding(live).execution = execution
         body = _context.Body(
             self.host, (*pending.chain, (cell.name, cell.object_id)), pending.ticket
         )
@@ -146,53 +231,81 @@ class Batch:
                     value = await method.fn(live, **keywords)
             except Exception as error:
                 raise _remote_error(cell.name, op.method, error) from error
+            finally:
+                touched = tracking.finish()
             result = signature.dump_result(value)
             _check_result(f"{cell.name}.{op.method}()", result)
-            after = dump_state(live)
-            events = [
-                proto.EventMessage(self.version + 1, event_name(event), dump_event(event))
-                for event in execution.events
-            ]
-            text = _check_change(cell.name, after, events) if (after != before or events) else None
+            changed = self._compare(live, touched)
+            events = [(event_name(event), dump_event(event)) for event in execution.events]
+            if not changed and not events:
+                return Applied(self._reply(op, 200, result))
+            texts, names = self._texts_after(changed, events)
         except BaseException:
             cell.live = None  # rebuilt from the last good state at the next call
             raise
-        if text is None:
-            return Applied(proto.Reply(200, self.version, self.state, result))
-        cell.live_json = after
-        self.state_text = text
-        return self._change(200, after, result, events)
+        change = self._change(texts, names, events)
+        return Applied(self._reply(op, 200, result), change)
 
-    def _live(self, execution: Execution) -> tuple[Any, dict[str, Any]]:
-        """The instance to run a body against, built from the state unless still current."""
+    def _live(self) -> Any:
+        """The instance to run a body against, built from the working state if need be."""
         cell = self.cell
-        if cell.live is None or cell.live_json is None:
-            cell.live = live_instance(cell.model, cell.object_id, self.state, execution)
-            cell.live_json = self.state if self.state is not None else dump_state(cell.live)
+        if cell.live is None:
+            state = None if self.texts is None else json.loads(join_state(self.texts))
+            cell.live = live_instance(cell.model, cell.object_id, state, Execution())
+        return cell.live
+
+    def _compare(self, live: Any, touched: set[str]) -> dict[str, Any]:
+        """The touched fields whose values differ now, as JSON."""
+        if not touched:
+            return {}
+        after = dump_fields_of(live, touched)
+        return {name: value for name, value in after.items() if value != self.value(name)}
+
+    def _texts_after(
+        self, changed: dict[str, Any], events: list[tuple[str, dict[str, Any]]]
+    ) -> tuple[dict[str, str], Touched]:
+        """The fields after a change, once they are known to fit the protocol's limits;
+        and which of them changed (``None``: all, the object had no state)."""
+        model = self.cell.name
+        new = {name: proto.dumps_text(value) for name, value in changed.items()}
+        for name, text in new.items():
+            _check_integers(text, f"{model}.{name}")
+        _check_events(events)
+        if self.texts is None:
+            texts = {**self.cell.defaults(), **new}
+            size, touched = state_bytes(texts), None
         else:
-            binding(cell.live).execution = execution
-        return cell.live, cell.live_json
+            texts = {**self.texts, **new}
+            size = self.bytes + sum(
+                _field_bytes(name, text) - _field_bytes(name, self.texts[name])
+                for name, text in new.items()
+            )
+            touched = frozenset(new)
+        _check_size(model, size)
+        self.bytes = size
+        self.values.update(changed)
+        return texts, touched
 
     # -- create, update, delete -----------------------------------------------------
 
-    def _validated(self, fields: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-        cell = self.cell
-        try:
-            instance = validate_wire_state(cell.model, proto.dumps_text(fields))
-        except pydantic.ValidationError as error:
-            raise translate(error, f"invalid fields for {cell.name}") from error
-        state = dump_state(instance)
-        return state, _check_change(cell.name, state, [])
+    def _validated(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        return validated_state(self.cell.model, fields)
+
+    def _replace(self, state: dict[str, Any]) -> dict[str, str]:
+        texts, self.bytes = encoded_state(self.cell.name, state)
+        self.values = dict(state)
+        return texts
 
     def _create(self, op: proto.Create) -> Applied:
-        if self.state is not None:
+        if self.texts is not None:
             raise exc.AlreadyExistsError(
                 f"{self.cell.name} {self.cell.object_id!r} already has state "
                 f"(version {self.version}); use update() or delete() it first"
             )
-        state, self.state_text = self._validated(op.state)
+        texts = self._replace(self._validated(op.state))
         self.cell.live = None
-        return self._change(201, state, None, [])
+        change = self._change(texts, None)
+        return Applied(self._reply(op, 201), change)
 
     def _update(self, op: proto.Update) -> Applied:
         if op.if_version is not None and op.if_version != self.version:
@@ -204,19 +317,51 @@ class Batch:
         unknown = sorted(set(op.fields) - set(self.cell.model.model_fields))
         if unknown:
             raise unknown_fields(self.cell.name, unknown)
-        state, text = self._validated({**(self.state or {}), **op.fields})
-        if state == self.state:
-            return Applied(proto.Reply(200, self.version, self.state))
-        self.state_text = text
+        current = {} if self.texts is None else json.loads(join_state(self.texts))
+        state = self._validated({**current, **op.fields})
+        if self.texts is not None:
+            changed = {name: value for name, value in state.items() if value != current.get(name)}
+            if not changed:
+                return Applied(self._reply(op, 200))
+            texts, touched = self._texts_after(changed, [])
+        else:
+            texts, touched = self._replace(state), None
         self.cell.live = None
-        return self._change(200, state, None, [])
+        change = self._change(texts, touched)
+        return Applied(self._reply(op, 200), change)
 
     def _delete(self) -> Applied:
-        if self.state is None:
+        if self.texts is None:
             return Applied(proto.Reply(200, self.version, None, deleted=False))
-        self.state_text = None
         self.cell.live = None
-        return self._change(200, None, None, [], deleted=True)
+        self.values, self.bytes = {}, 0
+        change = self._change(None, None)
+        return Applied(proto.Reply(200, self.version, None, deleted=True), change)
+
+
+def validated_state(model: type[DurableModel], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A whole state from fields given over the wire (missing ones take their defaults),
+    validated by the wire's rules, as JSON."""
+    name = model.__durable_name__
+    try:
+        text = proto.dumps_text(fields)
+    except (TypeError, ValueError) as error:  # UnicodeEncodeError: a lone surrogate
+        raise exc.ValidationError(f"the fields of {name} are not JSON text") from error
+    try:
+        instance = validate_wire_state(model, text)
+    except pydantic.ValidationError as error:
+        raise translate(error, f"invalid fields for {name}") from error
+    return dump_state(instance)
+
+
+def encoded_state(model: str, state: dict[str, Any]) -> tuple[dict[str, str], int]:
+    """A state's fields as JSON texts, and its size, once it fits the protocol's limits."""
+    texts = {name: proto.dumps_text(value) for name, value in state.items()}
+    for name, text in texts.items():
+        _check_integers(text, f"{model}.{name}")
+    size = state_bytes(texts)
+    _check_size(model, size)
+    return texts, size
 
 
 def _record(op: proto.Mutation, applied: Applied) -> dict[str, Any]:
@@ -231,47 +376,60 @@ def _record(op: proto.Mutation, applied: Applied) -> dict[str, Any]:
     return record
 
 
-def _check_change(model: str, state: dict[str, Any], events: list[proto.EventMessage]) -> str:
-    """The state's JSON text, once it is known to fit the protocol's limits."""
-    text = proto.dumps_text(state)
-    if len(text) > proto.MAX_STATE_BYTES // 4 and len(text.encode()) > proto.MAX_STATE_BYTES:
+def _field_bytes(name: str, text: str) -> int:
+    return len(name.encode()) + 3 + len(text.encode())
+
+
+def _check_size(model: str, size: int) -> None:
+    if size > proto.MAX_STATE_BYTES:
         raise exc.StateTooLargeError(
-            f"the state of {model} would take {len(text.encode()):,} bytes; "
+            f"the state of {model} would take {size:,} bytes; "
             f"at most {proto.MAX_STATE_BYTES:,} are allowed. Nothing was changed"
         )
-    if events:
-        size = sum(len(proto.dumps(event.data)) + len(event.name) for event in events)
-        if size > proto.MAX_EVENT_BYTES:
-            raise exc.StateTooLargeError(
-                f"the events of this change would take {size:,} bytes; at most "
-                f"{proto.MAX_EVENT_BYTES:,} are allowed. Nothing was changed"
-            )
-        for event in events:
-            _check_integers(proto.dumps_text(event.data), f"event {event.name}")
-    _check_integers(text, f"the state of {model}")
-    return text
+
+
+def _check_events(events: list[tuple[str, dict[str, Any]]]) -> None:
+    if not events:
+        return
+    texts = [proto.dumps_text(data) for _, data in events]
+    size = sum(
+        len(text.encode()) + len(name) for text, (name, _) in zip(texts, events, strict=True)
+    )
+    if size > proto.MAX_EVENT_BYTES:
+        raise exc.StateTooLargeError(
+            f"the events of this change would take {size:,} bytes; at most "
+            f"{proto.MAX_EVENT_BYTES:,} are allowed. Nothing was changed"
+        )
+    for text, (name, _) in zip(texts, events, strict=True):
+        _check_integers(text, f"event {name}")
 
 
 def _check_result(what: str, result: Any) -> None:
+    if result is None or isinstance(result, bool | float):
+        return
+    if isinstance(result, int):
+        if abs(result) > proto.MAX_SAFE_INTEGER:
+            raise exc.InvalidResultError(f"{what} returned an integer outside ±(2^53-1)")
+        return
     text = proto.dumps_text(result)
     if len(text) > proto.MAX_RESULT_BYTES // 4 and len(text.encode()) > proto.MAX_RESULT_BYTES:
         raise exc.InvalidResultError(
             f"{what} returned {len(text.encode()):,} bytes of JSON; at most "
             f"{proto.MAX_RESULT_BYTES:,} are allowed"
         )
-    _check_integers(text, f"the result of {what}", result=True)
+    _check_integers(text, f"the result of {what}")
 
 
-def _check_integers(text: str, what: str, *, result: bool = False) -> None:
+def _check_integers(text: str, what: str) -> None:
     """Refuse JSON holding an integer outside ±(2^53-1): it cannot travel exactly."""
     if _LONG_DIGITS.search(text) is None:
         return
     for literal in _INTEGER_LITERAL.findall(_STRING.sub('""', text)):
         if abs(int(literal)) > proto.MAX_SAFE_INTEGER:
-            message = f"{what} holds an integer outside ±(2^53-1), which JSON cannot carry exactly"
-            if result:
-                raise exc.InvalidResultError(message)
-            raise exc.InvalidResultError(message + "; nothing was changed")
+            raise exc.InvalidResultError(
+                f"{what} holds an integer outside ±(2^53-1), which JSON cannot carry exactly; "
+                "nothing was changed"
+            )
 
 
 def _remote_error(model: str, method: str, error: Exception) -> exc.RemoteError:

@@ -113,7 +113,7 @@ class Queue:
                     continue
                 _settle(cell, batch, applied)
                 return
-            write = Write(run.version, run.state_text, run.remember)
+            write = Write(run.version, run.present, run.written, run.clear, run.remember)
             try:
                 self._store.commit(cell.name, cell.object_id, start, write)
             except VersionMoved:
@@ -126,13 +126,24 @@ class Queue:
                 for pending in batch:
                     pending.done(failure)
                 return
-            cell.version, cell.state = run.version, run.state
+            _committed(cell, run)
             cell.remember(run.remember, self._store.max_requests)
             _settle(cell, batch, applied)
             return
         busy = exc.UnavailableError("the object is busy in another process")
         for pending in batch:
             pending.done(busy)
+
+
+def _committed(cell: Cell, run: Batch) -> None:
+    """The batch is stored: its working state becomes the cell's."""
+    cell.version, cell.bytes = run.version, run.bytes
+    if run.clear:
+        cell.values = {}
+    cell.texts = run.texts
+    if run.texts is not None:
+        cell.values.update(run.values)
+    cell.history.extend(run.entries)
 
 
 def _settle(cell: Cell, batch: list[Pending], applied: list[Applied]) -> None:

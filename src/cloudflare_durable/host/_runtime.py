@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Any, Final
 
 import anyio
 import anyio.lowlevel
@@ -22,9 +22,9 @@ from .. import _exceptions as exc
 from .. import _protocol as proto
 from .._config import DEFAULT_TIMEOUT, store_path
 from .._models import DurableModel, registered_models
-from ._fanout import Subscriber
+from ._fanout import Change, Subscriber
 from ._objects import Cell, Cells
-from ._operations import Outcome
+from ._operations import Outcome, encoded_state, validated_state
 from ._queue import Drain, Pending, Queue
 from ._store import Store
 
@@ -107,7 +107,7 @@ class Host:
         cell = self._cell(op.model, op.object_id)
         if isinstance(op, proto.Read):
             self._poll(cell)
-            return proto.Reply(200, cell.version, cell.state)
+            return _read(cell, op.have)
         waiter = _Waiter()
         drain = self._queue.submit(
             cell, Pending(op, waiter.done, _context.Ticket(op.request_id), chain)
@@ -125,6 +125,28 @@ class Host:
             raise outcome
         return outcome
 
+    async def create_many(self, model: str, states: dict[str, dict[str, Any]]) -> dict[str, int]:
+        """Create many objects of ``model`` (fields by object id) in one transaction: all
+        or nothing. Returns each object's version; ``AlreadyExistsError`` if one of them
+        already has state."""
+        model_class = self.model(model)
+        if _context.current() is not None:
+            raise exc.UsageError("create_many cannot be called from inside a method body")
+        texts = {}
+        for object_id, fields in states.items():
+            proto.check_object_id(object_id)
+            texts[object_id] = encoded_state(model, validated_state(model_class, fields))[0]
+        busy = [oid for oid in texts if (cell := self._cells.cached(model, oid)) and not cell.idle]
+        if busy:
+            raise exc.OverloadedError(
+                f"{len(busy)} of these objects are busy ({busy[0]!r}...); create them one by one"
+            )
+        self._cells.refresh_epoch()
+        versions = self._store.create_many(model, texts)
+        for object_id in texts:
+            self._cells.forget(model, object_id)
+        return versions
+
     def _submit(self, op: proto.Mutation, done: Callable[[Outcome], None]) -> Drain | None:
         """Queue ``op`` (from outside any body); if the object is idle, return the
         coroutine function the caller must run to drain it (the network host starts
@@ -137,12 +159,13 @@ class Host:
         model: str,
         object_id: str,
         frame: proto.SubscribeFrame,
-        sink: Callable[[proto.Message], None] | None = None,
+        sink: Callable[[str], None] | None = None,
     ) -> Subscriber:
         """Register a subscriber; it holds the current snapshot first if it is newer.
 
-        With ``sink``, messages are handed to it synchronously, in order, instead
-        of queueing for ``receive()`` (a network connection's own outbox).
+        With ``sink``, frames are handed to it as text, synchronously, in order,
+        instead of queueing as messages for ``receive()`` (a network connection's
+        own outbox).
         """
         self._from_body(proto.Read(model, object_id))
         cell = self._cell(model, object_id)
@@ -155,7 +178,7 @@ class Host:
             sink=sink,
         )
         cell.subscribers.add(subscriber)
-        subscriber.offer(cell.version, cell.state)
+        _offer(cell, subscriber)
         return subscriber
 
     # -- machinery --------------------------------------------------------
@@ -187,7 +210,23 @@ class Host:
             return
         if self._cells.catch_up(cell):
             for subscriber in list(cell.subscribers):
-                subscriber.offer(cell.version, cell.state)
+                _offer(cell, subscriber)
+
+
+def _read(cell: Cell, have: int | None) -> proto.Reply:
+    """The object's state, or, when the reader holds an older version the history
+    reaches, the fields changed since."""
+    if have is not None and cell.texts is not None:
+        names = cell.changed_since(have)
+        if names is not None:
+            fields = {name: cell.state_field(name) for name in cell.texts if name in names}
+            return proto.Reply(200, cell.version, patch=proto.Patch(have, fields))
+    return proto.Reply(200, cell.version, state_text=cell.state_text())
+
+
+def _offer(cell: Cell, subscriber: Subscriber) -> None:
+    change = Change(cell.version, cell.texts, None, [])
+    subscriber.offer(change, cell.changed_since)
 
 
 class _Waiter:

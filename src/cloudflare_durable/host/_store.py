@@ -1,5 +1,9 @@
 """SQLite persistence for the host: object state, versions and idempotency records.
 
+An object's state is stored one row per field (its JSON text), so a change
+writes only the fields it changed: a small change to a large object costs what
+the change costs, not what the object holds.
+
 One connection per host, used from the event loop's thread. Each batch of
 changes to one object is one ``BEGIN IMMEDIATE`` transaction that first checks
 the stored version, so two processes sharing a file never lose or double an
@@ -26,8 +30,16 @@ CREATE TABLE IF NOT EXISTS durable_objects (
     model TEXT NOT NULL,
     object_id TEXT NOT NULL,
     version INTEGER NOT NULL,
-    state TEXT,
+    present INTEGER NOT NULL,
+    schema_version INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (model, object_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS durable_fields (
+    model TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (model, object_id, field)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS durable_requests (
     model TEXT NOT NULL,
@@ -40,9 +52,9 @@ CREATE TABLE IF NOT EXISTS durable_requests (
     PRIMARY KEY (model, object_id, request_id)
 ) WITHOUT ROWID;
 """
-FORMAT: Final = 1
+FORMAT: Final = 2
 """The store's format (``PRAGMA user_version``). 0: before request ids were bound to
-their operation (no ``digest`` column)."""
+their operation (no ``digest`` column); 1: each object's state in one JSON text."""
 SWEEP_INTERVAL: Final = 60.0
 PRUNE_SLACK: Final = 1000
 """How far past ``max_requests`` an object's records may grow before they are pruned."""
@@ -54,8 +66,10 @@ BUSY_TIMEOUT_MS: Final = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Stored:
+    """An object as stored: its version, and its fields' JSON texts (``None``: no state)."""
+
     version: int
-    state: dict[str, Any] | None
+    fields: dict[str, str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +81,20 @@ class Remembered:
     digest: str | None
     status: int
     reply: dict[str, Any]
+    size: int = 0
+    """About how many bytes the record takes in memory."""
 
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """The end state of one batch (its JSON text; ``None``: no state), and the replies
-    of the request ids it answered."""
+    """What one batch changed: the new version; whether the object has state after it;
+    the fields to store (JSON texts), after removing every field first if ``clear``;
+    and the replies of the request ids it answered."""
 
     version: int
-    state: str | None
+    present: bool
+    fields: dict[str, str]
+    clear: bool
     replies: list[tuple[str, Remembered]]
 
 
@@ -130,14 +149,38 @@ class Store:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
             if found == 0 and "durable_requests" in tables:
                 db.execute("ALTER TABLE durable_requests ADD COLUMN digest TEXT")
+            if found < 2 and "durable_objects" in tables:
+                db.execute("ALTER TABLE durable_objects RENAME TO durable_objects_1")
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            if found < 2 and "durable_objects" in tables:
+                self._split_states()
             db.execute(f"PRAGMA user_version = {FORMAT}")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _split_states(self) -> None:
+        """Format 1 to 2: each object's state, one JSON text, into one row per field."""
+        db = self._db
+        rows = db.execute("SELECT model, object_id, version, state FROM durable_objects_1")
+        for model, object_id, version, state in rows.fetchall():
+            db.execute(
+                "INSERT INTO durable_objects (model, object_id, version, present) "
+                "VALUES (?, ?, ?, ?)",
+                (model, object_id, version, state is not None),
+            )
+            fields = json.loads(state) if state is not None else {}
+            db.executemany(
+                "INSERT INTO durable_fields (model, object_id, field, value) VALUES (?, ?, ?, ?)",
+                [
+                    (model, object_id, name, proto.dumps_text(value))
+                    for name, value in fields.items()
+                ],
+            )
+        db.execute("DROP TABLE durable_objects_1")
 
     def _read_data_version(self) -> int:
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
@@ -156,12 +199,18 @@ class Store:
 
     def read(self, model: str, object_id: str) -> Stored:
         row = self._db.execute(
-            "SELECT version, state FROM durable_objects WHERE model = ? AND object_id = ?",
+            "SELECT version, present FROM durable_objects WHERE model = ? AND object_id = ?",
             (model, object_id),
         ).fetchone()
         if row is None:
             return Stored(0, None)
-        return Stored(row[0], None if row[1] is None else json.loads(row[1]))
+        if not row[1]:
+            return Stored(row[0], None)
+        rows = self._db.execute(
+            "SELECT field, value FROM durable_fields WHERE model = ? AND object_id = ?",
+            (model, object_id),
+        )
+        return Stored(row[0], dict(rows.fetchall()))
 
     def version(self, model: str, object_id: str) -> int:
         row = self._db.execute(
@@ -195,12 +244,7 @@ class Store:
         try:
             if self.version(model, object_id) != expected:
                 raise VersionMoved
-            db.execute(
-                "INSERT INTO durable_objects (model, object_id, version, state) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (model, object_id) "
-                "DO UPDATE SET version = excluded.version, state = excluded.state",
-                (model, object_id, write.version, write.state),
-            )
+            self._write(model, object_id, write)
             self._remember(model, object_id, write.replies)
             db.execute("COMMIT")
         except sqlite3.IntegrityError:
@@ -213,6 +257,67 @@ class Store:
             raise
         if time.monotonic() >= self._next_sweep:
             self.sweep()
+
+    def create_many(self, model: str, states: dict[str, dict[str, str]]) -> dict[str, int]:
+        """Store every state of ``states`` (fields' texts by object id) in one transaction,
+        each object at its next version; all or nothing. Returns the versions, or raises
+        ``AlreadyExistsError`` naming the objects that already have state."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            found = self._versions(model, list(states))
+            taken = sorted(object_id for object_id, (_, present) in found.items() if present)
+            if taken:
+                shown = ", ".join(map(repr, taken[:5])) + (" ..." if len(taken) > 5 else "")
+                raise exc.AlreadyExistsError(
+                    f"{len(taken)} of these {model} objects already have state: {shown}; "
+                    "nothing was created",
+                    details={"object_ids": taken[:100]},
+                )
+            versions = {}
+            for object_id, texts in states.items():
+                version = found.get(object_id, (0, False))[0] + 1
+                self._write(model, object_id, Write(version, True, texts, True, []))
+                versions[object_id] = version
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return versions
+
+    def _versions(self, model: str, object_ids: list[str]) -> dict[str, tuple[int, bool]]:
+        found: dict[str, tuple[int, bool]] = {}
+        for start in range(0, len(object_ids), 500):
+            chunk = object_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT object_id, version, present FROM durable_objects "
+                f"WHERE model = ? AND object_id IN ({marks})",
+                (model, *chunk),
+            )
+            found.update((row[0], (row[1], bool(row[2]))) for row in rows)
+        return found
+
+    def _write(self, model: str, object_id: str, write: Write) -> None:
+        db = self._db
+        db.execute(
+            "INSERT INTO durable_objects (model, object_id, version, present) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (model, object_id) "
+            "DO UPDATE SET version = excluded.version, present = excluded.present",
+            (model, object_id, write.version, write.present),
+        )
+        if write.clear:
+            db.execute(
+                "DELETE FROM durable_fields WHERE model = ? AND object_id = ?",
+                (model, object_id),
+            )
+        if write.fields:
+            db.executemany(
+                "INSERT INTO durable_fields (model, object_id, field, value) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (model, object_id, field) "
+                "DO UPDATE SET value = excluded.value",
+                [(model, object_id, name, text) for name, text in write.fields.items()],
+            )
 
     def _remember(
         self, model: str, object_id: str, replies: Iterable[tuple[str, Remembered]]

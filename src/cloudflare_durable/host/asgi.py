@@ -22,6 +22,7 @@ import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Final, TypeAlias
+from urllib.parse import urlsplit
 
 import anyio
 from anyio.abc import TaskGroup
@@ -31,6 +32,7 @@ from .. import _exceptions as exc
 from .. import _protocol as proto
 from .. import _tickets as tickets
 from .._codegen.library import library_dir
+from .._config import is_loopback
 from .._models import Event, events_in
 from .._schema import schema_document, schema_json
 from ._fanout import Subscriber
@@ -51,7 +53,10 @@ Authorize: TypeAlias = Callable[[HTTPConnection, str, str, str], bool | Awaitabl
 logger = logging.getLogger("cloudflare_durable.host")
 
 _VERSION_HEADER: Final = (b"durable-protocol", str(proto.PROTOCOL_VERSION).encode())
-_JSON_HEADERS: Final = [(b"content-type", b"application/json"), _VERSION_HEADER]
+_FEATURES_HEADER: Final = (proto.FEATURES_HEADER.encode(), proto.PATCH_FEATURE.encode())
+_JSON_HEADERS: Final = [(b"content-type", b"application/json"), _VERSION_HEADER, _FEATURES_HEADER]
+REQUEST_TIMEOUT: Final = 10.0
+"""Seconds a request's head and body may take to arrive."""
 CLIENT_SCRIPT_PATH: Final = "/v1/client.js"
 """Where the host serves the browser module (no token needed: it is public code)."""
 
@@ -66,17 +71,34 @@ def create_app(
     *,
     token: str | None = None,
     events: Iterable[type[Event]] | None = None,
+    allowed_origins: Iterable[str] = (),
+    request_timeout: float = REQUEST_TIMEOUT,
     authorize: Authorize | None = None,
 ) -> DurableApp:
     """An ASGI app serving ``host``; with ``token``, every request must carry it (or a
     ticket signed with it, see ``cloudflare_durable.issue_ticket``).
 
-    ``events`` are the event types ``GET /v1/models`` describes (default: those
-    defined or imported by the modules of the served models). ``authorize`` is
-    called for every operation, WebSocket handshake and call frame, after the
-    token or ticket was checked; returning false answers ``403 forbidden``.
+    - ``events``: the event types ``GET /v1/models`` describes (default: those
+      defined or imported by the modules of the served models);
+    - ``allowed_origins``: origins (``https://app.example.com``) whose pages may call
+      the host besides its own; a request from any other page is refused;
+    - ``request_timeout``: seconds a request's body may take to arrive;
+    - ``authorize``: ``authorize(connection, model, object_id, operation)``, called
+      for every operation, WebSocket handshake and call frame after the token or
+      ticket was checked; false (or an awaitable of false) answers ``403 forbidden``.
+
+    Without a token, only requests addressed to a loopback name (``localhost``,
+    ``127.0.0.1``, ``[::1]``) are served, so a web page cannot reach the host
+    through a DNS name it controls.
     """
-    return DurableApp(host, token=token, events=events, authorize=authorize)
+    return DurableApp(
+        host,
+        token=token,
+        events=events,
+        allowed_origins=allowed_origins,
+        request_timeout=request_timeout,
+        authorize=authorize,
+    )
 
 
 class DurableApp:
@@ -88,14 +110,22 @@ class DurableApp:
         *,
         token: str | None = None,
         events: Iterable[type[Event]] | None = None,
+        allowed_origins: Iterable[str] = (),
+        request_timeout: float = REQUEST_TIMEOUT,
         authorize: Authorize | None = None,
     ) -> None:
+        if token is not None and not token.strip():
+            raise exc.UsageError("the token is empty: give a real one, or none at all")
         self.host = host
         self._token_digest = hashlib.sha256(token.encode()).digest() if token else None
         self._ticket_key = tickets.ticket_key(token) if token else None
         self._authorize = authorize
         self._events = None if events is None else list(events)
         self._models_document: Any = None
+        self._origins = {_normal_origin(origin) for origin in allowed_origins}
+        self._request_timeout = request_timeout
+        self._connections: set[_Connection] = set()
+        self._all_closed: anyio.Event | None = None
 
     def models_document(self) -> Any:
         """What ``GET /v1/models`` answers: the schema document of the served models."""
@@ -127,6 +157,26 @@ class DurableApp:
         digest = hashlib.sha256(credential.strip()).digest()
         return hmac.compare_digest(digest, self._token_digest) and scheme.lower() == b"bearer"
 
+    def check_caller(self, headers: dict[bytes, bytes]) -> None:
+        """Refuse a request from a page of another origin, and, without a token, one
+        addressed to a name that is not this machine's (DNS rebinding)."""
+        origin = headers.get(b"origin")
+        if origin is not None:
+            text = origin.decode("latin-1")
+            host = headers.get(b"host", b"").decode("latin-1").lower()
+            normal = _normal_origin(text)
+            if normal not in self._origins and _origin_host(normal) != _without_default_port(
+                host, normal
+            ):
+                raise exc.ForbiddenError(f"requests from pages of {text[:100]!r} are not allowed")
+        if self._token_digest is None:
+            addressed = headers.get(b"host")
+            if addressed is not None and not is_loopback(_host_name(addressed.decode("latin-1"))):
+                raise exc.ForbiddenError(
+                    "a host serving without a token answers only requests addressed to "
+                    "localhost, 127.0.0.1 or [::1]"
+                )
+
     def ticket(self, scope: Scope, headers: dict[bytes, bytes]) -> tickets.Ticket | None:
         """The ticket the request presents instead of the token (None: the token, or no
         token configured); ``UnauthorizedError`` when it presents neither validly."""
@@ -146,12 +196,13 @@ class DurableApp:
     def route(
         self, scope: Scope, headers: dict[bytes, bytes]
     ) -> tuple[proto.Route, tickets.Ticket | None]:
-        """Check auth and version, then route; raises the error to answer with."""
+        """Check the caller, auth and version, then route; raises the error to answer with."""
         path = _route_path(scope)
         version = headers.get(proto.PROTOCOL_HEADER.encode())
         if path == "/v1/health":
             proto.check_protocol_header(None if version is None else version.decode("latin-1"))
             return proto.Route("health"), None
+        self.check_caller(headers)
         ticket = self.ticket(scope, headers)
         proto.check_protocol_header(None if version is None else version.decode("latin-1"))
         route = proto.parse_path(path)
@@ -186,32 +237,88 @@ class DurableApp:
         try:
             status, body = await self._handle(scope, headers, receive)
         except exc.DurableError as error:
-            status, body = proto.error_status(error), proto.error_envelope(error)
+            status, body = proto.error_status(error), proto.dumps(proto.error_envelope(error))
         except Exception:
             logger.exception("unexpected failure serving %s %s", scope["method"], scope["path"])
             failure = exc.ServerError("unexpected server failure; nothing was applied")
-            status, body = 500, proto.error_envelope(failure)
-        await _respond(send, status, proto.dumps(body))
+            status, body = 500, proto.dumps(proto.error_envelope(failure))
+        await _respond(send, status, body)
 
     async def _handle(
         self, scope: Scope, headers: dict[bytes, bytes], receive: Receive
-    ) -> tuple[int, Any]:
+    ) -> tuple[int, bytes]:
         route, ticket = self.route(scope, headers)
         method = scope["method"]
         if method not in proto.allowed_methods(route.kind):
             raise exc.MethodNotAllowedError(f"{method} is not allowed here")
         if route.kind == "health":
-            return 200, {"status": "ok", "protocol": proto.PROTOCOL_VERSION}
+            return 200, proto.dumps({"status": "ok", "protocol": proto.PROTOCOL_VERSION})
         if route.kind == "models":
-            return 200, self.models_document()
+            return 200, proto.dumps(self.models_document())
         if route.kind == "ws":
             raise exc.BadRequestError("this endpoint needs a WebSocket upgrade")
         operation = tickets.operation_name(route.kind, method, route.method)
         await self.permit(scope, ticket, route, operation)
-        body = await _read_body(headers, receive, required=method in proto.BODY_REQUIRED)
-        op = proto.http_operation(route, method, body)
+        try:
+            with anyio.fail_after(self._request_timeout):
+                body = await _read_body(headers, receive, required=method in proto.BODY_REQUIRED)
+        except TimeoutError:
+            raise exc.BadRequestError(
+                f"the body did not arrive within {self._request_timeout:g} s"
+            ) from None
+        op = proto.http_operation(
+            route, method, body, scope.get("query_string", b"").decode("latin-1")
+        )
         reply = await self.host.perform(op)
-        return reply.status, reply.to_json(op.kind)
+        return reply.status, reply.encode(op.kind)
+
+    async def going_away(self, grace: float = 2.0) -> None:
+        """Close every WebSocket with 1001 (going away) before the server stops, waiting
+        at most ``grace`` seconds for the close frames to be sent."""
+        self._all_closed = anyio.Event()
+        for connection in list(self._connections):
+            connection.close(proto.CLOSE_GOING_AWAY, "the server is shutting down")
+        if self._connections:
+            with anyio.move_on_after(grace):
+                await self._all_closed.wait()
+
+    def _closed(self, connection: _Connection) -> None:
+        self._connections.discard(connection)
+        if not self._connections and self._all_closed is not None:
+            self._all_closed.set()
+
+
+def _normal_origin(origin: str) -> str:
+    """``scheme://host[:port]``, lowercase, without the scheme's default port."""
+    parts = urlsplit(origin.strip().lower())
+    if not parts.scheme or not parts.hostname:
+        return origin.strip().lower()  # "null" and the like: only an exact entry matches
+    port = parts.port
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    netloc = parts.netloc.rpartition("@")[2]
+    if port is not None and port == default:
+        netloc = netloc.rsplit(":", 1)[0]
+    return f"{parts.scheme}://{netloc}"
+
+
+def _origin_host(origin: str) -> str:
+    return origin.partition("://")[2]
+
+
+def _without_default_port(host: str, origin: str) -> str:
+    """The Host header as an origin's host part (its default port dropped)."""
+    scheme = origin.partition("://")[0]
+    default = {"http": ":80", "https": ":443"}.get(scheme)
+    if default and host.endswith(default):
+        return host[: -len(default)]
+    return host
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port."""
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _route_path(scope: Scope) -> str:
@@ -300,9 +407,10 @@ class _Connection:
     def __init__(self, app: DurableApp, scope: Scope, receive: Receive, send: Send) -> None:
         self.app, self.scope, self.receive, self.send = app, scope, receive, send
         self.route = proto.Route("ws")
-        self.outbox: deque[tuple[str, bool]] = deque()
+        self.outbox: deque[str] = deque()
         self.wakeup = anyio.Event()
-        self.backlog = 0
+        self.backlog_bytes = 0
+        self.in_flight = 0
         self.closing: _Closed | None = None
         self.subscriber: Subscriber | None = None
         self.ticket: tickets.Ticket | None = None
@@ -313,12 +421,14 @@ class _Connection:
             return
         if not await self._accept():
             return
+        self.app._connections.add(self)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._writer, tg)
                 await self._reader(tg)
                 tg.cancel_scope.cancel()
         finally:
+            self.app._closed(self)
             if self.subscriber is not None:
                 self.subscriber.close()
 
@@ -332,7 +442,10 @@ class _Connection:
         except exc.DurableError as error:
             await self._refuse(error)
             return False
-        accept: dict[str, Any] = {"type": "websocket.accept", "headers": [_VERSION_HEADER]}
+        accept: dict[str, Any] = {
+            "type": "websocket.accept",
+            "headers": [_VERSION_HEADER, _FEATURES_HEADER],
+        }
         if tickets.SUBPROTOCOL in (self.scope.get("subprotocols") or ()):
             accept["subprotocol"] = tickets.SUBPROTOCOL  # what browsers offer; selected
         await self.send(accept)
@@ -357,9 +470,9 @@ class _Connection:
                 return
             text = message.get("text")
             if text is None:
-                self._close(1003, "binary frames are not supported")
+                self.close(1003, "binary frames are not supported")
             elif len(text) > proto.MAX_FRAME_BYTES:
-                self._close(1009, "frame too large")
+                self.close(1009, "frame too large")
             else:
                 await self._frame(text, tg)
         await anyio.sleep_forever()  # the writer sends the close frame, then cancels this
@@ -384,11 +497,20 @@ class _Connection:
             self._subscribe(frame)
 
     def _call(self, frame: proto.CallFrame, tg: TaskGroup) -> None:
+        if self.in_flight >= proto.MAX_CALLS_IN_FLIGHT:
+            busy = exc.OverloadedError(
+                f"this connection already has {proto.MAX_CALLS_IN_FLIGHT} calls unanswered"
+            )
+            self._put(proto.error_frame(frame.id, busy))
+            return
+        self.in_flight += 1
+
         def done(outcome: Outcome) -> None:
+            self.in_flight -= 1
             if isinstance(outcome, exc.DurableError):
                 self._put(proto.error_frame(frame.id, outcome))
             else:
-                self._put(proto.result_frame(frame.id, outcome))
+                self._queue(proto.result_text(frame.id, outcome))
 
         op = frame.operation(self.route.model, self.route.object_id)
         try:
@@ -405,28 +527,30 @@ class _Connection:
             self._put(proto.error_frame(None, error))
             return
         self.subscriber = self.app.host.subscribe(
-            self.route.model, self.route.object_id, frame, self._publish
+            self.route.model, self.route.object_id, frame, self._queue
         )
-
-    def _publish(self, message: proto.Message) -> None:
-        if isinstance(message, proto.Snapshot):
-            frame = proto.snapshot_frame(message.version, message.state)
-        else:
-            frame = proto.event_frame(message.version, message.name, message.data)
-        self.backlog += 1
-        if self.backlog > proto.SUBSCRIBER_BACKLOG:
-            self._close(proto.CLOSE_LAGGING, "subscriber fell behind; resume with since")
-            return
-        self._queue(proto.dumps_text(frame), from_subscription=True)
 
     def _put(self, frame: dict[str, Any]) -> None:
         self._queue(proto.dumps_text(frame))
 
-    def _queue(self, text: str, *, from_subscription: bool = False) -> None:
-        self.outbox.append((text, from_subscription))
+    def _queue(self, text: str) -> None:
+        """Queue a frame; a peer that lets more than the backlog pile up (it does not
+        read, or reads too slowly) is cut off with 4008 and resumes with ``since``."""
+        if self.closing is not None:
+            return
+        self.outbox.append(text)
+        self.backlog_bytes += len(text)
+        if (
+            len(self.outbox) > proto.SUBSCRIBER_BACKLOG
+            or self.backlog_bytes > proto.SUBSCRIBER_BACKLOG_BYTES
+        ):
+            self.outbox.clear()
+            self.backlog_bytes = 0
+            self.close(proto.CLOSE_LAGGING, "the connection fell behind; reconnect and resume")
+            return
         self.wakeup.set()
 
-    def _close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str) -> None:
         if self.closing is None:
             self.closing = _Closed(code, reason)
             self.wakeup.set()
@@ -437,9 +561,9 @@ class _Connection:
             self.wakeup = anyio.Event()
             try:
                 while self.outbox and self.closing is None:
-                    text, from_subscription = self.outbox.popleft()
+                    text = self.outbox.popleft()
+                    self.backlog_bytes -= len(text)
                     await self.send({"type": "websocket.send", "text": text})
-                    self.backlog -= from_subscription
             except OSError:  # the peer went away; the reader sees the disconnect
                 tg.cancel_scope.cancel()
                 return
