@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -304,6 +304,15 @@ class Watcher:
         assert len(self.lines) >= count, self.lines
         return self.lines
 
+    def wait_until(
+        self, done: Callable[[dict[str, Any]], bool], timeout: float = 20
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while not any(done(line) for line in list(self.lines)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert any(done(line) for line in list(self.lines)), self.lines
+        return list(self.lines)
+
     def interrupt(self) -> int:
         self.process.send_signal(signal.SIGINT)
         status = self.process.wait(20)
@@ -366,7 +375,7 @@ def test_watch_resumes_through_a_server_restart(
         watcher.wait_for(1)
         server.restart()
         _bump(server.url, oid, 2)
-        lines = watcher.wait_for(3)
+        lines = watcher.wait_until(lambda line: line == {**line, "type": "snapshot", "version": 3})
         versions = [line["version"] for line in lines if line["type"] == "snapshot"]
         assert versions == sorted(set(versions)), lines
         assert versions[0] == 1
