@@ -144,12 +144,13 @@ class Batch:
             )
         record = remembered.reply
         version = int(record["version"])
-        current = version == self.version and op.kind != "delete"
+        if op.kind == "delete":  # a delete's reply always says it left no state
+            return proto.Reply(remembered.status, version, deleted=bool(record["deleted"]))
+        current = version == self.version
         return proto.Reply(
             remembered.status,
             version,
             result=record.get("result"),
-            deleted=bool(record.get("deleted", False)),
             has_state=current,
             state_text=self._state_text() if current else None,
         )
@@ -263,7 +264,7 @@ class Batch:
 
     def _texts_after(
         self, changed: dict[str, Any], events: list[tuple[str, dict[str, Any]]]
-    ) -> tuple[dict[str, str], Touched]:
+    ) -> tuple[dict[str, str] | None, Touched]:
         """The fields after a change, once they are known to fit the protocol's limits;
         and which of them changed (``None``: all, the object had no state)."""
         model = self.cell.name
@@ -272,6 +273,8 @@ class Batch:
             _check_integers(text, f"{model}.{name}")
         _check_events(events)
         if self.texts is None:
+            if not new:
+                return None, None  # only events: the object still has no stored state
             texts = {**self.cell.defaults(), **new}
             size, touched = state_bytes(texts), None
         else:

@@ -32,7 +32,6 @@ from .. import _exceptions as exc
 from .. import _protocol as proto
 from .. import _tickets as tickets
 from .._codegen.library import library_dir
-from .._config import is_loopback
 from .._models import Event, events_in
 from .._schema import schema_document, schema_json
 from ._fanout import Subscriber
@@ -55,6 +54,8 @@ logger = logging.getLogger("cloudflare_durable.host")
 _VERSION_HEADER: Final = (b"durable-protocol", str(proto.PROTOCOL_VERSION).encode())
 _FEATURES_HEADER: Final = (proto.FEATURES_HEADER.encode(), proto.PATCH_FEATURE.encode())
 _JSON_HEADERS: Final = [(b"content-type", b"application/json"), _VERSION_HEADER, _FEATURES_HEADER]
+LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "[::1]"})
+"""The Host names a host serving without a token answers to."""
 REQUEST_TIMEOUT: Final = 10.0
 """Seconds a request's head and body may take to arrive."""
 CLIENT_SCRIPT_PATH: Final = "/v1/client.js"
@@ -171,7 +172,8 @@ class DurableApp:
                 raise exc.ForbiddenError(f"requests from pages of {text[:100]!r} are not allowed")
         if self._token_digest is None:
             addressed = headers.get(b"host")
-            if addressed is not None and not is_loopback(_host_name(addressed.decode("latin-1"))):
+            name = None if addressed is None else _host_name(addressed.decode("latin-1").lower())
+            if name is not None and name not in LOOPBACK_NAMES:
                 raise exc.ForbiddenError(
                     "a host serving without a token answers only requests addressed to "
                     "localhost, 127.0.0.1 or [::1]"
@@ -205,12 +207,7 @@ class DurableApp:
         self.check_caller(headers)
         ticket = self.ticket(scope, headers)
         proto.check_protocol_header(None if version is None else version.decode("latin-1"))
-        route = proto.parse_path(path)
-        if route.model:
-            self.host.model(route.model)
-        elif ticket is not None:
-            raise exc.ForbiddenError("a ticket is for one object")
-        return route, ticket
+        return proto.parse_path(path), ticket
 
     async def permit(
         self, scope: Scope, ticket: tickets.Ticket | None, route: proto.Route, operation: str
@@ -251,9 +248,13 @@ class DurableApp:
         method = scope["method"]
         if method not in proto.allowed_methods(route.kind):
             raise exc.MethodNotAllowedError(f"{method} is not allowed here")
+        if route.model:
+            self.host.model(route.model)
         if route.kind == "health":
             return 200, proto.dumps({"status": "ok", "protocol": proto.PROTOCOL_VERSION})
         if route.kind == "models":
+            if ticket is not None:
+                raise exc.ForbiddenError("a ticket is for one object")
             return 200, proto.dumps(self.models_document())
         if route.kind == "ws":
             raise exc.BadRequestError("this endpoint needs a WebSocket upgrade")
@@ -261,7 +262,7 @@ class DurableApp:
         await self.permit(scope, ticket, route, operation)
         try:
             with anyio.fail_after(self._request_timeout):
-                body = await _read_body(headers, receive, required=method in proto.BODY_REQUIRED)
+                body = await _read_body(headers, receive)
         except TimeoutError:
             raise exc.BadRequestError(
                 f"the body did not arrive within {self._request_timeout:g} s"
@@ -290,10 +291,14 @@ class DurableApp:
 
 def _normal_origin(origin: str) -> str:
     """``scheme://host[:port]``, lowercase, without the scheme's default port."""
-    parts = urlsplit(origin.strip().lower())
+    text = origin.strip().lower()
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:  # not a port: only an exact entry matches
+        return text
     if not parts.scheme or not parts.hostname:
-        return origin.strip().lower()  # "null" and the like: only an exact entry matches
-    port = parts.port
+        return text  # "null" and the like: only an exact entry matches
     default = {"http": 80, "https": 443}.get(parts.scheme)
     netloc = parts.netloc.rpartition("@")[2]
     if port is not None and port == default:
@@ -331,9 +336,8 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
-async def _read_body(
-    headers: dict[bytes, bytes], receive: Receive, *, required: bool
-) -> dict[str, Any]:
+async def _read_body(headers: dict[bytes, bytes], receive: Receive) -> dict[str, Any]:
+    """The body as a JSON object; an empty body (which needs no Content-Type) is ``{}``."""
     length = headers.get(b"content-length")
     if length is not None and length.isdigit() and int(length) > proto.MAX_BODY_BYTES:
         raise exc.PayloadTooLargeError(f"the body is over {proto.MAX_BODY_BYTES} bytes")
@@ -351,7 +355,7 @@ async def _read_body(
         if not message.get("more_body", False):
             break
     data = b"".join(chunks)
-    if not data and not required:
+    if not data:
         return {}
     content_type = headers.get(b"content-type")
     proto.check_content_type(None if content_type is None else content_type.decode("latin-1"))
@@ -409,7 +413,8 @@ class _Connection:
         self.route = proto.Route("ws")
         self.outbox: deque[str] = deque()
         self.wakeup = anyio.Event()
-        self.backlog_bytes = 0
+        self.unacknowledged = 0  # frames queued since the client's last ping
+        self.unacknowledged_bytes = 0
         self.in_flight = 0
         self.closing: _Closed | None = None
         self.subscriber: Subscriber | None = None
@@ -437,7 +442,10 @@ class _Connection:
         try:
             self.route, self.ticket = self.app.route(self.scope, headers)
             if self.route.kind != "ws":
+                if "GET" not in proto.allowed_methods(self.route.kind):
+                    raise exc.MethodNotAllowedError("GET is not allowed here")
                 raise exc.NotFoundError("WebSocket connections go to /v1/objects/{model}/{id}/ws")
+            self.app.host.model(self.route.model)
             await self.app.permit(self.scope, self.ticket, self.route, "load")
         except exc.DurableError as error:
             await self._refuse(error)
@@ -484,7 +492,8 @@ class _Connection:
             self._put(proto.error_frame(refused.call_id, refused.error))
             return
         if isinstance(frame, proto.PingFrame):
-            self._queue(proto.PONG_TEXT)
+            self.unacknowledged = self.unacknowledged_bytes = 0
+            self._queue(proto.PONG_TEXT, counted=False)
         elif isinstance(frame, proto.CallFrame):
             if self.ticket is not None or self.app._authorize is not None:
                 try:  # in the reader, so calls still run in the order they came
@@ -533,21 +542,23 @@ class _Connection:
     def _put(self, frame: dict[str, Any]) -> None:
         self._queue(proto.dumps_text(frame))
 
-    def _queue(self, text: str) -> None:
-        """Queue a frame; a peer that lets more than the backlog pile up (it does not
-        read, or reads too slowly) is cut off with 4008 and resumes with ``since``."""
+    def _queue(self, text: str, *, counted: bool = True) -> None:
+        """Queue a frame. A client acknowledges what it read with a ping; one that lets
+        more than the backlog go unacknowledged (it does not read, or reads too slowly)
+        is cut off with 4008, and resumes with ``since`` (``docs/protocol.md``)."""
         if self.closing is not None:
             return
+        if counted:
+            self.unacknowledged += 1
+            self.unacknowledged_bytes += len(text)
+            if (
+                self.unacknowledged > proto.SUBSCRIBER_BACKLOG
+                or self.unacknowledged_bytes > proto.SUBSCRIBER_BACKLOG_BYTES
+            ):
+                self.outbox.clear()
+                self.close(proto.CLOSE_LAGGING, "too many frames unread since the last ping")
+                return
         self.outbox.append(text)
-        self.backlog_bytes += len(text)
-        if (
-            len(self.outbox) > proto.SUBSCRIBER_BACKLOG
-            or self.backlog_bytes > proto.SUBSCRIBER_BACKLOG_BYTES
-        ):
-            self.outbox.clear()
-            self.backlog_bytes = 0
-            self.close(proto.CLOSE_LAGGING, "the connection fell behind; reconnect and resume")
-            return
         self.wakeup.set()
 
     def close(self, code: int, reason: str) -> None:
@@ -561,9 +572,7 @@ class _Connection:
             self.wakeup = anyio.Event()
             try:
                 while self.outbox and self.closing is None:
-                    text = self.outbox.popleft()
-                    self.backlog_bytes -= len(text)
-                    await self.send({"type": "websocket.send", "text": text})
+                    await self.send({"type": "websocket.send", "text": self.outbox.popleft()})
             except OSError:  # the peer went away; the reader sees the disconnect
                 tg.cancel_scope.cancel()
                 return
