@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -45,15 +46,22 @@ else:
     pytest.skip("Debian's chromium is not installed (scripts/setup.sh)", allow_module_level=True)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
 class AuctionApp(ServerProcess):
     """``python examples/live_auction/app.py`` in a child process."""
 
-    def __init__(self, store: Path, durable_url: str | None = None) -> None:
+    def __init__(self, store: Path, durable_url: str | None = None, port: int = 0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFLARE_")}
         env.update(CLOUDFLARE_DURABLE_TOKEN=TOKEN, AUCTION_STORE=str(store))
         if durable_url is not None:
             env["CLOUDFLARE_WORKER_URL"] = durable_url
-        super().__init__(env=env)
+        super().__init__(port, env=env)
         self.token = TOKEN
 
     def command(self) -> list[str]:
@@ -128,9 +136,13 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
     if not worker_available():
         pytest.skip("Node dependencies of worker/ are not installed (npm ci)")
     project = auction_worker(tmp_path)
+    port = free_port()  # the app's, known first: the Worker answers pages of its origin
+    page_origin = f"http://127.0.0.1:{port}"
     with (
-        WorkerHost(tmp_path / "persist", token=TOKEN, worker_dir=project) as worker,
-        AuctionApp(tmp_path / "unused.sqlite3", worker.url) as app,
+        WorkerHost(
+            tmp_path / "persist", token=TOKEN, worker_dir=project, allowed_origins=[page_origin]
+        ) as worker,
+        AuctionApp(tmp_path / "unused.sqlite3", worker.url, port=port) as app,
     ):
         yield Setup(app, worker.url, worker)
 
@@ -197,22 +209,35 @@ async ({ url, tickets, id }) => {
 """
 
 
-@pytest.mark.parametrize("kind", ["network", "worker"])
-def test_the_browser_module_gets_calls_and_subscribes(
-    browser: Browser, kind: str, request: pytest.FixtureRequest, network_host: ServerProcess
-) -> None:
-    server: ServerProcess = request.getfixturevalue(f"{kind}_host")
-    object_id = f"browser-{kind}-{os.urandom(4).hex()}"
-    allow = ["load", "increment"]
-    tickets = [issue_ticket(SUITE_TOKEN, "Counter", object_id, allow=allow) for _ in range(3)]
+@pytest.fixture(params=["network", "worker"])
+def page_and_server(
+    request: pytest.FixtureRequest, browser: Browser, network_host: ServerProcess, tmp_path: Path
+) -> Iterator[tuple[Page, ServerProcess]]:
+    """A page on the network host's origin (it serves the module), and a server: that
+    host, or a Worker that answers pages of that origin (a site calling a Worker)."""
     page = browser.new_page()
+    page.goto(f"{network_host.url}/v1/client.js")
     try:
-        page.goto(f"{network_host.url}/v1/client.js")  # an origin that serves the module
-        out = page.evaluate(
-            BROWSER_SCRIPT, {"url": server.url, "tickets": tickets, "id": object_id}
-        )
+        if request.param == "network":
+            yield page, network_host
+            return
+        if not worker_available():
+            pytest.skip("Node dependencies of worker/ are not installed (npm ci)")
+        with WorkerHost(tmp_path, token=SUITE_TOKEN, allowed_origins=[network_host.url]) as worker:
+            yield page, worker
     finally:
         page.close()
+
+
+def test_the_browser_module_gets_calls_and_subscribes(
+    page_and_server: tuple[Page, ServerProcess],
+) -> None:
+    page, server = page_and_server
+    object_id = f"browser-{os.urandom(4).hex()}"
+    allow = ["load", "increment"]
+    tickets = [issue_ticket(SUITE_TOKEN, "Counter", object_id, allow=allow) for _ in range(3)]
+    arguments = {"url": server.url, "tickets": tickets, "id": object_id}
+    out = page.evaluate(BROWSER_SCRIPT, arguments)
     assert out["before"] == {"version": 0, "state": None}
     assert out["first"] == {"type": "snapshot", "version": 0, "state": None}
     assert out["result"] == 2

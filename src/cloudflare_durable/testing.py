@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
@@ -154,7 +155,8 @@ class ServerProcess:
 
 
 class NetworkHost(ServerProcess):
-    """``durable serve MODULE`` in a child process."""
+    """``durable serve MODULE`` in a child process. ``allowed_origins`` are the origins
+    of the web pages it answers besides its own (``--allow-origin``)."""
 
     def __init__(
         self,
@@ -164,8 +166,10 @@ class NetworkHost(ServerProcess):
         token: str | None = None,
         port: int = 0,
         env: dict[str, str] | None = None,
+        allowed_origins: Sequence[str] = (),
     ) -> None:
         super().__init__(port, env)
+        self.allowed_origins = list(allowed_origins)
         self.module = os.fspath(module)
         self.store = os.fspath(store)
         self.token = token
@@ -175,6 +179,8 @@ class NetworkHost(ServerProcess):
         argv += ["--host", "127.0.0.1", "--port", str(self.port), "--store", self.store]
         if self.token is not None:
             argv += ["--token", self.token]
+        for origin in self.allowed_origins:
+            argv += ["--allow-origin", origin]
         return argv
 
 
@@ -184,6 +190,7 @@ class WorkerHost(ServerProcess):
     ``worker_dir`` is the project (its ``wrangler.jsonc`` and installed
     ``node_modules``); by default ``worker/`` of a source checkout, else the
     current directory. The server script comes with this package.
+    ``allowed_origins`` are the origins of the web pages it answers besides its own.
     """
 
     def __init__(
@@ -194,8 +201,10 @@ class WorkerHost(ServerProcess):
         port: int = 0,
         worker_dir: str | os.PathLike[str] | None = None,
         env: dict[str, str] | None = None,
+        allowed_origins: Sequence[str] = (),
     ) -> None:
         super().__init__(port, env)
+        self.allowed_origins = list(allowed_origins)
         self.persist = os.fspath(persist)
         self.token = token
         self.worker_dir = Path(worker_dir) if worker_dir is not None else default_worker_dir()
@@ -215,4 +224,6 @@ class WorkerHost(ServerProcess):
         argv += ["--persist", self.persist]
         if self.token is not None:
             argv += ["--token", self.token]
+        for origin in self.allowed_origins:
+            argv += ["--allow-origin", origin]
         return argv
