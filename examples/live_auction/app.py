@@ -12,7 +12,8 @@ Where the objects live:
   (``app.mount``), storing in ``auction.sqlite3``, and ``authorize`` applies the
   app's own login (the ``current_user`` dependency) to every operation;
 - with ``CLOUDFLARE_WORKER_URL`` set (the Worker, or ``durable serve``), there:
-  the page connects to it directly.
+  the page connects to it directly, so that server must allow this app's origin
+  (``ALLOWED_ORIGINS``, ``--allow-origin http://127.0.0.1:8000``).
 
 Either way the page holds no token: ``POST /api/auctions/{id}/ticket``, behind
 the app's login, hands it a ticket for that one auction, valid for a minute.
