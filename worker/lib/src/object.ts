@@ -42,6 +42,7 @@ import {
   type Reply,
 } from "./protocol";
 import { RemoteMethod } from "./remote";
+import { selectedSubprotocol, socketMayCall, ticketTags } from "./ticket";
 import { checkArguments, ModelSpec } from "./schema";
 import { DEFAULT_RETENTION, ObjectStore, type ChangeKind, type Remembered, type Retention, type Stored } from "./store";
 import { INVALID, type Infer, type Issue, type Specs } from "./types";
@@ -159,10 +160,13 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    this.ctx.acceptWebSocket(server);
+    this.ctx.acceptWebSocket(server, ticketTags(request));
     server.serializeAttachment(freshRecord());
     this.#holdsSockets(true);
-    return new Response(null, { status: 101, webSocket: client, headers: { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) } });
+    const headers: Record<string, string> = { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) };
+    const subprotocol = selectedSubprotocol(request);
+    if (subprotocol !== null) headers["Sec-WebSocket-Protocol"] = subprotocol;
+    return new Response(null, { status: 101, webSocket: client, headers });
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -446,6 +450,10 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
    * then its result.
    */
   async #callOver(ws: WebSocket, id: number, operation: Change): Promise<void> {
+    const method = operation.op === "call" ? operation.method : "";
+    if (!socketMayCall(this.ctx.getTags(ws), method)) {
+      return this.#send(ws, [errorFrame(id, new Failure("forbidden", `the ticket does not allow ${JSON.stringify(method)} here`))]);
+    }
     const connection = this.#connection(ws);
     if (connection.unanswered >= MAX_UNANSWERED_CALLS) {
       const refused = new Failure("overloaded", `more than ${MAX_UNANSWERED_CALLS} calls are waiting on this connection; the call was not run`);
