@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -17,6 +18,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from cloudflare_durable import issue_ticket
 from cloudflare_durable.testing import NetworkHost, ServerProcess, WorkerHost
 
 from .conftest import MODELS, worker_available
@@ -66,14 +68,33 @@ def matches(expected: Any, actual: Any) -> bool:
     return type(expected) is type(actual) and expected == actual
 
 
-def _headers(step: dict[str, Any], origin: str) -> dict[str, str]:
+def _headers(step: dict[str, Any], origin: str, run: str = "") -> dict[str, str]:
     headers = {"Durable-Protocol": "1"}
     auth = step.get("auth", f"Bearer {TOKEN}")
     if auth is not None:
         headers["Authorization"] = auth
     for name, value in step.get("headers", {}).items():
         headers[name] = value.replace("{origin}", origin)
+    spec = step.get("ticket")
+    if spec is not None:  # "{ticket}": a ticket made now, signed with the golden token
+        now = time.time() - (120 if spec.get("expired") else 0)
+        object_id = spec["id"].replace("{run}", run)
+        ticket = issue_ticket(TOKEN, spec["model"], object_id, allow=spec["allow"], now=now)
+        headers = {name: value.replace("{ticket}", ticket) for name, value in headers.items()}
     return headers
+
+
+def _connect(url: str, step: dict[str, Any], origin: str, run: str) -> ClientConnection:
+    """Open a WebSocket; a Sec-WebSocket-Protocol header becomes the offered subprotocols."""
+    headers = _headers(step, origin, run)
+    offered = headers.pop("Sec-WebSocket-Protocol", None)
+    subprotocols = None if offered is None else [p.strip() for p in offered.split(",")]
+    return connect(
+        url,
+        additional_headers=headers,
+        subprotocols=subprotocols,  # type: ignore[arg-type]
+        open_timeout=10,
+    )
 
 
 def _body(request: dict[str, Any]) -> bytes | None:
@@ -129,7 +150,7 @@ def expanded(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 def _http(client: httpx.Client, step: dict[str, Any], run: str) -> None:
     request = step["request"]
     origin = str(client.base_url).rstrip("/")
-    headers = _headers(request, origin)
+    headers = _headers(request, origin, run)
     content = _body(request)
     if content is not None:
         headers.setdefault("Content-Type", "application/json")
@@ -157,22 +178,17 @@ def _ws(
 ) -> ClientConnection | None:
     if "ws_open" in step:
         url = _ws_url(base, step["ws_open"], run)
-        opened = stack.enter_context(
-            connect(url, additional_headers=_headers(step, base), open_timeout=10)
-        )
+        opened = stack.enter_context(_connect(url, step, base, run))
         assert opened.response is not None
         for name in step.get("absent_headers", []):
             assert name not in opened.response.headers, opened.response.headers
         for name, value in step.get("expect_headers", {}).items():
             assert opened.response.headers.get(name) == value, opened.response.headers
+        assert opened.subprotocol == step.get("subprotocol")
         return opened
     if "ws_open_refused" in step:
         with pytest.raises(InvalidStatus) as refused:
-            connect(
-                _ws_url(base, step["ws_open_refused"], run),
-                additional_headers=_headers(step, base),
-                open_timeout=10,
-            )
+            _connect(_ws_url(base, step["ws_open_refused"], run), step, base, run)
         response = refused.value.response
         assert response.status_code == step["status"]
         if "body" in step:

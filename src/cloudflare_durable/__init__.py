@@ -45,6 +45,7 @@ from ._exceptions import (
 from ._models import DurableModel, Event, RemoteMethod, remote
 from ._subscription import Subscription
 from ._telemetry import attach
+from ._tickets import issue_ticket
 from ._transports import local as _local  # noqa: F401  (installs the embedded host)
 
 __version__ = "0.1.0"
@@ -90,5 +91,6 @@ __all__ = [
     "ValidationError",
     "__version__",
     "attach",
+    "issue_ticket",
     "remote",
 ]

@@ -16,6 +16,7 @@ nothing behind: see ``test_vanished_subscribers_*`` for what is measured where.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import statistics
@@ -29,7 +30,7 @@ import anyio
 import httpx
 import pytest
 import uvicorn
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 
 from cloudflare_durable import DurableClient
 from cloudflare_durable import _protocol as proto
@@ -517,5 +518,69 @@ async def test_a_subscriber_that_falls_behind_is_closed_with_4008(
         assert code == proto.CLOSE_LAGGING
         assert texts < 100
         assert grown < 64, f"the server grew by {grown:.1f} MiB"
+    finally:
+        server.close()
+
+
+def _server_side_timer(server_port: int, client_port: int) -> tuple[int, float] | None:
+    """The kernel's timer on the server's end of one loopback TCP connection:
+    (kind, seconds left), kind 2 being keepalive (``/proc/net/tcp``)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if int(local.split(":")[1], 16) == server_port and (
+                int(remote.split(":")[1], 16) == client_port
+            ):
+                kind, jiffies = fields[5].split(":")
+                return int(kind, 16), int(jiffies, 16) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
+def _opcodes_received(socket_: RawWebSocket, seconds: float) -> list[Opcode]:
+    """The opcodes of every frame the server sends in ``seconds`` (answering none)."""
+    deadline = time.monotonic() + seconds
+    opcodes: list[Opcode] = []
+    while (left := deadline - time.monotonic()) > 0:
+        socket_.raw.sock.settimeout(left)
+        try:
+            data = socket_.raw.sock.recv(65536)
+        except TimeoutError:
+            break
+        if not data:
+            break
+        socket_.protocol.receive_data(data)
+        opcodes += [e.opcode for e in socket_.protocol.events_received() if isinstance(e, Frame)]
+    return opcodes
+
+
+@pytest.mark.slow
+async def test_idle_connections_are_watched_by_tcp_keepalive_not_pings(
+    tmp_path: Path,
+) -> None:
+    """The network host finds dead peers with TCP keepalive (the peer's kernel answers
+    it, even while the program reads nothing), and sends no WebSocket pings: a ping
+    left unanswered would close a client that only reads slowly with 1011 instead of
+    the backlog's 4008."""
+    server = await anyio.to_thread.run_sync(start_server, "network", tmp_path)
+    try:
+        path = proto.object_path("Counter", "idle")
+        socket_ = await anyio.to_thread.run_sync(
+            _silent_client, server.url, path + "/ws", [b'{"type":"subscribe"}']
+        )
+        try:
+            server_port = int(server.url.rsplit(":", 1)[1])
+            client_port = socket_.raw.sock.getsockname()[1]
+            await anyio.sleep(0.5)
+            timer = _server_side_timer(server_port, client_port)
+            assert timer is not None, "the server's end of the connection was not found"
+            kind, left = timer
+            assert kind == 2, f"timer {kind} on the server's end, not keepalive (2)"
+            assert 0 < left <= 30
+            # uvicorn's default would ping after 20 s: no ping may come in 25 s.
+            opcodes = await anyio.to_thread.run_sync(_opcodes_received, socket_, 25.0)
+            assert Opcode.PING not in opcodes, opcodes
+        finally:
+            socket_.close()
     finally:
         server.close()

@@ -356,7 +356,8 @@ def test_malformed_bodies_are_refused(guarded: Sentinel, data: st.DataObject) ->
         ),
         "endpoint",
     )
-    assume(body or method in ("PUT", "PATCH"))  # an empty body is a valid call or delete; PUT on the sentinel is a conflict
+    # An empty body is a valid call or delete; a PUT on the sentinel is a conflict.
+    assume(body or method in ("PUT", "PATCH"))
     what = f"{method} {path} with {body[:80]!r} ({len(body)} bytes)"
     with guarded.guard(what):
         reply = exchange(guarded.server, http_request(method, path, [AUTH, JSON_TYPE], body))

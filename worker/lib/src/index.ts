@@ -51,3 +51,4 @@ export { ModelSpec, type MethodSpec, type ModelOptions } from "./schema";
 export { DEFAULT_RETENTION, DEFAULT_LOG_BOUNDS, type Retention, type LogBounds } from "./store";
 export { parseJson, type Json, type JsonObject } from "./json";
 export { PROTOCOL_VERSION, PROTOCOL_HEADER, type Operation, type Change, type Reply } from "./protocol";
+export { issueTicket, readTicket, type Ticket } from "./ticket";

@@ -51,6 +51,7 @@ import { Draft, fieldBytes, ObjectState, sameJson, stateBytes, textsOf, type Fie
 import { IndexSync } from "./listing";
 import { DEFAULT_SCHEDULE_RETRY, dueOf, retryDelay, scheduledArguments, scheduleId, scheduleJson, type ScheduleRetry, type When } from "./schedules";
 import { DEFAULT_RETENTION, ObjectStore, type ChangeKind, type LoggedEvent, type Remembered, type Retention, type ScheduleOp, type Stored } from "./store";
+import { selectedSubprotocol, socketMayCall, ticketTags } from "./ticket";
 import { INVALID, type Infer, type Issue, type Specs } from "./types";
 
 /** Names of the base class that remote methods may not take. */
@@ -342,10 +343,13 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     if (id !== null) this.#learnId(decodeURIComponent(id));
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    this.ctx.acceptWebSocket(server);
+    this.ctx.acceptWebSocket(server, ticketTags(request));
     server.serializeAttachment(freshRecord());
     this.#holdsSockets(true);
-    return new Response(null, { status: 101, webSocket: client, headers: protocolHeaders() });
+    const headers = protocolHeaders();
+    const subprotocol = selectedSubprotocol(request);
+    if (subprotocol !== null) headers["Sec-WebSocket-Protocol"] = subprotocol;
+    return new Response(null, { status: 101, webSocket: client, headers });
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -802,6 +806,10 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
    * then its result.
    */
   async #callOver(ws: WebSocket, id: number, operation: Change): Promise<void> {
+    const method = operation.op === "call" ? operation.method : "";
+    if (!socketMayCall(this.ctx.getTags(ws), method)) {
+      return this.#send(ws, [errorFrame(id, new Failure("forbidden", `the ticket does not allow ${JSON.stringify(method)} here`))]);
+    }
     const connection = this.#connection(ws);
     if (connection.unanswered >= MAX_UNANSWERED_CALLS) {
       const refused = new Failure("overloaded", `more than ${MAX_UNANSWERED_CALLS} calls are waiting on this connection; the call was not run`);

@@ -5,6 +5,7 @@
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { authorized } from "./auth";
+import { checkTicket, presentedTicket, readTicket, TICKET_ALLOW_HEADER, type Ticket } from "./ticket";
 import { Failure } from "./errors";
 import { readJsonBody, respond, respondFailure, respondJson } from "./http";
 import { OBJECTS_WITH_SOCKETS, type ModelClass } from "./object";
@@ -99,17 +100,25 @@ async function route(request: Request, env: RouterEnv, namespaces: Map<string, s
   const path = rawPath(request.url);
   if (path === HEALTH_PATH) return health(request);
   checkOrigin(request, env);
-  await checkToken(request, env);
+  const ticket = await checkToken(request, env);
   checkProtocol(request);
-  if (path === MODELS_PATH) return serveSchemaDocument(request, models);
+  if (path === MODELS_PATH) {
+    if (ticket !== null) throw new Failure("forbidden", "a ticket is for one object");
+    return serveSchemaDocument(request, models);
+  }
   const target = parsePath(path);
   checkMethod(request, target.kind, path);
   checkUpgrade(request, target.kind === "socket");
   const namespace = objectNamespace(env, namespaces, target.model);
-  if (target.kind === "list") return respondJson(200, { ...(await listObjects(env, target.model, parseListQuery(rawQuery(request.url)))) });
+  if (target.kind === "list") {
+    if (ticket !== null) throw new Failure("forbidden", "a ticket is for one object");
+    return respondJson(200, { ...(await listObjects(env, target.model, parseListQuery(rawQuery(request.url)))) });
+  }
+  // A ticket allowing "load" lets its holder read the object's schedules too.
+  if (ticket !== null) checkTicket(ticket, target.model, target.id, operationName(target, request.method));
   const caller: Caller = { objectId: target.id, chain: [] };
   if (target.kind === "schedules") return respond(await rpc(() => objectStub(namespace, target.id).schedules(caller)));
-  if (target.kind === "socket") return objectStub(namespace, target.id).fetch(withObjectId(request, target.id));
+  if (target.kind === "socket") return objectStub(namespace, target.id).fetch(withObjectId(withTicketScope(request, ticket), target.id));
   const operation = await readOperation(request, target);
   return respond(await rpc(() => objectStub(namespace, target.id).dispatch(operation, caller)));
 }
@@ -182,14 +191,32 @@ function isAnonymous(env: RouterEnv): boolean {
   return env.API_TOKEN === undefined || env.API_TOKEN === "";
 }
 
-async function checkToken(request: Request, env: RouterEnv): Promise<void> {
+/** Null when the token is right (or none is configured); the ticket presented instead of it. */
+async function checkToken(request: Request, env: RouterEnv): Promise<Ticket | null> {
   if (isAnonymous(env)) {
-    if (env.ALLOW_ANONYMOUS === "true") return;
+    if (env.ALLOW_ANONYMOUS === "true") return null;
     throw new Failure("unauthorized", "no token configured: set the API_TOKEN secret (or ALLOW_ANONYMOUS=true for local use)");
   }
   if (!(await authorized(request.headers.get("Authorization"), env.API_TOKEN!))) {
-    throw new Failure("unauthorized", "missing or wrong bearer token");
+    const ticket = presentedTicket(request);
+    if (ticket === null) throw new Failure("unauthorized", "missing or wrong bearer token");
+    return readTicket(ticket, env.API_TOKEN!);
   }
+  return null;
+}
+
+/** The name tickets know an operation by: `load` (a read, or opening a socket), or what it does. */
+function operationName(target: ObjectRoute, method: string): string {
+  if (target.kind === "call") return target.method;
+  return { PUT: "create", PATCH: "update", DELETE: "delete" }[method] ?? "load";
+}
+
+/** The request to hand the object: a ticket socket carries what the ticket allows it to call. */
+function withTicketScope(request: Request, ticket: Ticket | null): Request {
+  const headers = new Headers(request.headers);
+  headers.delete(TICKET_ALLOW_HEADER);
+  if (ticket !== null) headers.set(TICKET_ALLOW_HEADER, ticket.allow.join(","));
+  return new Request(request, { headers });
 }
 
 /** The request's Host (header, else the URL's), lowercased. */

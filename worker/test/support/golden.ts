@@ -3,6 +3,7 @@
  * `SELF`, or over real sockets against lib/scripts/serve.mjs.
  */
 import { expect } from "vitest";
+import { issueTicket } from "../../lib/src/ticket";
 import { mismatch } from "./match";
 import { FrameQueue } from "./sockets";
 
@@ -28,6 +29,8 @@ export interface Target {
 
 type Auth = string | null | undefined;
 type Headers = Record<string, string>;
+/** A ticket the runner signs with the golden token; `{ticket}` in `auth` and headers is replaced by it. */
+type TicketSpec = { model: string; id: string; allow: string[]; expired?: boolean };
 
 interface HttpStep {
   request: {
@@ -39,6 +42,7 @@ interface HttpStep {
     auth?: Auth;
     raw?: boolean;
     fill?: [string, number];
+    ticket?: TicketSpec;
   };
   response: { status: number; headers?: Headers; body?: unknown };
 }
@@ -46,11 +50,30 @@ interface HttpStep {
 export type Step =
   | HttpStep
   | { repeat: number; steps: Step[] }
-  | { ws_open: string; auth?: Auth; headers?: Headers; absent_headers?: string[]; expect_headers?: Headers }
+  | {
+      ws_open: string;
+      auth?: Auth;
+      headers?: Headers;
+      absent_headers?: string[];
+      expect_headers?: Headers;
+      subprotocol?: string;
+      ticket?: TicketSpec;
+    }
   | { ws_send: unknown }
   | { ws_send_raw: string }
   | { ws_expect: unknown }
-  | { ws_open_refused: string; auth?: Auth; headers?: Headers; status: number; body?: unknown };
+  | { ws_open_refused: string; auth?: Auth; headers?: Headers; status: number; body?: unknown; ticket?: TicketSpec };
+
+/** `auth` and `headers` with `{ticket}` replaced by a ticket made for `spec` (and `{run}` in its id). */
+async function withTicket<T extends { auth?: Auth; headers?: Headers; ticket?: TicketSpec }>(step: T, run: string): Promise<T> {
+  const spec = step.ticket;
+  if (spec === undefined) return step;
+  const now = Date.now() / 1000 - (spec.expired === true ? 120 : 0);
+  const ticket = await issueTicket(GOLDEN_TOKEN, spec.model, spec.id.replaceAll("{run}", run), spec.allow, 60, now);
+  const fill = (text: string) => text.replaceAll("{ticket}", ticket);
+  const headers = Object.fromEntries(Object.entries(step.headers ?? {}).map(([name, value]) => [name, fill(value)]));
+  return { ...step, ...("auth" in step ? { auth: typeof step.auth === "string" ? fill(step.auth) : step.auth } : {}), headers };
+}
 
 export interface GoldenCase {
   name: string;
@@ -100,7 +123,7 @@ function bodyOf(request: HttpStep["request"]): string | undefined {
 }
 
 async function runHttp(target: Target, step: HttpStep, run: string, where: string): Promise<void> {
-  const { request } = step;
+  const request = await withTicket(step.request, run);
   const body = bodyOf(request);
   const headers = headersFor(target, request.auth, "auth" in request, request.headers, body !== undefined);
   const path = request.path.replaceAll("{run}", run);
@@ -162,13 +185,16 @@ async function runStep(target: Target, step: Step, run: string, socket: FrameQue
   if ("request" in step) {
     await runHttp(target, step, run, where);
   } else if ("ws_open" in step) {
+    step = await withTicket(step, run);
     const res = await target.fetch(target.origin + step.ws_open.replaceAll("{run}", run), upgradeInit(target, step.auth, "auth" in step, step.headers));
     expect(res.status, `${where}: handshake status`).toBe(101);
     expect(res.headers.get("Durable-Protocol"), `${where}: Durable-Protocol header`).toBe("1");
     for (const name of step.absent_headers ?? []) expect(res.headers.get(name), `${where}: ${name}`).toBeNull();
     for (const [name, value] of Object.entries(step.expect_headers ?? {})) expect(res.headers.get(name), `${where}: ${name}`).toBe(value);
+    expect(res.headers.get("Sec-WebSocket-Protocol"), `${where}: selected subprotocol`).toBe(step.subprotocol ?? null);
     return FrameQueue.accept(res);
   } else if ("ws_open_refused" in step) {
+    step = await withTicket(step, run);
     const res = await target.fetch(
       target.origin + step.ws_open_refused.replaceAll("{run}", run),
       upgradeInit(target, step.auth, "auth" in step, step.headers),
