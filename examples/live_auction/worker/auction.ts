@@ -1,29 +1,39 @@
 import { PermissionError, ValueError } from "cloudflare-durable";
 import { AuctionBase } from "../generated/auction";
+import { WalletSpec } from "../generated/wallet";
 
 /**
- * `Auction` (examples/auction.py) on the Worker. The TypeScript library has no calls
- * between objects yet, so here a bid does not hold money in the bidder's wallet:
- * the auction's own rules and events are the same as in Python.
+ * `Auction` (examples/auction.py) on the Worker: a bid holds the amount in the
+ * bidder's wallet and releases the hold of the bidder it outbids; closing
+ * captures the winner's hold. Each step is the wallet's own call.
  */
 export class Auction extends AuctionBase {
-  override bid(bidder: string, amount: number): number {
-    if (this.state.closed) throw new PermissionError("the auction is closed");
-    if (amount < this.state.reserve_price || amount <= this.state.highest_bid) {
-      throw new ValueError(`a bid must beat ${Math.max(this.state.highest_bid, this.state.reserve_price - 1)}`);
+  /** Bids `amount` from `bidder`'s wallet; returns the bid count. */
+  override async bid(bidder: string, amount: number): Promise<number> {
+    const state = this.state;
+    if (state.closed) throw new PermissionError("the auction is closed");
+    if (amount < state.reserve_price || amount <= state.highest_bid) {
+      throw new ValueError(`a bid must beat ${Math.max(state.highest_bid, state.reserve_price - 1)}`);
     }
-    this.state.highest_bid = amount;
-    this.state.highest_bidder = bidder;
-    this.state.bid_count += 1;
+    const wallets = this.objects(WalletSpec);
+    await wallets.get(bidder).hold(this.objectId, amount);
+    const outbid = state.highest_bidder;
+    if (outbid !== null && outbid !== bidder) await wallets.get(outbid).release(this.objectId);
+    state.highest_bid = amount;
+    state.highest_bidder = bidder;
+    state.bid_count += 1;
     this.emit("BidPlaced", { bidder, amount });
-    return this.state.bid_count;
+    return state.bid_count;
   }
 
-  override close(): string | null {
-    if (!this.state.closed) {
-      this.state.closed = true;
-      this.emit("AuctionClosed", { winner: this.state.highest_bidder, amount: this.state.highest_bid });
+  /** Closes the auction and takes the winner's money; returns the winner. */
+  override async close(): Promise<string | null> {
+    const state = this.state;
+    if (!state.closed) {
+      state.closed = true;
+      if (state.highest_bidder !== null) await this.objects(WalletSpec).get(state.highest_bidder).capture(this.objectId);
+      this.emit("AuctionClosed", { winner: state.highest_bidder, amount: state.highest_bid });
     }
-    return this.state.highest_bidder;
+    return state.highest_bidder;
   }
 }
