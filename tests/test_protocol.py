@@ -42,7 +42,7 @@ def test_routes(path: str, kind: str) -> None:
     ("path", "error"),
     [
         ("/v2/health", exc.NotFoundError),
-        ("/v1/objects/M", exc.NotFoundError),
+        ("/v1/objects", exc.NotFoundError),
         ("/v1/objects/M/a/b", exc.NotFoundError),
         ("/v1/objects/M/a/call/x/y", exc.NotFoundError),
         ("/v1/objects/1M/a", exc.InvalidIdError),

@@ -1,4 +1,5 @@
-"""The ``durable`` command: ``durable serve MODULE`` runs the network host."""
+"""The ``durable`` command: ``durable serve MODULE`` runs the network host; ``durable
+migrate MODULE MODEL`` upgrades stored objects to the model's schema version."""
 
 from __future__ import annotations
 
@@ -52,11 +53,58 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds a request's head and body may take to arrive (default 10)",
     )
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    migrate = commands.add_parser(
+        "migrate",
+        help="store every object of a model written by an older schema version migrated",
+    )
+    migrate.add_argument("module", help="a dotted module name or a file defining the model")
+    migrate.add_argument("model", help="the model's class name or wire name")
+    migrate.add_argument(
+        "--store", default=DEFAULT_STORE, help=f"SQLite file (default {DEFAULT_STORE})"
+    )
+    migrate.add_argument(
+        "--dry-run", action="store_true", help="only check that every object migrates"
+    )
     _add_contract_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve_command(args)
+    if args.command == "migrate":
+        return migrate_command(args)
     return _run_contract_command(args)
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    from . import Host
+    from ._migrate import migrate_objects
+
+    models = models_in(load_module(args.module))
+    chosen = [m for m in models if args.model in (m.__name__, m.__durable_name__)]
+    if len(chosen) != 1:
+        print(f"durable: {args.module} defines no model {args.model!r}", file=sys.stderr)
+        return 2
+    model = chosen[0]
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 100 == 0:
+            print(f"\r{done:,} of {total:,}", end="", file=sys.stderr, flush=True)
+
+    host = Host(args.store, models=models)
+    try:
+        report = migrate_objects(host, model, dry_run=args.dry_run, progress=progress)
+    finally:
+        host.close()
+    if report.total:
+        print(file=sys.stderr)
+    verb = "would be migrated" if args.dry_run else "migrated"
+    print(
+        f"durable: {report.model}: {report.total:,} objects stored by a schema version older "
+        f"than {report.schema_version}; {report.migrated:,} {verb}, "
+        f"{len(report.failed):,} failed, {report.moved:,} changed meanwhile"
+    )
+    for object_id, reason in list(report.failed.items())[:20]:
+        print(f"  {object_id!r}: {reason}", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def _add_contract_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

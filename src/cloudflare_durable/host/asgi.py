@@ -8,6 +8,10 @@ below its mount point, so object ids may contain any character.
 Every failure is answered with the JSON error envelope of ``docs/protocol.md``;
 unexpected exceptions are logged on ``cloudflare_durable.host`` and answered
 ``500 internal`` without a traceback.
+
+The host's schedules run while the app's ASGI lifespan runs (``durable serve``
+turns it on). An app mounted inside another, whose lifespan does not reach it,
+runs them in the outer app's lifespan: ``async with durable_app.running(): ...``.
 """
 
 from __future__ import annotations
@@ -121,7 +125,21 @@ class DurableApp:
         elif kind == "websocket":
             await _Connection(self, scope, receive, send).run()
         elif kind == "lifespan":
-            await _lifespan(receive, send)
+            await self._lifespan(receive, send)
+
+    def running(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """While entered, the host runs its schedules (see ``Host.running``)."""
+        return self.host.running()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
+        async with self.running():
+            await send({"type": "lifespan.startup.complete"})
+            while message["type"] != "lifespan.shutdown":
+                message = await receive()
+        await send({"type": "lifespan.shutdown.complete"})
 
     # -- checks shared by HTTP and WebSocket ------------------------------
 
@@ -196,6 +214,12 @@ class DurableApp:
             return 200, proto.dumps(self.models_document())
         if route.kind == "ws":
             raise exc.BadRequestError("this endpoint needs a WebSocket upgrade")
+        if route.kind == "list":
+            query = proto.list_query(route, _query_string(scope))
+            return 200, proto.dumps(await self.host.query(query))
+        if route.kind == "schedules":
+            schedules = proto.ListSchedules(route.model, route.object_id)
+            return 200, proto.dumps(await self.host.query(schedules))
         try:
             with anyio.fail_after(self._request_timeout):
                 body = await _read_body(headers, receive, required=method in proto.BODY_REQUIRED)
@@ -305,14 +329,12 @@ async def _respond(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+def _query_string(scope: Scope) -> str:
+    raw: bytes = scope.get("query_string", b"")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise exc.InvalidIdError("the query string is not UTF-8") from None
 
 
 # -- WebSocket -----------------------------------------------------------------
@@ -338,6 +360,7 @@ class _Connection:
         self.outbox: deque[str] = deque()
         self.wakeup = anyio.Event()
         self.backlog_bytes = 0
+        self.replayed = 0  # replayed frames still in the outbox, beyond the backlog's bound
         self.in_flight = 0
         self.closing: _Closed | None = None
         self.subscriber: Subscriber | None = None
@@ -449,19 +472,22 @@ class _Connection:
     def _put(self, frame: dict[str, Any]) -> None:
         self._queue(proto.dumps_text(frame))
 
-    def _queue(self, text: str) -> None:
+    def _queue(self, text: str, *, replay: bool = False) -> None:
         """Queue a frame; a peer that lets more than the backlog pile up (it does not
-        read, or reads too slowly) is cut off with 4008 and resumes with ``since``."""
+        read, or reads too slowly) is cut off with 4008 and resumes with ``since``.
+        Replayed frames (the events a resuming subscriber missed) count in bytes only."""
         if self.closing is not None:
             return
         self.outbox.append(text)
         self.backlog_bytes += len(text)
+        if replay:
+            self.replayed += 1
         if (
-            len(self.outbox) > proto.SUBSCRIBER_BACKLOG
+            len(self.outbox) > proto.SUBSCRIBER_BACKLOG + self.replayed
             or self.backlog_bytes > proto.SUBSCRIBER_BACKLOG_BYTES
         ):
             self.outbox.clear()
-            self.backlog_bytes = 0
+            self.backlog_bytes = self.replayed = 0
             self.close(proto.CLOSE_LAGGING, "the connection fell behind; reconnect and resume")
             return
         self.wakeup.set()
@@ -479,6 +505,8 @@ class _Connection:
                 while self.outbox and self.closing is None:
                     text = self.outbox.popleft()
                     self.backlog_bytes -= len(text)
+                    if self.replayed:
+                        self.replayed -= 1
                     await self.send({"type": "websocket.send", "text": text})
             except OSError:  # the peer went away; the reader sees the disconnect
                 tg.cancel_scope.cancel()
