@@ -43,7 +43,8 @@ from ._exceptions import (
     UsageError,
     ValidationError,
 )
-from ._models import DurableModel, Event, RemoteMethod, remote
+from ._models import DurableModel, Event, RemoteMethod, migration, remote
+from ._protocol import Schedule
 from ._subscription import Subscription
 from ._telemetry import attach
 from ._transports import local as _local  # noqa: F401  (installs the embedded host)
@@ -76,6 +77,7 @@ __all__ = [
     "RemoteError",
     "RemoteMethod",
     "RequestIdReusedError",
+    "Schedule",
     "SchemaMismatchError",
     "ServerError",
     "StateTooLargeError",
@@ -92,5 +94,6 @@ __all__ = [
     "ValidationError",
     "__version__",
     "attach",
+    "migration",
     "remote",
 ]
