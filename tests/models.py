@@ -40,6 +40,7 @@ __all__ = [
     "Ledger",
     "Left",
     "Message",
+    "Noted",
     "Posted",
     "Profile",
     "Purse",
@@ -105,6 +106,11 @@ class Ledger(DurableModel, name="test.Ledger"):
     @remote
     async def note(self, text: str) -> None:
         self.emit(Noted(text=text))
+
+    @remote
+    async def note_many(self, texts: list[str]) -> None:
+        for text in texts:
+            self.emit(Noted(text=text))
 
 
 class Tricky(DurableModel, name="test.Tricky"):

@@ -8,6 +8,7 @@ exact on the Python hosts, including right after concurrent creates and deletes.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -150,11 +151,11 @@ class TestWire:
     """``GET /v1/objects/{model}`` on the network host, as bytes."""
 
     @pytest.fixture
-    def http(self, network_host: NetworkHost) -> httpx.Client:
+    def http(self, network_host: NetworkHost) -> Iterator[httpx.Client]:
         with httpx.Client(
             base_url=network_host.url, headers={"Authorization": f"Bearer {TOKEN}"}
         ) as http:
-            yield http  # type: ignore[misc]
+            yield http
 
     def test_pages_and_cursor(self, http: httpx.Client, oid: str) -> None:
         for n in range(5):

@@ -12,7 +12,7 @@ import datetime
 import logging
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -225,11 +225,11 @@ async def _failed(alarm: Alarm) -> bool:
 
 class TestWire:
     @pytest.fixture
-    def http(self, network_host: NetworkHost) -> httpx.Client:
+    def http(self, network_host: NetworkHost) -> Iterator[httpx.Client]:
         with httpx.Client(
             base_url=network_host.url, headers={"Authorization": f"Bearer {TOKEN}"}
         ) as http:
-            yield http  # type: ignore[misc]
+            yield http
 
     def test_the_schedules_of_an_object(self, http: httpx.Client, oid: str) -> None:
         path = proto.object_path("test.Alarm", oid)

@@ -74,10 +74,12 @@ class WebSocketStream(MessageStream):
                 return message
 
     async def _next(self) -> proto.Message | None:
-        """The next snapshot or event, or None for a pong."""
+        """The next state, event or gap, or None for a pong."""
         while True:
             message = proto.parse_server_frame(await self._websocket.receive_text())
-            if isinstance(message, proto.Snapshot | proto.PatchMessage | proto.EventMessage):
+            if isinstance(
+                message, proto.Snapshot | proto.PatchMessage | proto.EventMessage | proto.GapMessage
+            ):
                 return message
             if isinstance(message, proto.Pong):
                 return None

@@ -140,8 +140,9 @@ class Subscriber:
     With a ``sink`` (a network connection's outbox) frames are handed over as
     text, synchronously, in order. Without one, messages queue for ``receive()``;
     a subscriber more than ``SUBSCRIBER_BACKLOG`` messages behind is cut off:
-    ``receive`` raises ``SubscriberLagged`` and the client resumes from the last
-    version it saw, so it skips ahead but never repeats.
+    once it has read what was queued, ``receive`` raises ``SubscriberLagged`` and
+    the client resumes from what it has (newer state, and the events it missed
+    from the log), so it skips states ahead but never repeats.
     """
 
     def __init__(
@@ -182,9 +183,8 @@ class Subscriber:
         if replay:
             self._replayed += 1
         elif len(self._inbox) >= proto.SUBSCRIBER_BACKLOG + self._replayed:
+            # Cut off: what is queued is still read, then ``receive`` says so.
             self._lagged = True
-            self._inbox.clear()
-            self._replayed = 0
             self._wakeup.set()
             return
         self._inbox.append(message())

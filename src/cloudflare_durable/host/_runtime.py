@@ -31,7 +31,7 @@ from ._objects import Cell, Cells
 from ._operations import Outcome, encoded_state, validated_state
 from ._queue import Drain, Pending, Queue
 from ._scheduler import Scheduler
-from ._store import AddSchedule, RetrySchedule, ScheduleOp, Store
+from ._store import AddSchedule, LoggedEvent, RetrySchedule, ScheduleOp, Store
 
 __all__ = ["Host"]
 
@@ -279,22 +279,22 @@ class Host:
         )
         cell.subscribers.add(subscriber)
         _offer(cell, subscriber)
-        if frame.since is not None:
-            self._replay(cell, subscriber, frame.since)
+        if frame.since is not None and frame.events:
+            subscriber.replay(*self._logged(cell, frame.since))
         return subscriber
 
-    def _replay(self, cell: Cell, subscriber: Subscriber, since: int) -> None:
-        """Send ``subscriber`` the logged events of versions ``since + 1`` up to the
-        object's, after a gap frame if the log no longer holds them all."""
-        if not subscriber.frame.events or since >= cell.version:
-            return
+    def _logged(self, cell: Cell, since: int) -> tuple[tuple[int, int] | None, list[LoggedEvent]]:
+        """The logged events of versions ``since + 1`` up to the object's, and the gap
+        (``since``, ``until``) if the log no longer holds them all."""
+        if since >= cell.version:
+            return None, []
         events, dropped = self._store.logged_events(
             cell.name, cell.object_id, since, cell.version, proto.EVENT_LOG_SECONDS
         )
         gap = None
         if dropped > since:
             gap = (since, events[0].version - 1 if events else cell.version)
-        subscriber.replay(gap, events)
+        return gap, events
 
     # -- machinery --------------------------------------------------------
 
@@ -330,10 +330,20 @@ class Host:
             return
         if self._cells.catch_up(cell):
             for subscriber in list(cell.subscribers):
-                seen = subscriber.last_version
-                _offer(cell, subscriber)
-                if seen >= 0:
-                    self._replay(cell, subscriber, seen)  # another process's events
+                self._catch_up(cell, subscriber)
+
+    def _catch_up(self, cell: Cell, subscriber: Subscriber) -> None:
+        """Bring ``subscriber`` to the object's version, which another process made: the
+        events of the versions it skips, its state, then that version's own events (in
+        the order the versions' own frames would have come)."""
+        seen = subscriber.last_version
+        if seen < 0 or not subscriber.frame.events:
+            _offer(cell, subscriber)
+            return
+        gap, events = self._logged(cell, seen)
+        subscriber.replay(gap, [e for e in events if e.version < cell.version])
+        _offer(cell, subscriber)
+        subscriber.replay(None, [e for e in events if e.version == cell.version])
 
 
 def schedule_json(row: Any) -> dict[str, Any]:
