@@ -70,6 +70,29 @@ def _headers(step: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
+def substituted(value: Any, tokens: dict[str, str]) -> Any:
+    """``value`` with each ``{name}`` of ``tokens`` replaced in every string in it."""
+    if isinstance(value, str):
+        for name, token in tokens.items():
+            value = value.replace(f"{{{name}}}", token)
+        return value
+    if isinstance(value, dict):
+        return {substituted(k, tokens): substituted(v, tokens) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substituted(item, tokens) for item in value]
+    return value
+
+
+def expanded(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The steps, with each ``{"repeat": n, "steps": [...]}`` unrolled (``{i}``: 0 to n-1)."""
+    for step in steps:
+        if "repeat" in step:
+            for number in range(step["repeat"]):
+                yield from expanded(substituted(step["steps"], {"i": str(number)}))
+        else:
+            yield step
+
+
 def _http(client: httpx.Client, step: dict[str, Any], run: str) -> None:
     request = step["request"]
     headers = {**_headers(request)}
@@ -127,7 +150,7 @@ def test_golden_case(server: ServerProcess, case: dict[str, Any]) -> None:
     run = uuid.uuid4().hex[:12]
     socket: ClientConnection | None = None
     with httpx.Client(base_url=server.url, timeout=10) as client, ExitStack() as stack:
-        for step in case["steps"]:
+        for step in expanded(substituted(case["steps"], {"run": run})):
             if "request" in step:
                 _http(client, step, run)
             else:
