@@ -94,6 +94,7 @@ class Subscription(Generic[T_co]):
                     raise
                 await self._lost(error)
                 continue
+            self._backoff.reset()  # the connection works: a later loss starts over
             if not self._fresh(message):
                 continue
             item = self._convert(message)
@@ -154,7 +155,6 @@ class Subscription(Generic[T_co]):
                     raise
                 await self._backoff.wait(f"subscription {self._metadata}", error)
             else:
-                self._backoff.reset()
                 return self._stream
 
     async def _lost(self, error: exc.DurableError) -> None:
