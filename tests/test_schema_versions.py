@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from cloudflare_durable import (
     DurableClient,
@@ -288,3 +289,18 @@ async def test_a_chain_of_migrations_runs_in_order(tmp_path: Path) -> None:
     async with DurableClient(store=str(store)) as client:
         loaded = await client.get(Chained, "one").load()
         assert (loaded.label, loaded.size) == ("ANN", 1)
+
+
+def test_a_subscription_to_newer_state_is_refused_with_an_error_frame(v1_store: Path) -> None:
+    anyio.run(_bump, v1_store)
+    with NetworkHost(V1, store=v1_store, token=TOKEN) as server:
+        url = server.url.replace("http://", "ws://") + proto.object_path("test.Shrink", "one", "ws")
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with connect(url, additional_headers=headers, open_timeout=10) as socket:
+            socket.send(json.dumps({"type": "subscribe", "since": None}))
+            frame = json.loads(socket.recv(timeout=10))
+            assert frame["type"] == "error"
+            assert frame["id"] is None
+            assert frame["error"]["details"]["errors"][0]["type"] == "schema_version_newer"
+            socket.send(json.dumps({"type": "ping"}))
+            assert json.loads(socket.recv(timeout=10)) == {"type": "pong"}

@@ -465,9 +465,12 @@ class _Connection:
             error = exc.BadRequestError("this connection is already subscribed")
             self._put(proto.error_frame(None, error))
             return
-        self.subscriber = self.app.host.subscribe(
-            self.route.model, self.route.object_id, frame, self._queue
-        )
+        try:
+            self.subscriber = self.app.host.subscribe(
+                self.route.model, self.route.object_id, frame, self._queue
+            )
+        except exc.DurableError as error:  # its state cannot be read (a newer schema version)
+            self._put(proto.error_frame(None, error))
 
     def _put(self, frame: dict[str, Any]) -> None:
         self._queue(proto.dumps_text(frame))
