@@ -173,7 +173,7 @@ class TestWire:
         default = http.get(f"/v1/objects/Counter?prefix={quote(oid)}&after=")
         assert default.json()["next"] is None
 
-    @pytest.mark.parametrize("limit", ["0", "1001", "x", "-1", "1.5", "", "%31"])
+    @pytest.mark.parametrize("limit", ["0", "1001", "x", "-1", "1.5", "", "%2B1", "%EF%BC%91"])
     def test_a_bad_limit_is_refused(self, http: httpx.Client, limit: str) -> None:
         reply = http.get(f"/v1/objects/Counter?limit={limit}")
         assert reply.status_code == 400

@@ -383,6 +383,7 @@ def test_event_frames_say_their_place_and_gap_frames_parse() -> None:
         ("limit=1000&limit=1&prefix=x+y", proto.ListObjects("M", "x+y", None, 1000)),
         ("after=&other=1&have=x", proto.ListObjects("M")),
         ("prefix=%C3%A9", proto.ListObjects("M", "é")),
+        ("limit=%31%30", proto.ListObjects("M", limit=10)),
     ],
 )
 def test_listing_queries(query: str, expected: proto.ListObjects) -> None:

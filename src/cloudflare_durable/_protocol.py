@@ -863,7 +863,7 @@ def list_query(route: Route, query: str) -> ListObjects:
     after = _decode(params.get("after", "")) or None
     limit = LIST_LIMIT
     if "limit" in params:
-        text = params["limit"]
+        text = _decode(params["limit"])
         if not text.isascii() or not text.isdigit() or not 1 <= int(text[:5]) <= MAX_LIST_LIMIT:
             raise exc.BadRequestError(f"'limit' must be an integer from 1 to {MAX_LIST_LIMIT}")
         limit = int(text)
