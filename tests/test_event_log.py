@@ -168,10 +168,18 @@ async def test_old_events_are_not_replayed(tmp_path: Path, monkeypatch: pytest.M
         finally:
             await stream.aclose()
         await ledger.note("newer")  # drops the old one from the store
-    with sqlite3.connect(tmp_path / "s.sqlite3") as db:
+        assert logged(tmp_path) == ([2, 3], 1)
+        await anyio.sleep(0.4)
+        client._transport.host.store.sweep()  # type: ignore[attr-defined]
+        assert logged(tmp_path) == ([], 3)
+
+
+def logged(folder: Path) -> tuple[list[int], int]:
+    """The versions of the logged events, and the greatest version whose events are gone."""
+    with sqlite3.connect(folder / "s.sqlite3") as db:
         versions = [row[0] for row in db.execute("SELECT version FROM durable_events")]
         dropped = db.execute("SELECT events_dropped FROM durable_objects").fetchone()[0]
-    assert (versions, dropped) == ([2, 3], 1)
+    return versions, dropped
 
 
 async def test_another_process_s_events_reach_a_subscriber(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -82,6 +83,7 @@ CREATE TABLE IF NOT EXISTS durable_schedules (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS durable_schedules_due ON durable_schedules (due)
     WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS durable_events_created ON durable_events (created);
 """
 FORMAT: Final = 3
 """The store's format (``PRAGMA user_version``). 0: before request ids were bound to
@@ -95,6 +97,8 @@ MAX_TRACKED: Final = 100_000
 """Objects whose record counts are tracked at once; past that, counts are re-read."""
 
 BUSY_TIMEOUT_MS: Final = 10_000
+
+logger = logging.getLogger("cloudflare_durable.host")
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +381,10 @@ class Store:
             self._held.pop((model, object_id), None)
             raise
         if time.monotonic() >= self._next_sweep:
-            self.sweep()
+            try:
+                self.sweep()
+            except sqlite3.Error:  # the change is stored: a sweep can wait for the next one
+                logger.warning("sweeping old request ids and events failed", exc_info=True)
 
     def create_many(
         self, model: str, states: dict[str, dict[str, str]], schema_version: int = 1
@@ -687,11 +694,32 @@ class Store:
         )
 
     def sweep(self) -> None:
-        """Forget request ids older than the time to live (at most once a minute)."""
+        """Forget request ids older than the time to live, and events older than the event
+        log keeps them (at most once a minute)."""
         self._next_sweep = time.monotonic() + SWEEP_INTERVAL
-        self._db.execute(
+        db = self._db
+        db.execute(
             "DELETE FROM durable_requests WHERE created < ?", (time.time() - self.request_ttl,)
         )
+        oldest = time.time() - proto.EVENT_LOG_SECONDS
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            aged = db.execute(
+                "SELECT model, object_id, MAX(version) FROM durable_events WHERE created < ? "
+                "GROUP BY model, object_id",
+                (oldest,),
+            ).fetchall()
+            if aged:
+                db.executemany(
+                    "UPDATE durable_objects SET events_dropped = max(events_dropped, ?) "
+                    "WHERE model = ? AND object_id = ?",
+                    [(version, model, object_id) for model, object_id, version in aged],
+                )
+                db.execute("DELETE FROM durable_events WHERE created < ?", (oldest,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def count_requests(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM durable_requests").fetchone()[0])
