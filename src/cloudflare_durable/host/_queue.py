@@ -159,9 +159,9 @@ class Queue:
     def _log_plan(self, cell: Cell, run: Batch) -> tuple[tuple[int, int], float]:
         """What to drop from the object's event log to keep it within its bounds once the
         batch's events are in it: (how many of its oldest versions, the last of them)."""
-        now = time.time()
         if not run.logged:
-            return (0, 0), now
+            return (0, 0), 0.0
+        now = time.time()
         if cell.log is None:
             cell.log = EventLog(self._store.log_summary(cell.name, cell.object_id))
         return cell.log.to_drop(EventLog.entries(run.logged, now), now), now
