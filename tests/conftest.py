@@ -3,14 +3,16 @@
 ``client`` is parametrised over every host that serves the example models: the
 embedded host (in-process), the network host (``durable serve`` on 127.0.0.1)
 and the Worker on workerd. ``py_client`` covers the two Python hosts, for the
-test-only models of ``tests/models.py``. Servers are started once per session.
+test-only models of ``tests/models.py``. Servers are started once per session:
+they are the ``durable_server`` and ``durable_worker`` fixtures of this
+package's own pytest plugin.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +38,15 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def network_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkHost]:
-    store = tmp_path_factory.mktemp("network") / "state.sqlite3"
-    with NetworkHost(MODELS, store=store, token=TOKEN) as server:
-        yield server
+def durable_token() -> str:
+    """The token of the plugin's servers (``cloudflare_durable.pytest_plugin``)."""
+    return TOKEN
+
+
+@pytest.fixture(scope="session")
+def network_host(durable_server: NetworkHost) -> NetworkHost:
+    """``durable serve tests/models.py`` (the ini option durable_models), for the session."""
+    return durable_server
 
 
 def worker_available() -> bool:
@@ -51,12 +58,11 @@ def worker_available() -> bool:
 
 
 @pytest.fixture(scope="session")
-def worker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHost]:
-    if not worker_available():
-        pytest.skip("Node dependencies of worker/ are not installed (npm ci)")
-    persist = tmp_path_factory.mktemp("worker")
-    with WorkerHost(persist, token=TOKEN) as server:
-        yield server
+def worker_host(request: pytest.FixtureRequest) -> WorkerHost:
+    """``worker/`` on workerd, for the session (the plugin skips it without Node)."""
+    worker_available()
+    worker: WorkerHost = request.getfixturevalue("durable_worker")
+    return worker
 
 
 def _client(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> DurableClient:

@@ -18,6 +18,7 @@ EXPECTED = {
     "chat_room.py": "last two: ['bob: hi ann', 'ann: bye']",
     "bank.py": "balances: ann 70, bob 30, total 100",
     "auction.py": "ann pays 25, bob holds {}",
+    "blocking_script.py": "counter at 3",
 }
 # Examples whose objects the Worker does not serve yet.
 PYTHON_ONLY = {"bank.py", "auction.py"}

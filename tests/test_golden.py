@@ -4,7 +4,9 @@ the same files inside workerd)."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -16,6 +18,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from cloudflare_durable import issue_ticket
 from cloudflare_durable.testing import NetworkHost, ServerProcess, WorkerHost
 
 from .conftest import MODELS, worker_available
@@ -45,12 +48,16 @@ def server(
 
 
 def matches(expected: Any, actual: Any) -> bool:
-    """Objects match as subsets, recursively; arrays and scalars exactly; "<any>" always."""
+    """Objects match as subsets, recursively; arrays and scalars exactly; "<any>" always;
+    a member expected as "<absent>" must not be there."""
     if expected == "<any>":
         return True
     if isinstance(expected, dict):
         return isinstance(actual, dict) and all(
-            key in actual and matches(value, actual[key]) for key, value in expected.items()
+            (key not in actual)
+            if value == "<absent>"
+            else (key in actual and matches(value, actual[key]))
+            for key, value in expected.items()
         )
     if isinstance(expected, list):
         return (
@@ -61,12 +68,19 @@ def matches(expected: Any, actual: Any) -> bool:
     return type(expected) is type(actual) and expected == actual
 
 
-def _headers(step: dict[str, Any]) -> dict[str, str]:
+def _headers(step: dict[str, Any], origin: str, run: str = "") -> dict[str, str]:
     headers = {"Durable-Protocol": "1"}
     auth = step.get("auth", f"Bearer {TOKEN}")
     if auth is not None:
         headers["Authorization"] = auth
-    headers.update(step.get("headers", {}))
+    for name, value in step.get("headers", {}).items():
+        headers[name] = value.replace("{origin}", origin)
+    spec = step.get("ticket")
+    if spec is not None:  # "{ticket}": a ticket made now, signed with the golden token
+        now = time.time() - (120 if spec.get("expired") else 0)
+        object_id = spec["id"].replace("{run}", run)
+        ticket = issue_ticket(TOKEN, spec["model"], object_id, allow=spec["allow"], now=now)
+        headers = {name: value.replace("{ticket}", ticket) for name, value in headers.items()}
     return headers
 
 
@@ -93,23 +107,64 @@ def expanded(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             yield step
 
 
+def _connect(url: str, step: dict[str, Any], origin: str, run: str) -> ClientConnection:
+    """Open a WebSocket; a Sec-WebSocket-Protocol header becomes the offered subprotocols."""
+    headers = _headers(step, origin, run)
+    offered = headers.pop("Sec-WebSocket-Protocol", None)
+    subprotocols = None if offered is None else [p.strip() for p in offered.split(",")]
+    return connect(
+        url,
+        additional_headers=headers,
+        subprotocols=subprotocols,  # type: ignore[arg-type]
+        open_timeout=10,
+    )
+
+
+def _body(request: dict[str, Any]) -> bytes | None:
+    """``raw_body`` as is ("{fill}" replaced by ``fill``'s character repeated), or ``body``."""
+    if "raw_body" in request:
+        text: str = request["raw_body"]
+        if "fill" in request:
+            char, count = request["fill"]
+            text = text.replace("{fill}", char * count)
+        return text.encode()
+    if "body" in request:
+        return json.dumps(request["body"]).encode()
+    return None
+
+
+def _send_raw(
+    base: str, method: str, path: str, headers: dict[str, str], body: bytes | None
+) -> tuple[int, dict[str, str], bytes]:
+    """A request whose path goes on the wire exactly as written (httpx would normalise it)."""
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        reply = connection.getresponse()
+        return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+    finally:
+        connection.close()
+
+
 def _http(client: httpx.Client, step: dict[str, Any], run: str) -> None:
     request = step["request"]
-    headers = {**_headers(request)}
-    content: bytes | None = None
-    if "raw_body" in request:
-        content = request["raw_body"].encode()
-    elif "body" in request:
-        content = json.dumps(request["body"]).encode()
+    origin = str(client.base_url).rstrip("/")
+    headers = _headers(request, origin, run)
+    content = _body(request)
     if content is not None:
         headers.setdefault("Content-Type", "application/json")
     path = request["path"].replace("{run}", run)
-    reply = client.request(request["method"], path, headers=headers, content=content)
+    if request.get("raw"):
+        status, reply_headers, text = _send_raw(origin, request["method"], path, headers, content)
+    else:
+        reply = client.request(request["method"], path, headers=headers, content=content)
+        status, reply_headers, text = reply.status_code, dict(reply.headers), reply.content
     expected = step["response"]
-    assert reply.status_code == expected["status"], reply.text
-    assert reply.headers.get("durable-protocol") == "1"
+    assert status == expected["status"], text[:2000]
+    assert reply_headers.get("durable-protocol") == "1"
     if "body" in expected:
-        assert matches(expected["body"], reply.json()), reply.text
+        assert matches(expected["body"], json.loads(text)), text[:2000]
 
 
 def _ws_url(base: str, path: str, run: str) -> str:
@@ -121,14 +176,15 @@ def _ws(
 ) -> ClientConnection | None:
     if "ws_open" in step:
         url = _ws_url(base, step["ws_open"], run)
-        return stack.enter_context(connect(url, additional_headers=_headers(step), open_timeout=10))
+        opened = stack.enter_context(_connect(url, step, base, run))
+        assert opened.response is not None
+        for name in step.get("absent_headers", []):
+            assert name not in opened.response.headers, opened.response.headers
+        assert opened.subprotocol == step.get("subprotocol")
+        return opened
     if "ws_open_refused" in step:
         with pytest.raises(InvalidStatus) as refused:
-            connect(
-                _ws_url(base, step["ws_open_refused"], run),
-                additional_headers=_headers(step),
-                open_timeout=10,
-            )
+            _connect(_ws_url(base, step["ws_open_refused"], run), step, base, run)
         response = refused.value.response
         assert response.status_code == step["status"]
         if "body" in step:

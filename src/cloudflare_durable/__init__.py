@@ -47,6 +47,7 @@ from ._models import DurableModel, Event, RemoteMethod, migration, remote
 from ._protocol import Schedule
 from ._subscription import Subscription
 from ._telemetry import attach
+from ._tickets import issue_ticket
 from ._transports import local as _local  # noqa: F401  (installs the embedded host)
 
 __version__ = "0.1.0"
@@ -94,6 +95,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "attach",
+    "issue_ticket",
     "migration",
     "remote",
 ]

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ._models import DurableModel
     from .host import Host
 
-__all__ = ["DurableClient", "default_client"]
+__all__ = ["DurableClient", "close_default", "default_client", "install_default"]
 
 M = TypeVar("M", bound="DurableModel")
 T = TypeVar("T")
@@ -398,6 +398,8 @@ class _ChannelTransport(Transport):
 
 
 _defaults: dict[Any, DurableClient] = {}
+_installed: dict[Any, DurableClient] = {}
+_outside_loops: Callable[[], DurableClient] | None = None
 _for_hosts: weakref.WeakKeyDictionary[Host, DurableClient] = weakref.WeakKeyDictionary()
 _MAX_DEFAULTS: Final = 8
 
@@ -416,13 +418,48 @@ def default_client() -> DurableClient:
     try:
         token = anyio.lowlevel.current_token()
     except RuntimeError:
+        if _outside_loops is not None:  # cloudflare_durable.blocking's loop
+            return _outside_loops()
         raise exc.UsageError("handles can only do I/O inside an async event loop") from None
+    installed = _installed.get(token)
+    if installed is not None:
+        return installed
     client = _defaults.get(token)
     if client is None or client.closed:
         if len(_defaults) >= _MAX_DEFAULTS:
             _evict_defaults()
         client = _defaults[token] = DurableClient()
     return client
+
+
+def provide_outside_loops(factory: Callable[[], DurableClient]) -> None:
+    """Install the client handles use outside any event loop (``blocking`` does)."""
+    global _outside_loops
+    _outside_loops = factory
+
+
+def install_default(client: DurableClient) -> Callable[[], None]:
+    """Make ``default_client()`` return ``client`` in the running event loop (outside
+    method bodies) until the returned function is called. For test fixtures; the
+    caller keeps owning ``client`` and closes it."""
+    token = anyio.lowlevel.current_token()
+    previous = _installed.get(token)
+    _installed[token] = client
+
+    def undo() -> None:
+        if previous is None:
+            _installed.pop(token, None)
+        else:
+            _installed[token] = previous
+
+    return undo
+
+
+async def close_default() -> None:
+    """Close the default client of the running event loop, if one was made."""
+    client = _defaults.pop(anyio.lowlevel.current_token(), None)
+    if client is not None:
+        await client.aclose()
 
 
 def _client_for(host: Host) -> DurableClient:

@@ -20,7 +20,8 @@ import sys
 import time
 import types
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import (
@@ -755,7 +756,60 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
 def _call_remote(
     handle: DurableModel, method: RemoteMethod[Any, Any, Any], *args: Any, **kwargs: Any
 ) -> Coroutine[Any, Any, Any]:
-    return handles.call(handle, method, args, kwargs)
+    return RemoteCall(handles.call(handle, method, args, kwargs), handle, method)
+
+
+class RemoteCall(Coroutine[Any, Any, R]):
+    """A remote call not yet sent: awaiting it sends it.
+
+    A coroutine (``asyncio.run``, ``create_task`` and ``gather`` take it) that,
+    dropped without being awaited, warns naming the method: the call was never
+    sent, which Python's own "coroutine was never awaited" would not make clear.
+    """
+
+    __slots__ = ("_coro", "_handle", "_method", "_started")
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, R],
+        handle: DurableModel,
+        method: RemoteMethod[Any, Any, Any],
+    ) -> None:
+        self._coro = coro
+        self._handle = handle
+        self._method = method
+        self._started = False
+
+    def __await__(self) -> Generator[Any, None, R]:
+        self._started = True
+        return self._coro.__await__()
+
+    def send(self, value: Any) -> Any:
+        self._started = True
+        return self._coro.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        self._started = True
+        return self._coro.throw(*args)
+
+    def close(self) -> None:
+        self._started = True
+        self._coro.close()
+
+    def __del__(self) -> None:
+        if self._started:
+            return
+        self._coro.close()  # no second, generic warning
+        with contextlib.suppress(Exception):  # the interpreter may be shutting down
+            attribute = self._method.attribute
+            warnings.warn(
+                f"{type(self._handle).__qualname__}.{attribute}() on "
+                f"{binding(self._handle).object_id!r} was called but never awaited, so the "
+                f"call was never sent: write 'await handle.{attribute}(...)', or outside "
+                f"async code 'cloudflare_durable.blocking.run(handle.{attribute}(...))'",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
 
 def _remote_of(instance: DurableModel, method: Callable[..., Any]) -> RemoteMethod[Any, Any, Any]:

@@ -51,9 +51,14 @@ MAX_OBJECT_ID_BYTES: Final = 256
 MAX_CALLS_IN_FLIGHT: Final = 256
 """Unanswered calls one WebSocket may have; more are answered ``overloaded``."""
 SUBSCRIBER_BACKLOG: Final = 1_000
-"""Frames waiting to be sent on one WebSocket before it is closed with 4008."""
+"""Frames a server sends on one WebSocket since the client's last ping before it
+closes it with 4008 (the client did not read them)."""
 SUBSCRIBER_BACKLOG_BYTES: Final = 8 * 1_048_576
-"""Bytes waiting to be sent on one WebSocket before it is closed with 4008."""
+"""... or bytes."""
+ACKNOWLEDGE_EVERY: Final = 100
+"""Frames a client reads before it pings, to say it read them ..."""
+ACKNOWLEDGE_BYTES: Final = 1_048_576
+"""... or bytes."""
 CLOSE_GOING_AWAY: Final = 1001
 CLOSE_LAGGING: Final = 4008
 IDEMPOTENCY_TTL_SECONDS: Final = 3600.0
@@ -341,31 +346,47 @@ class _Big(int):
     """An integer literal out of range, kept only to find where it was."""
 
 
-def _out_of_range(text: str, what: str) -> exc.ValidationError:
+def _marked(literal: str) -> int:
+    value = int(literal)
+    return value if abs(value) <= MAX_SAFE_INTEGER else _Big(value)
+
+
+def out_of_range(value: Any) -> list[list[str | int]]:
+    """Where, in a value parsed by ``loads_marked``, integers out of range sit."""
     found: list[list[str | int]] = []
 
-    def mark(literal: str) -> int:
-        value = int(literal)
-        return value if abs(value) <= MAX_SAFE_INTEGER else _Big(value)
-
-    def walk(value: Any, loc: list[str | int]) -> None:
-        if isinstance(value, _Big):
+    def walk(item: Any, loc: list[str | int]) -> None:
+        if isinstance(item, _Big):
             found.append(loc)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, [*loc, key])
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                walk(item, [*loc, index])
+        elif isinstance(item, dict):
+            for key, member in item.items():
+                walk(member, [*loc, key])
+        elif isinstance(item, list):
+            for index, member in enumerate(item):
+                walk(member, [*loc, index])
 
-    walk(json.loads(text, parse_int=mark), [])
+    walk(value, [])
+    return found
+
+
+def loads_marked(text: str) -> Any:
+    """Decode JSON that ``loads`` refused for an integer out of range, marking such
+    integers, so that a caller can tell where they are (and read the rest)."""
+    return json.loads(text, parse_int=_marked, parse_float=_float, parse_constant=_no_constants)
+
+
+def _out_of_range(text: str, what: str) -> exc.ValidationError:
+    return range_error(out_of_range(loads_marked(text)), what)
+
+
+def range_error(locations: list[list[str | int]], what: str) -> exc.ValidationError:
     errors = [
         {
             "loc": loc,
             "msg": f"integers travel exactly only within ±{MAX_SAFE_INTEGER}",
             "type": "int_out_of_range",
         }
-        for loc in found
+        for loc in locations
     ]
     return exc.ValidationError(
         f"{what} holds an integer outside ±(2^53-1), which JSON cannot carry exactly",
@@ -638,10 +659,6 @@ def http_request(op: Operation) -> HttpRequest:
     if op.have is not None:
         body["have"] = op.have
     return HttpRequest(method, path, encode(body))
-
-
-#: Which HTTP methods need a body (an empty one is refused).
-BODY_REQUIRED: Final = frozenset({"PATCH"})
 
 
 def http_operation(route: Route, method: str, body: dict[str, Any], query: str = "") -> Operation:
@@ -1041,6 +1058,8 @@ def parse_client_frame(text: str) -> ClientFrame:
     """Parse one client frame, raising ``FrameError`` (with the call id, if known)."""
     try:
         frame = loads_object(text, "frame")
+    except exc.ValidationError:
+        raise _range_frame_error(text) from None
     except exc.DurableError as error:
         raise FrameError(error) from None
     kind = frame.get("type")
@@ -1053,6 +1072,21 @@ def parse_client_frame(text: str) -> ClientFrame:
         return PingFrame()
     unknown = exc.BadRequestError(f"unknown frame type {kind!r}: expected subscribe, call or ping")
     raise FrameError(unknown)
+
+
+def _range_frame_error(text: str) -> FrameError:
+    """The answer to a frame holding an integer out of range: inside a call's arguments,
+    a validation error of that call; in the frame itself (its id, ``since``...), a
+    malformed frame."""
+    frame = loads_marked(text)
+    locations = out_of_range(frame)
+    if any(loc[:1] != ["args"] for loc in locations):
+        return FrameError(
+            exc.BadRequestError("the frame's own integers must be within 0 and 2^53-1")
+        )
+    call_id = frame.get("id") if isinstance(frame, dict) else None
+    readable = type(call_id) is int and not isinstance(call_id, _Big) and call_id >= 0
+    return FrameError(range_error(locations, "the frame"), call_id if readable else None)
 
 
 def _frame_members(frame: dict[str, Any], allowed: set[str], call_id: int | None) -> None:

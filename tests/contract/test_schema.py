@@ -273,7 +273,7 @@ def test_durable_schema_prints_the_document(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "cloudflare_durable.host._cli",
+            "cloudflare_durable._cli",
             "schema",
             *map(str, EXAMPLES),
             "--compact",

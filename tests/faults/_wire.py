@@ -185,6 +185,8 @@ def ws_connect(url: str, path: str, headers: list[tuple[str, str]]) -> RawWebSoc
     raw = RawSocket(url)
     request = protocol.connect()
     for name, value in headers:
+        if name.lower() == "host":  # one Host header: the caller's
+            del request.headers["Host"]
         request.headers[name] = value
     protocol.send_request(request)
     raw.send(b"".join(protocol.data_to_send()))

@@ -52,11 +52,21 @@ def server(request: pytest.FixtureRequest, kind: Kind) -> ServerProcess:
     return found
 
 
-def start_server(kind: Kind, where: Path, *, port: int = 0) -> ServerProcess:
-    """A fresh server of ``kind`` keeping its state under ``where``, with the suite's token."""
+def server_of(
+    kind: Kind, where: Path, *, port: int = 0, token: str | None = TOKEN
+) -> ServerProcess:
+    """A server of ``kind`` (not started) keeping its state under ``where``, with the
+    suite's token unless another (or None, for none) is given."""
     if kind == "network":
-        return NetworkHost(MODELS, store=where / "state.sqlite3", token=TOKEN, port=port).start()
-    return WorkerHost(where / "persist", token=TOKEN, port=port).start()
+        return NetworkHost(MODELS, store=where / "state.sqlite3", token=token, port=port)
+    return WorkerHost(where / "persist", token=token, port=port)
+
+
+def start_server(
+    kind: Kind, where: Path, *, port: int = 0, token: str | None = TOKEN
+) -> ServerProcess:
+    """A fresh server of ``kind``, started (see ``server_of``)."""
+    return server_of(kind, where, port=port, token=token).start()
 
 
 @pytest.fixture

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from cloudflare_durable import _protocol as proto
 from cloudflare_durable.testing import ServerProcess
 
 from ..conftest import TOKEN
 from ._wire import HttpReply, RawWebSocket, ws_connect
+from .conftest import Kind, server_of, start_server
 
 WRONG: dict[str, str | None] = {
     "none": None,
@@ -155,3 +158,65 @@ def test_health_answers_without_a_token_and_says_nothing_else(server: ServerProc
             reply = ask(http, "GET", "/v1/health", None, auth)
             assert reply.status_code == 200
             assert reply.json() == {"status": "ok", "protocol": 1}
+
+
+# -- safe defaults (docs/protocol.md, "Safe defaults") --------------------------------
+
+
+def test_an_empty_token_is_refused_at_start(kind: Kind, tmp_path: Path) -> None:
+    """``--token ""`` (a token variable that was never set) must not start an open server."""
+    with pytest.raises(RuntimeError, match="did not start"), server_of(kind, tmp_path, token=""):
+        pass
+
+
+@pytest.fixture
+def anonymous(kind: Kind, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server started without a token, on 127.0.0.1."""
+    started = start_server(kind, tmp_path, token=None)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def test_without_a_token_only_loopback_host_names_are_served(anonymous: ServerProcess) -> None:
+    """A web page on another site can point its own host name at 127.0.0.1 (DNS
+    rebinding); a server without a token answers only localhost, 127.0.0.1 and [::1]."""
+    path = proto.object_path("Counter", "anonymous")
+    with httpx.Client(base_url=anonymous.url) as http:
+        for host in ("127.0.0.1", "localhost", f"localhost:{anonymous.port}", "[::1]:1"):
+            reply = http.get(path, headers={"Host": host})
+            assert reply.status_code == 200, f"{host}: {reply.text}"
+        for host in ("attacker.example", "127.0.0.2", "localhost.attacker.example"):
+            reply = http.get(path, headers={"Host": host})
+            assert reply.status_code == 403, f"{host}: {reply.text}"
+            assert reply.json()["error"]["code"] == "forbidden"
+        assert http.get("/v1/health", headers={"Host": "attacker.example"}).status_code == 200
+    refused = ws_connect(anonymous.url, path + "/ws", [("Host", "attacker.example")])
+    assert isinstance(refused, HttpReply)
+    assert refused.status == 403
+
+
+def test_requests_from_other_origins_are_refused(server: ServerProcess, sentinel: str) -> None:
+    """Cross-site WebSocket hijacking and cross-site requests: an ``Origin`` other than
+    the server's own is refused (403) before the token is looked at; none changes
+    anything; clients that send no ``Origin`` are unaffected."""
+    path = proto.object_path("Counter", sentinel)
+    auth = ("Authorization", f"Bearer {TOKEN}")
+    host = server.url.removeprefix("http://")
+    with httpx.Client(base_url=server.url) as http:
+        before = state_of(http, sentinel)
+        for origin in ("http://attacker.example", f"http://{host}.attacker.example", "null"):
+            for headers in ({"Origin": origin}, {"Origin": origin, auth[0]: auth[1]}):
+                reply = http.delete(path, headers=headers)
+                assert reply.status_code == 403, f"{origin}: {reply.text}"
+                assert reply.json()["error"]["code"] == "forbidden"
+            refused = ws_connect(server.url, path + "/ws", [auth, ("Origin", origin)])
+            assert isinstance(refused, HttpReply), f"{origin}: the upgrade was accepted"
+            assert refused.status == 403
+        assert state_of(http, sentinel) == before
+        same = http.get(path, headers={"Origin": f"http://{host}", auth[0]: auth[1]})
+        assert same.status_code == 200
+    opened = ws_connect(server.url, path + "/ws", [auth, ("Origin", f"http://{host}")])
+    assert isinstance(opened, RawWebSocket)
+    opened.close()

@@ -15,6 +15,8 @@ nothing behind: see ``test_vanished_subscribers_*`` for what is measured where.
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import sqlite3
 import statistics
@@ -28,6 +30,7 @@ import anyio
 import httpx
 import pytest
 import uvicorn
+from websockets.frames import Frame, Opcode
 
 from cloudflare_durable import DurableClient
 from cloudflare_durable import _protocol as proto
@@ -36,11 +39,11 @@ from cloudflare_durable.host._objects import CACHED_OBJECTS
 from cloudflare_durable.host._operations import Outcome
 from cloudflare_durable.host._queue import MAX_BATCH
 from cloudflare_durable.host.asgi import create_app
-from cloudflare_durable.testing import NetworkHost, ServerProcess
+from cloudflare_durable.testing import NetworkHost, ServerProcess, WorkerHost
 
 from ..conftest import TOKEN
 from ..models import Counter
-from ._wire import Vanish, vanishing_subscriber
+from ._wire import RawWebSocket, Vanish, vanishing_subscriber, ws_connect
 from .conftest import Kind, server_memory_kib, start_server
 from .test_durability import applied_request_ids
 
@@ -326,3 +329,258 @@ async def test_vanished_subscribers_leave_no_subscriber_or_connection(tmp_path: 
             assert time.monotonic() < deadline, f"subscribers, connections, tasks left: {left}"
             await anyio.sleep(0.05)
         assert len(served.host._cells) == 50
+
+
+# -- byte budgets (docs/protocol.md, "Limits") --------------------------------------
+
+
+def store_bytes(server: ServerProcess) -> int:
+    """Bytes the server's storage takes on disk (SQLite files with their journals)."""
+    if isinstance(server, NetworkHost):
+        store = Path(server.store)
+        return sum(path.stat().st_size for path in store.parent.glob(store.name + "*"))
+    assert isinstance(server, WorkerHost)
+    return sum(path.stat().st_size for path in Path(server.persist).rglob("*") if path.is_file())
+
+
+def _request(url: str, method: str, path: str, body: bytes | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+        return http.request(method, path, content=body)
+
+
+def grow_and_edit(url: str, object_id: str, edits: int) -> tuple[int, list[int]]:
+    """A Document of about 600 KB, then ``edits`` small changes with request ids."""
+    path = proto.object_path("Document", object_id)
+    big = json.dumps({"fields": {"content": "x" * 600_000}}).encode()
+    assert _request(url, "PATCH", path, big).status_code == 200
+    statuses = []
+    for n in range(edits):
+        body = {"args": {"editor_id": f"e{n}", "name": "N"}, "request_id": f"edit-{n}"}
+        reply = _request(url, "POST", f"{path}/call/join", json.dumps(body).encode())
+        statuses.append(reply.status_code)
+    return len(big), statuses
+
+
+async def test_remembered_replies_do_not_keep_the_state(kind: Kind, tmp_path: Path) -> None:
+    """150 changes with request ids to a 600 KB document: a repeat needs its status,
+    version and result, never the state, so the store keeps about one copy of the
+    document (it grew by about 90 MB when every reply kept its state)."""
+    server: ServerProcess = await anyio.to_thread.run_sync(start_server, kind, tmp_path)
+    try:
+        await anyio.to_thread.run_sync(grow_and_edit, server.url, "warm-up", 1)
+        before = store_bytes(server)
+        _, statuses = await anyio.to_thread.run_sync(grow_and_edit, server.url, "doc", 150)
+        assert statuses == [200] * 150
+        reply = await anyio.to_thread.run_sync(
+            _request,
+            server.url,
+            "POST",
+            proto.object_path("Document", "doc", "call", "join"),
+            b'{"args":{"editor_id":"e0","name":"N"},"request_id":"edit-0"}',
+        )
+        assert reply.json() == {"result": ["e0"], "version": 2}  # remembered, without a state
+        growth_mib = (store_bytes(server) - before) / 1_048_576
+        print(f"{kind}: the store grew by {growth_mib:.1f} MiB")
+        assert growth_mib < 16, f"the store grew by {growth_mib:.1f} MiB"
+    finally:
+        server.close()
+
+
+async def test_a_state_cannot_outgrow_its_budget(server: ServerProcess, oid: str) -> None:
+    """Changes past 1 MiB of state are refused (413 state_too_large) and change nothing;
+    the object keeps answering calls at the speed of a 1 MiB state (an 18 MB state made
+    every call on the network host take about 460 ms)."""
+    path = proto.object_path("Document", oid)
+
+    def patch(fields: dict[str, object]) -> tuple[int, str]:
+        reply = _request(server.url, "PATCH", path, json.dumps({"fields": fields}).encode())
+        return reply.status_code, reply.json().get("error", {}).get("code", "")
+
+    def grow() -> list[tuple[int, str]]:
+        return [
+            patch({"content": "x" * 600_000}),
+            patch({"editors": {"a": "y" * 300_000}}),
+            patch({"editors": {"a": "y" * 450_000}}),
+            patch({"content": "x" * 800_000}),
+        ]
+
+    outcomes = await anyio.to_thread.run_sync(grow)
+    assert outcomes[:2] == [(200, ""), (200, "")]
+    assert outcomes[2:] == [(413, "state_too_large")] * 2
+    state = (await anyio.to_thread.run_sync(_request, server.url, "GET", path)).json()
+    assert state["version"] == 2
+    started = time.perf_counter()
+    for _ in range(10):
+        reply = await anyio.to_thread.run_sync(
+            _request, server.url, "POST", f"{path}/call/leave", b'{"args":{"editor_id":"zz"}}'
+        )
+        assert reply.status_code == 200
+    assert (time.perf_counter() - started) / 10 < 0.25
+
+
+# -- what one connection may hold (docs/protocol.md, "Per connection") ----------------
+
+
+def _silent_client(url: str, path: str, frames: list[bytes]) -> RawWebSocket:
+    """A WebSocket client that sends ``frames`` and reads nothing (a small receive window)."""
+    socket_ = ws_connect(url, path, [("Authorization", f"Bearer {TOKEN}")])
+    assert isinstance(socket_, RawWebSocket), socket_
+    socket_.raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)
+    for frame in frames:
+        socket_.protocol.send_text(frame)
+    socket_.flush()
+    return socket_
+
+
+def _close_code_after_reading(socket_: RawWebSocket) -> tuple[int, int | None]:
+    """Reads everything the server sent: (text frames, close code)."""
+    texts = 0
+    try:
+        while True:
+            frame = socket_.next_frame(timeout=30)
+            if frame is None:
+                return texts, None
+            if frame.opcode is Opcode.CLOSE:
+                return texts, socket_.close_code(frame)
+            texts += 1
+    finally:
+        socket_.close()
+
+
+async def _settled_memory_kib(server: ServerProcess) -> int:
+    await anyio.sleep(2)
+    return server_memory_kib(server)
+
+
+@pytest.mark.slow
+async def test_a_client_that_never_reads_is_closed_with_4008(kind: Kind, tmp_path: Path) -> None:
+    """5,000 calls answered with 200 KB each (1 GB of replies), sent by a client that
+    reads nothing: the server closes the connection (4008) once 1,000 frames or 8 MiB
+    wait unread. Measured on the second such client, after a first one warmed the
+    server up (a client like this made workerd grow by about 220 MB, the network host
+    by about 200 MB)."""
+    server: ServerProcess = await anyio.to_thread.run_sync(start_server, kind, tmp_path)
+    try:
+        room = proto.object_path("ChatRoom", "big")
+        messages = [{"author": "a", "text": "m" * 2_000} for _ in range(100)]
+        body = json.dumps({"state": {"messages": messages}}).encode()
+        created = await anyio.to_thread.run_sync(_request, server.url, "PUT", room, body)
+        assert created.status_code == 201
+        frames = [
+            json.dumps(
+                {"type": "call", "id": n, "method": "recent", "args": {"limit": 100}}
+            ).encode()
+            for n in range(5_000)
+        ]
+        for attempt in ("warm-up", "measured"):
+            before = await _settled_memory_kib(server)
+            socket_ = await anyio.to_thread.run_sync(
+                _silent_client, server.url, room + "/ws", frames
+            )
+            grown = (await _settled_memory_kib(server) - before) / 1024
+            texts, code = await anyio.to_thread.run_sync(_close_code_after_reading, socket_)
+            print(f"{kind} ({attempt}): +{grown:.1f} MiB, {texts} replies read, closed with {code}")
+            assert code == proto.CLOSE_LAGGING
+            assert texts < 1_000
+        assert grown < 32, f"the server grew by {grown:.1f} MiB"
+    finally:
+        server.close()
+
+
+@pytest.mark.slow
+async def test_a_subscriber_that_falls_behind_is_closed_with_4008(
+    kind: Kind, tmp_path: Path
+) -> None:
+    """A subscriber that reads nothing while 200 changes of a 500 KB document go out
+    (100 MB of snapshots) is closed with 4008 within 8 MiB. Measured after the same
+    changes to another object warmed the server up."""
+    server: ServerProcess = await anyio.to_thread.run_sync(start_server, kind, tmp_path)
+    try:
+
+        def change(object_id: str, count: int) -> None:
+            path = proto.object_path("Document", object_id)
+            for n in range(count):
+                body = json.dumps({"fields": {"content": str(n % 10) * 500_000}}).encode()
+                assert _request(server.url, "PATCH", path, body).status_code == 200
+
+        await anyio.to_thread.run_sync(change, "unwatched", 200)
+        before = await _settled_memory_kib(server)
+        path = proto.object_path("Document", "watched")
+        subscribe = [b'{"type":"subscribe","since":null,"snapshots":true,"events":false}']
+        socket_ = await anyio.to_thread.run_sync(
+            _silent_client, server.url, path + "/ws", subscribe
+        )
+        await anyio.to_thread.run_sync(change, "watched", 200)
+        grown = (await _settled_memory_kib(server) - before) / 1024
+        texts, code = await anyio.to_thread.run_sync(_close_code_after_reading, socket_)
+        print(f"{kind}: +{grown:.1f} MiB, {texts} snapshots read, closed with {code}")
+        assert code == proto.CLOSE_LAGGING
+        assert texts < 100
+        assert grown < 64, f"the server grew by {grown:.1f} MiB"
+    finally:
+        server.close()
+
+
+def _server_side_timer(server_port: int, client_port: int) -> tuple[int, float] | None:
+    """The kernel's timer on the server's end of one loopback TCP connection:
+    (kind, seconds left), kind 2 being keepalive (``/proc/net/tcp``)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if int(local.split(":")[1], 16) == server_port and (
+                int(remote.split(":")[1], 16) == client_port
+            ):
+                kind, jiffies = fields[5].split(":")
+                return int(kind, 16), int(jiffies, 16) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
+def _opcodes_received(socket_: RawWebSocket, seconds: float) -> list[Opcode]:
+    """The opcodes of every frame the server sends in ``seconds`` (answering none)."""
+    deadline = time.monotonic() + seconds
+    opcodes: list[Opcode] = []
+    while (left := deadline - time.monotonic()) > 0:
+        socket_.raw.sock.settimeout(left)
+        try:
+            data = socket_.raw.sock.recv(65536)
+        except TimeoutError:
+            break
+        if not data:
+            break
+        socket_.protocol.receive_data(data)
+        opcodes += [e.opcode for e in socket_.protocol.events_received() if isinstance(e, Frame)]
+    return opcodes
+
+
+@pytest.mark.slow
+async def test_idle_connections_are_watched_by_tcp_keepalive_not_pings(
+    tmp_path: Path,
+) -> None:
+    """The network host finds dead peers with TCP keepalive (the peer's kernel answers
+    it, even while the program reads nothing), and sends no WebSocket pings: a ping
+    left unanswered would close a client that only reads slowly with 1011 instead of
+    the backlog's 4008."""
+    server = await anyio.to_thread.run_sync(start_server, "network", tmp_path)
+    try:
+        path = proto.object_path("Counter", "idle")
+        socket_ = await anyio.to_thread.run_sync(
+            _silent_client, server.url, path + "/ws", [b'{"type":"subscribe"}']
+        )
+        try:
+            server_port = int(server.url.rsplit(":", 1)[1])
+            client_port = socket_.raw.sock.getsockname()[1]
+            await anyio.sleep(0.5)
+            timer = _server_side_timer(server_port, client_port)
+            assert timer is not None, "the server's end of the connection was not found"
+            kind, left = timer
+            assert kind == 2, f"timer {kind} on the server's end, not keepalive (2)"
+            assert 0 < left <= 30
+            # uvicorn's default would ping after 20 s: no ping may come in 25 s.
+            opcodes = await anyio.to_thread.run_sync(_opcodes_received, socket_, 25.0)
+            assert Opcode.PING not in opcodes, opcodes
+        finally:
+            socket_.close()
+    finally:
+        server.close()

@@ -11,15 +11,18 @@ subscriber reconnects with the last version it saw and resumes.
 from __future__ import annotations
 
 import itertools
+import json
 
 import anyio
 import pytest
 
 from cloudflare_durable import DurableClient
+from cloudflare_durable import _protocol as proto
 from cloudflare_durable.testing import ServerProcess
 
 from ..conftest import TOKEN
 from ..models import Counter
+from ._wire import RawWebSocket, ws_connect
 from .proxy import FaultProxy, Schedule, replay_note
 
 pytestmark = pytest.mark.anyio
@@ -82,3 +85,33 @@ async def test_subscribers_converge_through_resets_and_a_restart(
             print(proxy.describe(), reconnects, [len(v) for v in seen])
             assert proxy.counters.stream_resets >= 5
             assert sum(reconnects) > 0
+
+
+def _subscribed(url: str, object_id: str) -> RawWebSocket:
+    socket_ = ws_connect(
+        url, proto.object_path("Counter", object_id, "ws"), [("Authorization", f"Bearer {TOKEN}")]
+    )
+    assert isinstance(socket_, RawWebSocket), socket_
+    socket_.protocol.send_text(b'{"type":"subscribe","since":null}')
+    socket_.flush()
+    frame = socket_.next_frame()
+    assert frame is not None
+    assert json.loads(bytes(frame.data))["type"] == "snapshot"
+    return socket_
+
+
+async def test_a_server_shutting_down_closes_every_websocket_with_1001(
+    own_server: ServerProcess, oid: str
+) -> None:
+    """A graceful shutdown (SIGTERM) sends close code 1001 (going away) on every
+    WebSocket before the server exits; clients reconnect with backoff and resume."""
+    sockets = [
+        await anyio.to_thread.run_sync(_subscribed, own_server.url, f"{oid}-{n}") for n in range(3)
+    ]
+    await anyio.to_thread.run_sync(own_server.stop)
+    for socket_ in sockets:
+        try:
+            frame = await anyio.to_thread.run_sync(socket_.next_frame, 10)
+            assert socket_.close_code(frame) == 1001
+        finally:
+            socket_.close()

@@ -67,12 +67,20 @@ describe("a method that throws", () => {
     expect(JSON.parse(reply.body).error.details).toEqual({ type: "TypeError", message: "wrong" });
   });
 
-  it("that leaves an invalid state is refused as a ValidationError", async () => {
+  it("that leaves a state its fields reject is invalid_result and changes nothing", async () => {
     const id = freshId();
     const reply = await runExtraMethod(id, (self) => {
       (self.state as unknown as { value: string }).value = "many";
     });
-    expect(JSON.parse(reply.body).error).toMatchObject({ code: "remote_error", details: { type: "ValidationError" } });
+    expect(reply.status).toBe(500);
+    const { error } = JSON.parse(reply.body);
+    expect(error).toEqual({
+      code: "invalid_result",
+      message: "Counter.extra left a state its fields reject; nothing was changed",
+      retryable: false,
+      details: { errors: [{ loc: ["value"], msg: expect.any(String), type: "int_type" }] },
+    });
+    expect(JSON.stringify(error)).not.toContain("many");
     expect((await api("GET", objectPath("Counter", id))).body).toEqual({ version: 0, state: null });
   });
 
@@ -88,24 +96,112 @@ describe("a method that throws", () => {
     );
     expect(reply.status).toBe(500);
     expect(JSON.parse(reply.body).error).toMatchObject({ code: "invalid_result", retryable: false });
+    expect(reply.body).not.toContain("five");
+    expect((await api("GET", objectPath("Counter", id))).body.version).toBe(0);
+  });
+
+  it("that returns or keeps a value no client could send back is invalid_result", async () => {
+    const cases: ((self: { state: Record<string, unknown> }) => unknown)[] = [
+      () => 2 ** 60,
+      () => ({ deep: JSON.parse("[".repeat(70) + "]".repeat(70)) }),
+      () => "\ud800",
+    ];
+    for (const method of cases) {
+      const reply = await runExtraMethod(freshId(), method as never);
+      expect(JSON.parse(reply.body).error.code).toBe("invalid_result");
+    }
+  });
+});
+
+describe("byte budgets", () => {
+  it("refuses a change that would make the state larger than 1 MiB with 413 state_too_large", async () => {
+    const id = freshId();
+    const path = objectPath("Document", id);
+    expect((await api("PATCH", path, { fields: { content: "x".repeat(600_000) } })).body.version).toBe(1);
+    const refused = await api("PATCH", path, { fields: { editors: { a: "y".repeat(500_000) } } });
+    expect([refused.status, refused.body.error.code, refused.body.error.retryable]).toEqual([413, "state_too_large", false]);
+    expect((await api("GET", path)).body.version).toBe(1);
+    const grown = await runInDurableObject(env.DOCUMENT.get(env.DOCUMENT.idFromName(id)), async (instance) => {
+      const self = instance as unknown as Instance & { state: { content: string } };
+      self.grow = remote({}, () => {
+        self.state.content += "z".repeat(500_000);
+      });
+      return self.dispatch({ op: "call", method: "grow", args: {}, requestId: "g" });
+    });
+    expect([grown.status, JSON.parse(grown.body).error.code]).toEqual([413, "state_too_large"]);
+    expect((await api("GET", path)).body.version).toBe(1);
+  });
+
+  it("refuses a change whose events exceed 256 KiB together", async () => {
+    const id = freshId();
+    const refused = await call("ChatRoom", id, "post", { author: "ann", text: "x".repeat(262_144) });
+    expect([refused.status, refused.body.error.code]).toEqual([413, "state_too_large"]);
+    expect((await call("ChatRoom", id, "post", { author: "ann", text: "x".repeat(200_000) })).body.version).toBe(1);
+    expect((await api("GET", objectPath("ChatRoom", id))).body.version).toBe(1);
+  });
+
+  it("refuses a result over 1 MiB with invalid_result", async () => {
+    const id = freshId();
+    const reply = await runExtraMethod(id, (self) => {
+      self.state.value = 3;
+      return "r".repeat(1_048_577);
+    });
+    expect([reply.status, JSON.parse(reply.body).error.code]).toEqual([500, "invalid_result"]);
     expect((await api("GET", objectPath("Counter", id))).body.version).toBe(0);
   });
 });
 
 describe("idempotency", () => {
-  it("replays a remembered reply for every kind of change", async () => {
+  it("replays a remembered reply for every kind of change, with the state only while the version is current", async () => {
     const id = freshId();
     const path = objectPath("Counter", id);
     const created = await api("PUT", path, { state: { value: 1 }, request_id: "c" });
     expect((await api("PUT", path, { state: { value: 1 }, request_id: "c" })).body).toEqual(created.body);
     const updated = await api("PATCH", path, { fields: { value: 2 }, request_id: "u" });
-    expect((await api("PATCH", path, { fields: { value: 2 }, request_id: "u" })).body).toEqual(updated.body);
+    expect(updated.body).toEqual({ version: 2, state: { value: 2 } });
     const called = await call("Counter", id, "increment", {}, "i");
     expect((await call("Counter", id, "increment", {}, "i")).body).toEqual(called.body);
-    const deleted = await api("DELETE", path, { request_id: "d" });
+    expect((await api("PUT", path, { state: { value: 1 }, request_id: "c" })).body).toEqual({ version: 1 });
+    expect((await api("PATCH", path, { fields: { value: 2 }, request_id: "u" })).body).toEqual({ version: 2 });
     expect((await api("DELETE", path, { request_id: "d" })).body).toEqual({ deleted: true, version: 4, state: null });
-    expect(deleted.body.version).toBe(4);
+    expect((await api("DELETE", path, { request_id: "d" })).body).toEqual({ deleted: true, version: 4, state: null });
+    expect((await call("Counter", id, "increment", {}, "i")).body).toEqual({ result: 3, version: 3 });
     expect((await api("GET", path)).body).toEqual({ version: 4, state: null });
+  });
+
+  it("binds a request id to its operation: another operation with it is 409 request_id_reused", async () => {
+    const id = freshId();
+    const path = objectPath("Counter", id);
+    await call("Counter", id, "increment", { by: 2 }, "bound");
+    for (const [method, target, body] of [
+      ["POST", `${path}/call/increment`, { args: { by: 3 }, request_id: "bound" }],
+      ["POST", `${path}/call/increment`, { request_id: "bound" }],
+      ["POST", `${path}/call/reset`, { request_id: "bound" }],
+      ["PATCH", path, { fields: { value: 2 }, request_id: "bound" }],
+      ["PUT", path, { state: { value: 2 }, request_id: "bound" }],
+      ["DELETE", path, { request_id: "bound" }],
+    ] as const) {
+      const refused = await api(method, target, body);
+      expect([refused.status, refused.body.error.code], `${method} ${JSON.stringify(body)}`).toEqual([409, "request_id_reused"]);
+    }
+    // Member order does not make another operation.
+    const same = await api("POST", `${path}/call/increment`, '{"request_id":"bound","args":{"by":2}}');
+    expect(same.body).toEqual({ result: 2, version: 1, state: { value: 2 } });
+    expect((await api("GET", path)).body).toEqual({ version: 1, state: { value: 2 } });
+  });
+
+  it("keeps request ids across a delete", async () => {
+    const id = freshId();
+    await call("Counter", id, "increment", {}, "before");
+    await api("DELETE", objectPath("Counter", id));
+    expect((await call("Counter", id, "increment", {}, "before")).body).toEqual({ result: 1, version: 1 });
+    expect((await api("GET", objectPath("Counter", id))).body).toEqual({ version: 2, state: null });
+  });
+
+  it("remembers only changes: a call that changes nothing runs again, and its id stays free", async () => {
+    const id = freshId();
+    expect((await call("Counter", id, "increment", { by: 0 }, "quiet")).body).toEqual({ result: 0, version: 0, state: null });
+    expect((await call("Counter", id, "increment", { by: 5 }, "quiet")).body).toEqual({ result: 5, version: 1, state: { value: 5 } });
   });
 
   it("does not remember failures: a failed request id may run again", async () => {
@@ -121,6 +217,49 @@ describe("idempotency", () => {
     const [a, b] = [freshId(), freshId()];
     await call("Counter", a, "increment", { by: 3 }, "same");
     expect((await call("Counter", b, "increment", { by: 4 }, "same")).body.result).toBe(4);
+  });
+
+  it("stores what a repeat needs, never the state", async () => {
+    const id = freshId();
+    await call("Document", id, "join", { editor_id: "ann", name: "A".repeat(10_000) }, "j");
+    const rows = await runInDurableObject(env.DOCUMENT.get(env.DOCUMENT.idFromName(id)), (_instance, state) =>
+      state.storage.sql.exec("SELECT * FROM durable_requests").toArray(),
+    );
+    expect(rows).toEqual([
+      expect.objectContaining({ request_id: "j", kind: "call", status: 200, version: 1, result: '["ann"]', size: 7 }),
+    ]);
+    expect(JSON.stringify(rows)).not.toContain("AAAA");
+  });
+});
+
+describe("changes and versions", () => {
+  it("a call that emits events but leaves the state equal is a change: a new version", async () => {
+    const id = freshId();
+    await call("Document", id, "join", { editor_id: "ann", name: "Ann" });
+    const again = await call("Document", id, "join", { editor_id: "ann", name: "Ann" }, "again");
+    expect(again.body).toEqual({ result: ["ann"], version: 2, state: { content: "", version: 0, editors: { ann: "Ann" } } });
+    expect((await call("Document", id, "join", { editor_id: "ann", name: "Ann" }, "again")).body.version).toBe(2);
+  });
+
+  it("an event on a virtual object makes a version and keeps it without stored state", async () => {
+    const id = freshId();
+    const stub = env.COUNTER.get(env.COUNTER.idFromName(id));
+    const reply = await runInDurableObject(stub, (instance) => {
+      const self = instance as unknown as Instance & { emit(name: string, data: object): void };
+      self.shout = remote({}, () => self.emit("Posted", { author: "a", text: "b" }));
+      return self.dispatch({ op: "call", method: "shout", args: {}, requestId: null });
+    });
+    expect(JSON.parse(reply.body)).toEqual({ result: null, version: 1, state: null });
+    expect((await api("PUT", objectPath("Counter", id), { state: { value: 2 } })).body).toEqual({ version: 2, state: { value: 2 } });
+  });
+
+  it("an update to equal values, and PATCH with no fields, are not changes", async () => {
+    const id = freshId();
+    const path = objectPath("Counter", id);
+    await api("PUT", path, { state: { value: 3 } });
+    expect((await api("PATCH", path, { fields: { value: 3 }, request_id: "eq" })).body).toEqual({ version: 1, state: { value: 3 } });
+    expect((await api("PATCH", path, { fields: {}, request_id: "eq" })).body).toEqual({ version: 1, state: { value: 3 } });
+    expect((await api("PATCH", path, { fields: { value: 4 }, request_id: "eq" })).body).toEqual({ version: 2, state: { value: 4 } });
   });
 });
 
@@ -138,14 +277,6 @@ describe("create, update and delete", () => {
     });
     expect((await api("PATCH", path, { fields: { value: 1 }, if_version: 0 })).body).toEqual({ version: 1, state: { value: 1 } });
     expect((await api("PATCH", path, { fields: { value: 2 }, if_version: null })).body.version).toBe(2);
-  });
-
-  it("an update that changes no field keeps the version and is not remembered", async () => {
-    const id = freshId();
-    const path = objectPath("Counter", id);
-    expect((await api("PATCH", path, { fields: { value: 0 } })).body).toEqual({ version: 1, state: { value: 0 } });
-    expect((await api("PATCH", path, { fields: { value: 0 }, request_id: "same" })).body).toEqual({ version: 1, state: { value: 0 } });
-    expect((await api("PATCH", path, { fields: { value: 4 }, request_id: "same" })).body).toEqual({ version: 2, state: { value: 4 } });
   });
 
   it("checks the version before the fields", async () => {

@@ -1,15 +1,18 @@
 import { describe, expect, it } from "vitest";
 import { Failure } from "../lib/src";
-import { callReplyFrame, errorFrame, subscriptionFrom } from "../lib/src/frames";
+import { callReplyFrame, errorFrame, recordFrom, subscriptionFrom } from "../lib/src/frames";
 import {
+  canonicalJson,
   checkObjectId,
   exceedsBytes,
   FrameError,
   MAX_ID_BYTES,
+  parseBody,
   parseCallBody,
   parseCreateBody,
   parseFrame,
   parseUpdateBody,
+  operationText,
 } from "../lib/src/protocol";
 import { mismatch } from "./support/match";
 
@@ -66,38 +69,98 @@ describe("frames", () => {
     expect(JSON.parse(errorFrame(null, new Failure("bad_request", "no")))).toEqual({
       type: "error",
       id: null,
-      error: { code: "bad_request", message: "no", retryable: false },
+      error: { code: "bad_request", message: "no", retryable: false, details: {} },
     });
   });
 
   it("reads subscriptions back from attachments defensively", () => {
-    expect(subscriptionFrom({ subscribed: true, snapshots: true, events: false })).toEqual({
+    expect(subscriptionFrom({ subscribed: true, snapshots: true, events: false, since: 4 })).toEqual({
       subscribed: true,
       snapshots: true,
       events: false,
+      since: 4,
     });
+    expect(subscriptionFrom({ subscribed: true, since: "4" }).since).toBeNull();
+    expect(recordFrom({ subscription: { subscribed: true }, frames: 3, bytes: -1, pingAt: 7 })).toMatchObject({ frames: 3, bytes: 0, pingAt: 7 });
+    expect(recordFrom(undefined)).toEqual({ subscription: { subscribed: false, snapshots: false, events: false, since: null }, frames: 0, bytes: 0, pingAt: null });
     expect(subscriptionFrom(null).subscribed).toBe(false);
     expect(subscriptionFrom("junk").subscribed).toBe(false);
   });
 });
 
+/** A body as the router reads it. */
+const body = (value: object | string) => parseBody(typeof value === "string" ? value : JSON.stringify(value));
+
+function failure(run: () => unknown): Failure {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof Failure) return error;
+    throw error;
+  }
+  throw new Error("no failure");
+}
+
 describe("bodies", () => {
   it("accepts optional members and null request ids", () => {
-    expect(parseCallBody("m", {})).toEqual({ op: "call", method: "m", args: {}, requestId: null });
-    expect(parseCallBody("m", { request_id: null })).toMatchObject({ requestId: null });
-    expect(parseCreateBody({})).toEqual({ op: "create", state: {}, requestId: null });
-    expect(parseUpdateBody({ fields: {}, if_version: null })).toMatchObject({ ifVersion: null });
+    expect(parseCallBody("m", body({}))).toEqual({ op: "call", method: "m", args: {}, requestId: null });
+    expect(parseCallBody("m", body({ request_id: null }))).toMatchObject({ requestId: null });
+    expect(parseCreateBody(body({}))).toEqual({ op: "create", state: {}, requestId: null });
+    expect(parseUpdateBody(body({ fields: {}, if_version: null }))).toMatchObject({ ifVersion: null });
   });
 
   it("rejects unknown members, wrong shapes and bad request ids", () => {
-    expect(() => parseCallBody("m", { argz: {} })).toThrow(Failure);
-    expect(() => parseCallBody("m", { args: [1] })).toThrow(Failure);
-    expect(() => parseCallBody("m", { request_id: "has spaces" })).toThrow(Failure);
-    expect(() => parseCallBody("m", { request_id: "x".repeat(129) })).toThrow(Failure);
-    expect(() => parseUpdateBody({})).toThrow(Failure);
-    expect(() => parseUpdateBody({ fields: {}, if_version: 1.5 })).toThrow(Failure);
-    expect(() => parseUpdateBody({ fields: {}, if_version: "1" })).toThrow(Failure);
-    expect(() => parseUpdateBody({ fields: {}, if_version: -1 })).toThrow(Failure);
+    expect(failure(() => parseCallBody("m", body({ argz: {} }))).code).toBe("bad_request");
+    expect(failure(() => parseCallBody("m", body({ args: [1] }))).code).toBe("bad_request");
+    expect(failure(() => parseCallBody("m", body({ request_id: "has spaces" }))).code).toBe("invalid_id");
+    expect(failure(() => parseCallBody("m", body({ request_id: "x".repeat(129) }))).code).toBe("invalid_id");
+    expect(failure(() => parseUpdateBody(body({}))).code).toBe("bad_request");
+    for (const ifVersion of ["1.5", '"1"', "-1", "1.0", "1e0", "9007199254740992"]) {
+      expect(failure(() => parseUpdateBody(body(`{"fields":{},"if_version":${ifVersion}}`))).code).toBe("bad_request");
+    }
+    expect(parseUpdateBody(body('{"fields":{},"if_version":9007199254740991}'))).toMatchObject({ ifVersion: 9007199254740991 });
+  });
+
+  it("refuses nesting over 64 levels, non-finite numbers and unpaired surrogates with 400", () => {
+    const nested = (levels: number) => `{"args":{"by":${"[".repeat(levels - 2)}${"]".repeat(levels - 2)}}}`;
+    expect(Array.isArray((parseCallBody("m", body(nested(64))) as unknown as { args: { by: unknown } }).args.by)).toBe(true);
+    expect(failure(() => body(nested(65))).code).toBe("bad_request");
+    expect(failure(() => body("[".repeat(100_000))).code).toBe("bad_request");
+    for (const text of ['{"args":{"by":1e400}}', '{"args":{"by":-1E+999}}', '{"args":{"s":"\\ud800"}}', '{"a\\udfff":1}']) {
+      expect(failure(() => body(text)).code, text).toBe("bad_request");
+    }
+    expect(body('{"args":{"s":"\\ud83d\\ude00 \u{1F600}"}}').value).toEqual({ args: { s: "\u{1F600} \u{1F600}" } });
+    expect(failure(() => body('{"args":{"s":"\ud800"}}')).code).toBe("bad_request");
+    // 1e-400 rounds to zero (finite): a float literal, boxed so that an int refuses it.
+    expect(JSON.stringify(body('{"args":{"by":1e-400}}').value)).toBe('{"args":{"by":0}}');
+  });
+
+  it("answers integers beyond 2**53 - 1 with 422 int_out_of_range, located from the body's root", () => {
+    const refused = failure(() => parseCreateBody(body('{"state":{"a":[1,{"b":9007199254740992}],"c":-9007199254740993}}')));
+    expect(refused.code).toBe("validation_error");
+    expect(refused.details).toEqual({
+      errors: [
+        { loc: ["state", "a", 1, "b"], msg: expect.any(String), type: "int_out_of_range" },
+        { loc: ["state", "c"], msg: expect.any(String), type: "int_out_of_range" },
+      ],
+    });
+    expect(parseCallBody("m", body('{"args":{"a":9007199254740991,"b":-9007199254740991,"c":1e300,"d":12345678901234567.5}}'))).toMatchObject({
+      args: { a: 9007199254740991 },
+    });
+    // A malformed body is 400 before any range check.
+    expect(failure(() => body('{"args":{"by":9007199254740993}')).code).toBe("bad_request");
+  });
+});
+
+describe("operations bound to request ids", () => {
+  it("are compared as JSON with sorted keys, after the envelope's defaults", () => {
+    expect(canonicalJson({ b: [1, { d: 1, c: null }], a: "x" })).toBe('{"a":"x","b":[1,{"c":null,"d":1}]}');
+    const call = (text: string) => operationText(parseCallBody("increment", body(text)));
+    expect(call('{"args":{"a":1,"b":2},"request_id":"r"}')).toBe(call('{"request_id":"r","args":{"b":2,"a":1.0}}'));
+    expect(call("{}")).toBe(call('{"args":{}}'));
+    expect(call('{"args":{"by":1}}')).not.toBe(call("{}"));
+    expect(operationText(parseUpdateBody(body({ fields: {}, if_version: 3 })))).toBe('{"fields":{},"if_version":3,"kind":"update"}');
+    expect(operationText(parseUpdateBody(body({ fields: {} })))).toBe('{"fields":{},"if_version":null,"kind":"update"}');
   });
 });
 

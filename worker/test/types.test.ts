@@ -27,7 +27,7 @@ describe("t: runtime types, as pydantic's strict mode on JSON", () => {
   });
 
   it("tells 2 from 2.0 when the JSON text said so", () => {
-    const body = parseJson('{"a": 2.0, "b": 2, "c": 1e3, "d": [2.5]}') as Record<string, unknown>;
+    const body = parseJson('{"a": 2.0, "b": 2, "c": 1e3, "d": [2.5]}').value as Record<string, unknown>;
     expect(types(t.int, body.a)).toEqual(["int_type"]);
     expect(types(t.int, body.b)).toEqual([]);
     expect(types(t.int, body.c)).toEqual(["int_type"]);

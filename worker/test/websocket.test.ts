@@ -1,8 +1,26 @@
 import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { api, call, connect, freshId, objectPath, ORIGIN, TOKEN } from "./support/client";
+import type { Closed } from "./support/sockets";
 import type { FrameQueue } from "./support/sockets";
-import { remote, type DurableModelObject } from "../lib/src";
+import { remote, t, type DurableModelObject } from "../lib/src";
+
+/** A model instance that a test extends with methods of its own. */
+type Extended = DurableModelObject & Record<string, unknown> & { emit(name: string, data: object): void };
+
+function counterStub(id: string): DurableObjectStub<DurableModelObject> {
+  return env.COUNTER.get(env.COUNTER.idFromName(id));
+}
+
+/** Adds `burst(n)` to a fresh Counter: emits n events and changes nothing else. */
+async function withBurst(id: string): Promise<void> {
+  await runInDurableObject(counterStub(id), (instance) => {
+    const self = instance as unknown as Extended;
+    self.burst = remote({ n: t.int }, ({ n }) => {
+      for (let i = 0; i < n; i++) self.emit("Posted", { author: "tick", text: String(i) });
+    });
+  });
+}
 
 // A client socket living in the test's own isolate may deliver frames that are
 // sent back to back out of order (over a real connection they arrive in order),
@@ -105,18 +123,39 @@ describe("subscriptions", () => {
     [second, third].forEach((ws) => ws.close());
   });
 
-  it("send events of a call that changed nothing, without a snapshot", async () => {
+  it("send the events of a call that left the state equal with a new version and its snapshot", async () => {
     const id = freshId();
     const ws = await connect("Counter", id);
     expect(await subscribe(ws, { since: null })).toEqual([{ type: "snapshot", version: 0, state: null }]);
-    const stub = env.COUNTER.get(env.COUNTER.idFromName(id));
-    const reply = await runInDurableObject(stub, (instance) => {
-      const self = instance as unknown as DurableModelObject & Record<string, unknown> & { emit(name: string, data: object): void };
+    const reply = await runInDurableObject(counterStub(id), (instance) => {
+      const self = instance as unknown as Extended;
       self.shout = remote({}, () => self.emit("Posted", { author: "a", text: "loud" }));
       return self.dispatch({ op: "call", method: "shout", args: {}, requestId: null });
     });
-    expect(JSON.parse(reply.body)).toEqual({ result: null, version: 0, state: null });
-    expect(await drain(ws)).toEqual([{ type: "event", version: 0, name: "Posted", data: { author: "a", text: "loud" } }]);
+    expect(JSON.parse(reply.body)).toEqual({ result: null, version: 1, state: null });
+    expect(await drain(ws)).toEqual([
+      { type: "snapshot", version: 1, state: null },
+      { type: "event", version: 1, name: "Posted", data: { author: "a", text: "loud" } },
+    ]);
+    ws.close();
+  });
+
+  it("send nothing at or below `since` until the object's version passes it", async () => {
+    const id = freshId();
+    const ws = await connect("Document", id);
+    expect(await subscribe(ws, { since: 2 })).toEqual([]);
+    const frames = [
+      ...(await callOver(ws, 1, "join", { editor_id: "ann", name: "Ann" })),
+      ...(await callOver(ws, 2, "join", { editor_id: "bob", name: "Bob" })),
+      ...(await callOver(ws, 3, "leave", { editor_id: "ann" })),
+    ];
+    expect(frames.map((f) => [(f as { type: string }).type, (f as { version: number }).version])).toEqual([
+      ["result", 1],
+      ["result", 2],
+      ["snapshot", 3],
+      ["event", 3],
+      ["result", 3],
+    ]);
     ws.close();
   });
 
@@ -180,6 +219,82 @@ describe("frames", () => {
     const [joined] = await callOver(ws, 9, "join", { editor_id: "zed", name: "Zed" });
     expect(joined).toMatchObject({ type: "result", id: 9, result: ["zed"], version: 1 });
     ws.close();
+  });
+});
+
+describe("bounds per connection", () => {
+  /** Reads frames until the socket closes; returns how many came first and the close. */
+  async function untilClosed(ws: FrameQueue): Promise<[number, Closed]> {
+    for (let count = 0; ; count++) {
+      const frame = (await ws.next()) as Partial<Closed>;
+      if (frame.closed === true) return [count, frame as Closed];
+    }
+  }
+
+  it("close a socket with 4008 once 1,000 frames were sent since the client's last ping", async () => {
+    const id = freshId();
+    await withBurst(id);
+    const ws = await connect("Counter", id);
+    // No ping from here on. Frame 1: the refusal of the second subscribe frame.
+    expect(await subscribe(ws, { since: 0, snapshots: false })).toEqual([]);
+    // Frames 2 to 999: one event frame per emitted event for a subscriber without snapshots.
+    await call("Counter", id, "burst", { n: 998 });
+    for (let i = 0; i < 998; i++) expect(await ws.next()).toMatchObject({ type: "event" });
+    // Frame 1,000 is sent; frame 1,001 is not: the socket is closed instead.
+    await call("Counter", id, "burst", { n: 2 });
+    const [read, closed] = await untilClosed(ws);
+    expect(read).toBe(1);
+    expect(closed.code).toBe(4008);
+  });
+
+  it("count from the client's last ping, answered by the runtime or by the object", async () => {
+    const id = freshId();
+    await withBurst(id);
+    const ws = await connect("Counter", id);
+    expect(await subscribe(ws, { since: 0, snapshots: false })).toEqual([]);
+    for (const ping of ['{"type":"ping"}', '{ "type": "ping" }', '{"type":"ping"}']) {
+      await call("Counter", id, "burst", { n: 700 });
+      ws.send(ping);
+      for (let i = 0; i < 700; i++) expect(await ws.next()).toMatchObject({ type: "event" });
+      expect(await ws.next()).toEqual({ type: "pong" });
+    }
+    expect(await drain(ws)).toEqual([]);
+    ws.close();
+  });
+
+  it("answer calls beyond 256 waiting on one connection with overloaded, and run none of them", async () => {
+    const id = freshId();
+    await runInDurableObject(counterStub(id), (instance) => {
+      const self = instance as unknown as Extended;
+      let open: () => void = () => {};
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      self.open = open;
+      self.wait = remote({}, t.int, async () => {
+        await gate;
+        return 1;
+      });
+    });
+    const ws = await connect("Counter", id);
+    for (let n = 0; n < 257; n++) ws.send(JSON.stringify({ type: "call", id: n, method: "wait" }));
+    const refused = (await ws.next()) as { type: string; id: number; error: { code: string; retryable: boolean } };
+    expect(refused).toMatchObject({ type: "error", error: { code: "overloaded", retryable: false } });
+    await runInDurableObject(counterStub(id), (instance) => (instance as unknown as { open(): void }).open());
+    const ids = new Set<number>();
+    for (let n = 0; n < 256; n++) {
+      const frame = (await ws.next()) as { type: string; id: number };
+      expect(frame.type).toBe("result");
+      ids.add(frame.id);
+    }
+    expect(ids.size).toBe(256);
+    expect(ids.has(refused.id)).toBe(false);
+    ws.close();
+  });
+
+  it("close every socket with 1001 when the server goes away", async () => {
+    const id = freshId();
+    const [a, b] = [await connect("Counter", id), await connect("Counter", id)];
+    expect(await runInDurableObject(counterStub(id), (instance) => instance.goAway())).toBe(2);
+    for (const ws of [a, b]) expect(await ws.next()).toMatchObject({ closed: true, code: 1001 });
   });
 });
 

@@ -729,7 +729,7 @@ def _worker_file(models: list[Naming], implementations: str) -> str:
     lines = [
         _HEADER,
         "\n/** The Worker: every model's Durable Object class, and the router serving them. */\n",
-        f'import {{ createRouter }} from "{LIBRARY}";\n',
+        f'import {{ createRouter, DurableShutdown }} from "{LIBRARY}";\n',
     ]
     for naming in models:
         if naming.has_methods:
@@ -750,7 +750,11 @@ def _worker_file(models: list[Naming], implementations: str) -> str:
             )
     names = ", ".join(n.cls for n in models)
     bindings = ", ".join(f"{n.binding}: {n.cls}" for n in models)
-    lines.append(f"\nexport {{ {names} }};\n\nexport default createRouter({{ {bindings} }});\n")
+    lines.append(
+        "\n// DurableShutdown: the local server closes every WebSocket with 1001 through it.\n"
+        f"export {{ {names}, DurableShutdown }};\n\n"
+        f"export default createRouter({{ {bindings} }});\n"
+    )
     return "".join(lines)
 
 

@@ -146,6 +146,9 @@ class WebSocketSession(CallChannel):
         self._closed = False
         self._wanted = anyio.Event()
         self._task_group: anyio.abc.TaskGroup | None = None
+        # A server answers calls beyond this many unanswered ones with `overloaded`:
+        # the others wait here for their turn.
+        self._slots = anyio.CapacityLimiter(proto.MAX_CALLS_IN_FLIGHT)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -182,6 +185,10 @@ class WebSocketSession(CallChannel):
     async def perform(self, op: proto.Call) -> proto.Reply:
         if self._closed:
             raise exc.UsageError("this session is closed")
+        async with self._slots:
+            return await self._perform(op)
+
+    async def _perform(self, op: proto.Call) -> proto.Reply:
         call_id = next(self._ids)
         frame = proto.encode(proto.call_frame(call_id, op), proto.MAX_FRAME_BYTES)
         call = _Call(frame, op.request_id)
@@ -275,6 +282,7 @@ class WebSocketSession(CallChannel):
                 await websocket.receive_some()
                 while (text := websocket.next_message()) is not None:
                     self._route(text)
+                await websocket.acknowledge()
         except exc.DurableError as error:
             return error
 

@@ -156,6 +156,8 @@ class WebSocket:
         self.last_received = time.monotonic()
         self.features: str | None = None
         """The server's ``Durable-Features`` header, from the handshake."""
+        self._unacknowledged = 0  # messages read since the last ping sent
+        self._unacknowledged_bytes = 0
 
     # -- opening handshake -------------------------------------------------
 
@@ -262,6 +264,7 @@ class WebSocket:
                 exc.ConnectionLostError(f"no traffic on the WebSocket for {quiet:.0f} s")
             )
         elif self.send_text(PING_FRAME):
+            self._unacknowledged = self._unacknowledged_bytes = 0
             await self.flush()
         if self.error is not None:
             raise self.error
@@ -270,7 +273,18 @@ class WebSocket:
         """The next text message."""
         while (text := self.next_message()) is None:
             await self.receive_some()
+        await self.acknowledge()
         return text
+
+    async def acknowledge(self) -> None:
+        """Ping once every ``ACKNOWLEDGE_EVERY`` messages (or bytes) read: a server
+        closes a connection whose frames go unacknowledged too long (4008)."""
+        if (
+            self._unacknowledged >= proto.ACKNOWLEDGE_EVERY
+            or self._unacknowledged_bytes >= proto.ACKNOWLEDGE_BYTES
+        ) and self.send_text(PING_FRAME):
+            self._unacknowledged = self._unacknowledged_bytes = 0
+            await self.flush()
 
     def next_message(self) -> str | None:
         """The next complete text message already received, if any."""
@@ -280,17 +294,22 @@ class WebSocket:
             opcode = frame.opcode
             if opcode is Opcode.TEXT:
                 if frame.fin:
-                    return _text(frame.data)
+                    return self._counted(frame.data)
                 self._fragments = [frame.data]
             elif opcode is Opcode.CONT and self._fragments:
                 self._fragments.append(frame.data)
                 if frame.fin:
-                    text = _text(b"".join(self._fragments))
+                    text = self._counted(b"".join(self._fragments))
                     self._fragments = []
                     return text
             elif opcode is Opcode.BINARY:
                 logger.warning("ignoring a binary WebSocket message (the protocol uses text)")
         return None
+
+    def _counted(self, data: BytesLike) -> str:
+        self._unacknowledged += 1
+        self._unacknowledged_bytes += len(data)
+        return _text(data)
 
     async def _read(self) -> None:
         self._reading = True

@@ -185,12 +185,13 @@ class Batch:
             )
         record = remembered.reply
         version = int(record["version"])
-        current = version == self.version and op.kind != "delete"
+        if op.kind == "delete":  # a delete's reply always says it left no state
+            return proto.Reply(remembered.status, version, deleted=bool(record["deleted"]))
+        current = version == self.version
         return proto.Reply(
             remembered.status,
             version,
             result=record.get("result"),
-            deleted=bool(record.get("deleted", False)),
             has_state=current,
             state_text=self._state_text() if current else None,
         )
@@ -384,7 +385,7 @@ class Batch:
 
     def _texts_after(
         self, changed: dict[str, Any], events: Events
-    ) -> tuple[dict[str, str], Touched, list[str]]:
+    ) -> tuple[dict[str, str] | None, Touched, list[str]]:
         """The fields after a change, once they are known to fit the protocol's limits;
         which of them changed (``None``: all, the object had no state); and the JSON
         texts of the events' data."""
@@ -394,6 +395,8 @@ class Batch:
             _check_integers(text, f"{model}.{name}")
         event_texts = _check_events(events)
         if self.texts is None:
+            if not new:  # only events or schedules: the object still has no stored state
+                return None, None, event_texts
             texts = {**self.cell.defaults(), **new}
             size, touched = state_bytes(texts), None
         else:

@@ -6,6 +6,11 @@
   the body the same way): a client that trickles bytes (slowloris) is cut off.
 - On a graceful shutdown (SIGTERM, SIGINT) every WebSocket is closed with 1001,
   going away, before uvicorn closes the connections.
+- Dead peers are found by TCP keepalive (``KEEPALIVE``), not by WebSocket pings: the
+  peer's kernel answers those even while its program reads nothing, so a client that
+  stops reading is closed by the backlog rule (4008, ``docs/protocol.md``), never by a
+  ping timed out (which the WebSocket library reports as 1011, a server failure).
+  ``TCP_USER_TIMEOUT`` drops a connection whose sent bytes stay unacknowledged.
 
 uvicorn's fast parser (httptools) and event loop (uvloop) are used when installed
 (``pip install "cloudflare-durable[server]"`` brings them where they build).
@@ -32,6 +37,29 @@ __all__ = ["MAX_CONNECTIONS", "serve"]
 
 MAX_CONNECTIONS: Final = 1024
 """Open connections one network host accepts; more are closed as they arrive."""
+
+
+KEEPALIVE: Final = (30, 10, 3)
+"""Seconds of silence before the first TCP keepalive probe, seconds between probes,
+and probes unanswered before the kernel drops the connection."""
+
+USER_TIMEOUT_MS: Final = 120_000
+"""How long sent bytes may stay unacknowledged before the kernel drops the connection."""
+
+
+def _keepalive(sock: socket.socket) -> None:
+    """Set keepalive on the listening socket; accepted connections inherit it (Linux)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    idle, interval, count = KEEPALIVE
+    for name, value in (
+        ("TCP_KEEPIDLE", idle),
+        ("TCP_KEEPINTVL", interval),
+        ("TCP_KEEPCNT", count),
+        ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS),
+    ):
+        option = getattr(socket, name, None)
+        if option is not None:  # pragma: no branch - absent on some platforms
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 class _Limits:
@@ -147,6 +175,7 @@ def serve(
     _Limits.max_connections = max_connections
     _Limits.request_timeout = request_timeout
     fast = HttpToolsProtocol is not None
+    _keepalive(sock)
     config = uvicorn.Config(
         app,
         log_level=log_level,
@@ -155,6 +184,8 @@ def serve(
         loop="auto",
         ws_max_size=proto.MAX_FRAME_BYTES,
         ws_per_message_deflate=False,
+        ws_ping_interval=None,  # see the module's docstring: TCP keepalive instead
+        ws_ping_timeout=None,
         timeout_graceful_shutdown=5,
         timeout_keep_alive=5,
     )

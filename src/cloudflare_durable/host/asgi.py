@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import inspect
 import json
 import logging
 import sys
@@ -29,30 +30,45 @@ from urllib.parse import urlsplit
 
 import anyio
 from anyio.abc import TaskGroup
+from starlette.requests import HTTPConnection
 
 from .. import _exceptions as exc
 from .. import _protocol as proto
-from .._config import is_loopback
+from .. import _tickets as tickets
+from .._codegen.library import library_dir
 from .._models import Event, events_in
 from .._schema import schema_document, schema_json
 from ._fanout import Subscriber
 from ._operations import Outcome
 from ._runtime import Host
 
-__all__ = ["DurableApp", "create_app"]
+__all__ = ["Authorize", "DurableApp", "client_script", "create_app"]
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
 Receive: TypeAlias = Callable[[], Awaitable[Message]]
 Send: TypeAlias = Callable[[Message], Awaitable[None]]
+Authorize: TypeAlias = Callable[[HTTPConnection, str, str, str], bool | Awaitable[bool]]
+"""``authorize(connection, model, object_id, operation)``: may this request do that?
+``operation`` is ``"load"`` (read, or open a WebSocket), ``"create"``, ``"update"``,
+``"delete"`` or a remote method's name."""
 
 logger = logging.getLogger("cloudflare_durable.host")
 
 _VERSION_HEADER: Final = (b"durable-protocol", str(proto.PROTOCOL_VERSION).encode())
 _FEATURES_HEADER: Final = (proto.FEATURES_HEADER.encode(), proto.PATCH_FEATURE.encode())
 _JSON_HEADERS: Final = [(b"content-type", b"application/json"), _VERSION_HEADER, _FEATURES_HEADER]
+LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "[::1]"})
+"""The Host names a host serving without a token answers to."""
 REQUEST_TIMEOUT: Final = 10.0
 """Seconds a request's head and body may take to arrive."""
+CLIENT_SCRIPT_PATH: Final = "/v1/client.js"
+"""Where the host serves the browser module (no token needed: it is public code)."""
+
+
+def client_script() -> bytes:
+    """The browser ES module (``durable.js``), as shipped with the Worker library."""
+    return (library_dir() / "browser" / "durable.js").read_bytes()
 
 
 def create_app(
@@ -62,14 +78,19 @@ def create_app(
     events: Iterable[type[Event]] | None = None,
     allowed_origins: Iterable[str] = (),
     request_timeout: float = REQUEST_TIMEOUT,
+    authorize: Authorize | None = None,
 ) -> DurableApp:
-    """An ASGI app serving ``host``; with ``token``, every request must carry it.
+    """An ASGI app serving ``host``; with ``token``, every request must carry it (or a
+    ticket signed with it, see ``cloudflare_durable.issue_ticket``).
 
     - ``events``: the event types ``GET /v1/models`` describes (default: those
       defined or imported by the modules of the served models);
     - ``allowed_origins``: origins (``https://app.example.com``) whose pages may call
       the host besides its own; a request from any other page is refused;
-    - ``request_timeout``: seconds a request's body may take to arrive.
+    - ``request_timeout``: seconds a request's body may take to arrive;
+    - ``authorize``: ``authorize(connection, model, object_id, operation)``, called
+      for every operation, WebSocket handshake and call frame after the token or
+      ticket was checked; false (or an awaitable of false) answers ``403 forbidden``.
 
     Without a token, only requests addressed to a loopback name (``localhost``,
     ``127.0.0.1``, ``[::1]``) are served, so a web page cannot reach the host
@@ -81,6 +102,7 @@ def create_app(
         events=events,
         allowed_origins=allowed_origins,
         request_timeout=request_timeout,
+        authorize=authorize,
     )
 
 
@@ -95,11 +117,14 @@ class DurableApp:
         events: Iterable[type[Event]] | None = None,
         allowed_origins: Iterable[str] = (),
         request_timeout: float = REQUEST_TIMEOUT,
+        authorize: Authorize | None = None,
     ) -> None:
         if token is not None and not token.strip():
             raise exc.UsageError("the token is empty: give a real one, or none at all")
         self.host = host
         self._token_digest = hashlib.sha256(token.encode()).digest() if token else None
+        self._ticket_key = tickets.ticket_key(token) if token else None
+        self._authorize = authorize
         self._events = None if events is None else list(events)
         self._models_document: Any = None
         self._origins = {_normal_origin(origin) for origin in allowed_origins}
@@ -165,32 +190,65 @@ class DurableApp:
                 raise exc.ForbiddenError(f"requests from pages of {text[:100]!r} are not allowed")
         if self._token_digest is None:
             addressed = headers.get(b"host")
-            if addressed is not None and not is_loopback(_host_name(addressed.decode("latin-1"))):
+            name = None if addressed is None else _host_name(addressed.decode("latin-1").lower())
+            if name is not None and name not in LOOPBACK_NAMES:
                 raise exc.ForbiddenError(
                     "a host serving without a token answers only requests addressed to "
                     "localhost, 127.0.0.1 or [::1]"
                 )
 
-    def route(self, scope: Scope, headers: dict[bytes, bytes]) -> proto.Route:
+    def ticket(self, scope: Scope, headers: dict[bytes, bytes]) -> tickets.Ticket | None:
+        """The ticket the request presents instead of the token (None: the token, or no
+        token configured); ``UnauthorizedError`` when it presents neither validly."""
+        if self.authorized(headers):
+            return None
+        assert self._ticket_key is not None
+        scheme, _, credential = headers.get(b"authorization", b"").partition(b" ")
+        presented: str | None = None
+        if scheme.lower() == tickets.TICKET_SCHEME.encode():
+            presented = credential.strip().decode("latin-1")
+        elif scope["type"] == "websocket":
+            presented = tickets.ticket_from_subprotocols(scope.get("subprotocols") or ())
+        if presented is None:
+            raise exc.UnauthorizedError("a valid bearer token is required")
+        return tickets.read_ticket(presented, self._ticket_key)
+
+    def route(
+        self, scope: Scope, headers: dict[bytes, bytes]
+    ) -> tuple[proto.Route, tickets.Ticket | None]:
         """Check the caller, auth and version, then route; raises the error to answer with."""
         path = _route_path(scope)
         version = headers.get(proto.PROTOCOL_HEADER.encode())
         if path == "/v1/health":
             proto.check_protocol_header(None if version is None else version.decode("latin-1"))
-            return proto.Route("health")
+            return proto.Route("health"), None
         self.check_caller(headers)
-        if not self.authorized(headers):
-            raise exc.UnauthorizedError("a valid bearer token is required")
+        ticket = self.ticket(scope, headers)
         proto.check_protocol_header(None if version is None else version.decode("latin-1"))
-        route = proto.parse_path(path)
-        if route.model:
-            self.host.model(route.model)
-        return route
+        return proto.parse_path(path), ticket
+
+    async def permit(
+        self, scope: Scope, ticket: tickets.Ticket | None, route: proto.Route, operation: str
+    ) -> None:
+        """``ForbiddenError`` unless the ticket (if any) and the ``authorize`` hook allow
+        ``operation`` on the route's object."""
+        if ticket is not None and not ticket.permits(route.model, route.object_id, operation):
+            raise exc.ForbiddenError(f"the ticket does not allow {operation!r} here")
+        if self._authorize is None:
+            return
+        allowed = self._authorize(HTTPConnection(scope), route.model, route.object_id, operation)
+        if inspect.isawaitable(allowed):
+            allowed = await allowed
+        if allowed is not True:
+            raise exc.ForbiddenError(f"{operation!r} is not allowed on this object")
 
     # -- HTTP ----------------------------------------------------------------
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
+        if _route_path(scope) == CLIENT_SCRIPT_PATH and scope["method"] in ("GET", "HEAD"):
+            await _respond(send, 200, client_script(), _SCRIPT_HEADERS)
+            return
         try:
             status, body = await self._handle(scope, headers, receive)
         except exc.DurableError as error:
@@ -204,25 +262,34 @@ class DurableApp:
     async def _handle(
         self, scope: Scope, headers: dict[bytes, bytes], receive: Receive
     ) -> tuple[int, bytes]:
-        route = self.route(scope, headers)
+        route, ticket = self.route(scope, headers)
         method = scope["method"]
         if method not in proto.allowed_methods(route.kind):
             raise exc.MethodNotAllowedError(f"{method} is not allowed here")
+        if route.model:
+            self.host.model(route.model)
         if route.kind == "health":
             return 200, proto.dumps({"status": "ok", "protocol": proto.PROTOCOL_VERSION})
         if route.kind == "models":
+            if ticket is not None:
+                raise exc.ForbiddenError("a ticket is for one object")
             return 200, proto.dumps(self.models_document())
         if route.kind == "ws":
             raise exc.BadRequestError("this endpoint needs a WebSocket upgrade")
         if route.kind == "list":
+            if ticket is not None:
+                raise exc.ForbiddenError("a ticket is for one object")
+            await self.permit(scope, None, route, "list")
             query = proto.list_query(route, _query_string(scope))
             return 200, proto.dumps(await self.host.query(query))
+        operation = tickets.operation_name(route.kind, method, route.method)
+        await self.permit(scope, ticket, route, operation)
         if route.kind == "schedules":
             schedules = proto.ListSchedules(route.model, route.object_id)
             return 200, proto.dumps(await self.host.query(schedules))
         try:
             with anyio.fail_after(self._request_timeout):
-                body = await _read_body(headers, receive, required=method in proto.BODY_REQUIRED)
+                body = await _read_body(headers, receive)
         except TimeoutError:
             raise exc.BadRequestError(
                 f"the body did not arrive within {self._request_timeout:g} s"
@@ -251,10 +318,14 @@ class DurableApp:
 
 def _normal_origin(origin: str) -> str:
     """``scheme://host[:port]``, lowercase, without the scheme's default port."""
-    parts = urlsplit(origin.strip().lower())
+    text = origin.strip().lower()
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:  # not a port: only an exact entry matches
+        return text
     if not parts.scheme or not parts.hostname:
-        return origin.strip().lower()  # "null" and the like: only an exact entry matches
-    port = parts.port
+        return text  # "null" and the like: only an exact entry matches
     default = {"http": 80, "https": 443}.get(parts.scheme)
     netloc = parts.netloc.rpartition("@")[2]
     if port is not None and port == default:
@@ -292,9 +363,8 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
-async def _read_body(
-    headers: dict[bytes, bytes], receive: Receive, *, required: bool
-) -> dict[str, Any]:
+async def _read_body(headers: dict[bytes, bytes], receive: Receive) -> dict[str, Any]:
+    """The body as a JSON object; an empty body (which needs no Content-Type) is ``{}``."""
     length = headers.get(b"content-length")
     if length is not None and length.isdigit() and int(length) > proto.MAX_BODY_BYTES:
         raise exc.PayloadTooLargeError(f"the body is over {proto.MAX_BODY_BYTES} bytes")
@@ -312,7 +382,7 @@ async def _read_body(
         if not message.get("more_body", False):
             break
     data = b"".join(chunks)
-    if not data and not required:
+    if not data:
         return {}
     content_type = headers.get(b"content-type")
     proto.check_content_type(None if content_type is None else content_type.decode("latin-1"))
@@ -323,8 +393,17 @@ async def _read_body(
     return proto.loads_object(text)
 
 
-async def _respond(send: Send, status: int, body: bytes) -> None:
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+_SCRIPT_HEADERS: Final = [
+    (b"content-type", b"text/javascript; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, kind: list[tuple[bytes, bytes]] = _JSON_HEADERS
+) -> None:
+    headers = [*kind, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -359,11 +438,12 @@ class _Connection:
         self.route = proto.Route("ws")
         self.outbox: deque[str] = deque()
         self.wakeup = anyio.Event()
-        self.backlog_bytes = 0
-        self.replayed = 0  # replayed frames still in the outbox, beyond the backlog's bound
+        self.unacknowledged = 0  # frames queued since the client's last ping
+        self.unacknowledged_bytes = 0
         self.in_flight = 0
         self.closing: _Closed | None = None
         self.subscriber: Subscriber | None = None
+        self.ticket: tickets.Ticket | None = None
 
     async def run(self) -> None:
         message = await self.receive()
@@ -385,15 +465,23 @@ class _Connection:
     async def _accept(self) -> bool:
         headers = dict(self.scope["headers"])
         try:
-            self.route = self.app.route(self.scope, headers)
+            self.route, self.ticket = self.app.route(self.scope, headers)
             if self.route.kind != "ws":
+                if "GET" not in proto.allowed_methods(self.route.kind):
+                    raise exc.MethodNotAllowedError("GET is not allowed here")
                 raise exc.NotFoundError("WebSocket connections go to /v1/objects/{model}/{id}/ws")
+            self.app.host.model(self.route.model)
+            await self.app.permit(self.scope, self.ticket, self.route, "load")
         except exc.DurableError as error:
             await self._refuse(error)
             return False
-        await self.send(
-            {"type": "websocket.accept", "headers": [_VERSION_HEADER, _FEATURES_HEADER]}
-        )
+        accept: dict[str, Any] = {
+            "type": "websocket.accept",
+            "headers": [_VERSION_HEADER, _FEATURES_HEADER],
+        }
+        if tickets.SUBPROTOCOL in (self.scope.get("subprotocols") or ()):
+            accept["subprotocol"] = tickets.SUBPROTOCOL  # what browsers offer; selected
+        await self.send(accept)
         return True
 
     async def _refuse(self, error: exc.DurableError) -> None:
@@ -419,18 +507,25 @@ class _Connection:
             elif len(text) > proto.MAX_FRAME_BYTES:
                 self.close(1009, "frame too large")
             else:
-                self._frame(text, tg)
+                await self._frame(text, tg)
         await anyio.sleep_forever()  # the writer sends the close frame, then cancels this
 
-    def _frame(self, text: str, tg: TaskGroup) -> None:
+    async def _frame(self, text: str, tg: TaskGroup) -> None:
         try:
             frame = proto.parse_client_frame(text)
         except proto.FrameError as refused:
             self._put(proto.error_frame(refused.call_id, refused.error))
             return
         if isinstance(frame, proto.PingFrame):
-            self._queue(proto.PONG_TEXT)
+            self.unacknowledged = self.unacknowledged_bytes = 0
+            self._queue(proto.PONG_TEXT, counted=False)
         elif isinstance(frame, proto.CallFrame):
+            if self.ticket is not None or self.app._authorize is not None:
+                try:  # in the reader, so calls still run in the order they came
+                    await self.app.permit(self.scope, self.ticket, self.route, frame.method)
+                except exc.DurableError as error:
+                    self._put(proto.error_frame(frame.id, error))
+                    return
             self._call(frame, tg)
         else:
             self._subscribe(frame)
@@ -475,24 +570,24 @@ class _Connection:
     def _put(self, frame: dict[str, Any]) -> None:
         self._queue(proto.dumps_text(frame))
 
-    def _queue(self, text: str, *, replay: bool = False) -> None:
-        """Queue a frame; a peer that lets more than the backlog pile up (it does not
-        read, or reads too slowly) is cut off with 4008 and resumes with ``since``.
+    def _queue(self, text: str, *, counted: bool = True, replay: bool = False) -> None:
+        """Queue a frame. A client acknowledges what it read with a ping; one that lets
+        more than the backlog go unacknowledged (it does not read, or reads too slowly)
+        is cut off with 4008, and resumes with ``since`` (``docs/protocol.md``).
         Replayed frames (the events a resuming subscriber missed) count in bytes only."""
         if self.closing is not None:
             return
+        if counted:
+            self.unacknowledged += 0 if replay else 1
+            self.unacknowledged_bytes += len(text)
+            if (
+                self.unacknowledged > proto.SUBSCRIBER_BACKLOG
+                or self.unacknowledged_bytes > proto.SUBSCRIBER_BACKLOG_BYTES
+            ):
+                self.outbox.clear()
+                self.close(proto.CLOSE_LAGGING, "too many frames unread since the last ping")
+                return
         self.outbox.append(text)
-        self.backlog_bytes += len(text)
-        if replay:
-            self.replayed += 1
-        if (
-            len(self.outbox) > proto.SUBSCRIBER_BACKLOG + self.replayed
-            or self.backlog_bytes > proto.SUBSCRIBER_BACKLOG_BYTES
-        ):
-            self.outbox.clear()
-            self.backlog_bytes = self.replayed = 0
-            self.close(proto.CLOSE_LAGGING, "the connection fell behind; reconnect and resume")
-            return
         self.wakeup.set()
 
     def close(self, code: int, reason: str) -> None:
@@ -506,11 +601,7 @@ class _Connection:
             self.wakeup = anyio.Event()
             try:
                 while self.outbox and self.closing is None:
-                    text = self.outbox.popleft()
-                    self.backlog_bytes -= len(text)
-                    if self.replayed:
-                        self.replayed -= 1
-                    await self.send({"type": "websocket.send", "text": text})
+                    await self.send({"type": "websocket.send", "text": self.outbox.popleft()})
             except OSError:  # the peer went away; the reader sees the disconnect
                 tg.cancel_scope.cancel()
                 return

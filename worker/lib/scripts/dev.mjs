@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // `npm run dev`: wrangler dev on 127.0.0.1, offline, persisting to .wrangler/state,
 // for the project in the current directory.
-//   PORT       port to listen on (default 8787)
-//   API_TOKEN  bearer token to require (default: none)
+//   PORT             port to listen on (default 8787)
+//   API_TOKEN        bearer token to require (default: none, and ALLOW_ANONYMOUS=true:
+//                    only Host names localhost, 127.0.0.1 and [::1] are served)
+//   ALLOWED_ORIGINS  Origins allowed besides the server's own, comma-separated
 import { spawn } from "node:child_process";
 import { projectRequire } from "./config.mjs";
 
@@ -23,6 +25,8 @@ const args = [
   "--show-interactive-dev-session=false",
 ];
 if (process.env.API_TOKEN) args.push("--var", `API_TOKEN:${process.env.API_TOKEN}`);
+else args.push("--var", "ALLOW_ANONYMOUS:true");
+if (process.env.ALLOWED_ORIGINS) args.push("--var", `ALLOWED_ORIGINS:${process.env.ALLOWED_ORIGINS}`);
 
 const child = spawn(process.execPath, args, {
   cwd: dir,

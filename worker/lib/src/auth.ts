@@ -17,11 +17,16 @@ function expectedDigest(token: string): Promise<ArrayBuffer> {
   return digest;
 }
 
-/** The token of an `Authorization: Bearer <token>` header, or null for anything else. */
+/**
+ * The token of an `Authorization: Bearer <token>` header, or null for anything
+ * else: the scheme in any case, one or more spaces, then the token with
+ * surrounding spaces and tabs removed.
+ */
 export function bearerToken(header: string | null): string | null {
   if (header === null) return null;
-  const match = /^Bearer +(.+)$/i.exec(header);
-  return match === null ? null : match[1]!;
+  const match = /^bearer +([^]*)$/i.exec(header);
+  const token = match === null ? "" : match[1]!.replace(/^[ \t]+|[ \t]+$/g, "");
+  return token === "" ? null : token;
 }
 
 /**

@@ -7,8 +7,10 @@ import type { JsonObject } from "./json";
 /** Every error code of protocol version 1, with its HTTP status and retry flag. */
 export const ERROR_CODES = {
   bad_request: { status: 400, retryable: false },
+  invalid_id: { status: 400, retryable: false },
   unsupported_protocol: { status: 400, retryable: false },
   unauthorized: { status: 401, retryable: false },
+  forbidden: { status: 403, retryable: false },
   not_found: { status: 404, retryable: false },
   unknown_model: { status: 404, retryable: false },
   unknown_method: { status: 404, retryable: false },
@@ -16,7 +18,9 @@ export const ERROR_CODES = {
   method_not_allowed: { status: 405, retryable: false },
   conflict: { status: 409, retryable: false },
   already_exists: { status: 409, retryable: false },
+  request_id_reused: { status: 409, retryable: false },
   payload_too_large: { status: 413, retryable: false },
+  state_too_large: { status: 413, retryable: false },
   unsupported_media_type: { status: 415, retryable: false },
   validation_error: { status: 422, retryable: false },
   remote_error: { status: 422, retryable: false },
@@ -43,15 +47,11 @@ export class Failure extends Error {
     return ERROR_CODES[this.code].status;
   }
 
-  /** The error envelope: `{"error": {"code", "message", "retryable", "details"?}}`. */
+  /** The error envelope: `{"error": {"code", "message", "retryable", "details"}}`; `details` is `{}` when empty. */
   toEnvelope(): JsonObject {
-    const error: JsonObject = {
-      code: this.code,
-      message: this.message,
-      retryable: ERROR_CODES[this.code].retryable,
+    return {
+      error: { code: this.code, message: this.message, retryable: ERROR_CODES[this.code].retryable, details: this.details ?? {} },
     };
-    if (this.details !== undefined) error.details = this.details;
-    return { error };
   }
 }
 

@@ -1,4 +1,4 @@
-/** Server-to-client WebSocket frames, and the subscription settings a socket keeps. */
+/** Server-to-client WebSocket frames, and what a socket keeps across hibernation. */
 import { Failure } from "./errors";
 import type { Reply } from "./protocol";
 
@@ -31,19 +31,52 @@ export function errorFrame(id: number | null, failure: Failure): string {
   return JSON.stringify({ type: "error", id, ...failure.toEnvelope() });
 }
 
-/** What a socket asked for; kept in its attachment so it survives hibernation. */
+/** What a socket asked for with its `subscribe` frame. */
 export interface Subscription {
   subscribed: boolean;
   snapshots: boolean;
   events: boolean;
+  /** Nothing at or below this version is sent (null: everything). */
+  since: number | null;
 }
 
-export const NOT_SUBSCRIBED: Subscription = { subscribed: false, snapshots: false, events: false };
+export const NOT_SUBSCRIBED: Subscription = { subscribed: false, snapshots: false, events: false, since: null };
 
-/** Reads a subscription back from a socket attachment (anything unexpected: not subscribed). */
-export function subscriptionFrom(attachment: unknown): Subscription {
-  if (typeof attachment !== "object" || attachment === null) return NOT_SUBSCRIBED;
-  const { subscribed, snapshots, events } = attachment as Record<string, unknown>;
+/**
+ * What a socket keeps in its attachment, so that it survives hibernation: its
+ * subscription, and the frames and bytes sent to it since the client's last
+ * ping (`pingAt`: the runtime's timestamp of the last ping it answered).
+ */
+export interface SocketRecord {
+  subscription: Subscription;
+  frames: number;
+  bytes: number;
+  pingAt: number | null;
+}
+
+export function freshRecord(): SocketRecord {
+  return { subscription: NOT_SUBSCRIBED, frames: 0, bytes: 0, pingAt: null };
+}
+
+const count = (value: unknown): number => (Number.isSafeInteger(value) && (value as number) >= 0 ? (value as number) : 0);
+
+/** Reads a socket record back from an attachment (anything unexpected: a fresh record). */
+export function recordFrom(attachment: unknown): SocketRecord {
+  if (typeof attachment !== "object" || attachment === null) return freshRecord();
+  const { subscription, frames, bytes, pingAt } = attachment as Record<string, unknown>;
+  return {
+    subscription: subscriptionFrom(subscription),
+    frames: count(frames),
+    bytes: count(bytes),
+    pingAt: typeof pingAt === "number" ? pingAt : null,
+  };
+}
+
+/** Reads a subscription back (anything unexpected: not subscribed). */
+export function subscriptionFrom(value: unknown): Subscription {
+  if (typeof value !== "object" || value === null) return NOT_SUBSCRIBED;
+  const { subscribed, snapshots, events, since } = value as Record<string, unknown>;
   if (subscribed !== true) return NOT_SUBSCRIBED;
-  return { subscribed: true, snapshots: snapshots === true, events: events === true };
+  const from = Number.isSafeInteger(since) ? (since as number) : null;
+  return { subscribed: true, snapshots: snapshots === true, events: events === true, since: from };
 }

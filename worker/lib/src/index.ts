@@ -31,8 +31,9 @@ export {
   type LengthConstraints,
 } from "./types";
 export { RemoteException, ValueError, PermissionError, KeyError, Failure, ERROR_CODES, type ErrorCode } from "./errors";
-export { createRouter, type ModelBindings } from "./router";
+export { createRouter, DurableShutdown, type ModelBindings } from "./router";
 export { ModelSpec, type MethodSpec, type ModelOptions } from "./schema";
 export { DEFAULT_RETENTION, type Retention } from "./store";
 export { parseJson, type Json, type JsonObject } from "./json";
-export { PROTOCOL_VERSION, PROTOCOL_HEADER, type Operation, type Reply } from "./protocol";
+export { PROTOCOL_VERSION, PROTOCOL_HEADER, type Operation, type Change, type Reply } from "./protocol";
+export { issueTicket, readTicket, type Ticket } from "./ticket";

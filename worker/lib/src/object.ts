@@ -9,31 +9,42 @@ import {
   callReplyFrame,
   errorFrame,
   eventFrame,
-  NOT_SUBSCRIBED,
+  freshRecord,
   PING_FRAME,
   PONG_FRAME,
+  recordFrom,
   snapshotFrame,
-  subscriptionFrom,
   type EmittedEvent,
-  type Subscription,
+  type SocketRecord,
 } from "./frames";
 import { respondFailure } from "./http";
-import { isJson, isJsonObject, type Json, type JsonObject } from "./json";
+import { inspectJson, isJson, isJsonObject, JsonError, type Json, type JsonObject } from "./json";
 import {
+  CLOSE,
   exceedsBytes,
   failureReply,
   FrameError,
+  MAX_EVENTS_BYTES,
   MAX_FRAME_BYTES,
+  MAX_RESULT_BYTES,
+  MAX_STATE_BYTES,
+  MAX_UNACKNOWLEDGED_BYTES,
+  MAX_UNACKNOWLEDGED_FRAMES,
+  MAX_UNANSWERED_CALLS,
+  operationText,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
   parseFrame,
+  utf8Length,
+  type Change,
   type ClientFrame,
   type Operation,
   type Reply,
 } from "./protocol";
 import { RemoteMethod } from "./remote";
+import { selectedSubprotocol, socketMayCall, ticketTags } from "./ticket";
 import { checkArguments, ModelSpec } from "./schema";
-import { DEFAULT_RETENTION, ObjectStore, type Retention, type Stored } from "./store";
+import { DEFAULT_RETENTION, ObjectStore, type ChangeKind, type Remembered, type Retention, type Stored } from "./store";
 import { INVALID, type Infer, type Issue, type Specs } from "./types";
 
 /** Names of the base class that remote methods may not take. */
@@ -41,6 +52,7 @@ const RESERVED = new Set([
   "fetch",
   "alarm",
   "dispatch",
+  "goAway",
   "webSocketMessage",
   "webSocketClose",
   "webSocketError",
@@ -50,6 +62,12 @@ const RESERVED = new Set([
   "env",
   "constructor",
 ]);
+
+/**
+ * The objects of this isolate that hold WebSockets, by model name (ids as hex
+ * strings, hibernating objects included), so that a shutdown can reach them all.
+ */
+export const OBJECTS_WITH_SOCKETS = new Map<string, Set<string>>();
 
 /** What a model class carries besides its instances: its declaration and retention. */
 export interface ModelClass {
@@ -63,6 +81,18 @@ interface CallContext {
   events: EmittedEvent[];
 }
 
+/** A socket as the object sees it: its durable record, and its calls waiting for a reply. */
+interface Connection extends SocketRecord {
+  unanswered: number;
+  closed: boolean;
+}
+
+/** What a change remembers under its request id, before its version is known. */
+interface RequestKey {
+  requestId: string;
+  digest: string;
+}
+
 /**
  * Base class of every model object. Subclass it through `DurableModel(name,
  * fields)`, declare remote methods as class fields with `remote(...)`, and
@@ -71,7 +101,7 @@ interface CallContext {
 export abstract class DurableModelObject<S extends object = JsonObject> extends DurableObject {
   /** The model's name and fields; set by `DurableModel()`. */
   declare static readonly spec: ModelSpec;
-  /** How many request ids each object remembers, and for how long. */
+  /** How many request ids each object remembers, for how long, and how many bytes of results. */
   static retention: Retention = DEFAULT_RETENTION;
 
   readonly #spec: ModelSpec;
@@ -81,7 +111,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   #queue: Promise<unknown> = Promise.resolve();
   #methods: Map<string, RemoteMethod> | null = null;
   #alarmAt: number | null = null;
-  readonly #subscriptions = new WeakMap<WebSocket, Subscription>();
+  readonly #connections = new WeakMap<WebSocket, Connection>();
 
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env);
@@ -90,6 +120,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     this.#store = new ObjectStore(ctx.storage, model.retention);
     this.#current = this.#normalized(this.#store.read());
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+    if (ctx.getWebSockets().length > 0) this.#holdsSockets(true);
     void ctx.blockConcurrencyWhile(async () => {
       this.#alarmAt = await ctx.storage.getAlarm();
     });
@@ -112,7 +143,14 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   /** Runs one operation handed over by the router; never throws for bad input. */
   async dispatch(operation: Operation): Promise<Reply> {
     if (operation.op === "read") return this.#readReply();
-    return this.#exclusive(() => this.#mutate(operation));
+    return this.#exclusive(() => this.#change(operation));
+  }
+
+  /** Closes every WebSocket with 1001 (going away): the server is shutting down. */
+  async goAway(): Promise<number> {
+    const sockets = this.ctx.getWebSockets();
+    for (const ws of sockets) closeSocket(ws, CLOSE.goingAway, "the server is shutting down");
+    return sockets.length;
   }
 
   /** Accepts a WebSocket the router has already authorised. */
@@ -122,31 +160,48 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    this.ctx.acceptWebSocket(server);
-    server.serializeAttachment(NOT_SUBSCRIBED);
-    return new Response(null, { status: 101, webSocket: client, headers: { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) } });
+    this.ctx.acceptWebSocket(server, ticketTags(request));
+    server.serializeAttachment(freshRecord());
+    this.#holdsSockets(true);
+    const headers: Record<string, string> = { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) };
+    const subprotocol = selectedSubprotocol(request);
+    if (subprotocol !== null) headers["Sec-WebSocket-Protocol"] = subprotocol;
+    return new Response(null, { status: 101, webSocket: client, headers });
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    if (typeof message !== "string") return closeSocket(ws, 1003, "binary frames are not accepted");
-    if (exceedsBytes(message, MAX_FRAME_BYTES)) return closeSocket(ws, 1009, "frame larger than 1 MiB");
+    if (typeof message !== "string") return closeSocket(ws, CLOSE.binary, "binary frames are not accepted");
+    if (exceedsBytes(message, MAX_FRAME_BYTES)) return closeSocket(ws, CLOSE.tooBig, "frame larger than 1 MiB");
     let frame: ClientFrame;
     try {
       frame = parseFrame(message);
     } catch (error) {
       if (!(error instanceof FrameError)) throw error;
-      return send(ws, errorFrame(error.id, error));
+      return this.#send(ws, [errorFrame(error.id, error)]);
     }
     await this.#onFrame(ws, frame);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     closeSocket(ws, replyCloseCode(code), reason);
+    this.#holdsSockets(this.ctx.getWebSockets().some((other) => other !== ws && other.readyState === WebSocket.OPEN));
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     console.warn("WebSocket error:", describeThrown(error).message);
-    closeSocket(ws, 1011, "socket error");
+    closeSocket(ws, CLOSE.unexpected, "socket error");
+    this.#holdsSockets(this.ctx.getWebSockets().some((other) => other !== ws && other.readyState === WebSocket.OPEN));
+  }
+
+  #holdsSockets(holds: boolean): void {
+    const id = this.ctx.id.toString();
+    let ids = OBJECTS_WITH_SOCKETS.get(this.#spec.name);
+    if (holds) {
+      if (ids === undefined) OBJECTS_WITH_SOCKETS.set(this.#spec.name, (ids = new Set()));
+      ids.add(id);
+    } else {
+      ids?.delete(id);
+    }
   }
 
   /** Forgets expired request ids and schedules the next pruning. */
@@ -164,20 +219,14 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     return result;
   }
 
-  async #mutate(operation: Exclude<Operation, { op: "read" }>): Promise<Reply> {
+  /** A change: replayed from its request id's record, or performed (and remembered if it changed something). */
+  async #change(operation: Change): Promise<Reply> {
     try {
-      const remembered = operation.requestId === null ? null : this.#store.recall(operation.requestId);
-      if (remembered !== null) return remembered;
-      switch (operation.op) {
-        case "call":
-          return await this.#callMethod(operation.method, operation.args, operation.requestId);
-        case "create":
-          return await this.#create(operation.state, operation.requestId);
-        case "update":
-          return await this.#update(operation.fields, operation.ifVersion, operation.requestId);
-        case "delete":
-          return await this.#delete(operation.requestId);
-      }
+      if (operation.requestId === null) return await this.#perform(operation, null);
+      const key = { requestId: operation.requestId, digest: await sha256Hex(operationText(operation)) };
+      const remembered = this.#store.recall(key.requestId);
+      if (remembered !== null) return this.#replay(remembered, key.digest);
+      return await this.#perform(operation, key);
     } catch (error) {
       if (error instanceof Failure) return failureReply(error);
       console.error("unexpected failure:", error);
@@ -185,24 +234,54 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
   }
 
+  #perform(operation: Change, key: RequestKey | null): Promise<Reply> {
+    switch (operation.op) {
+      case "call":
+        return this.#callMethod(operation.method, operation.args, key);
+      case "create":
+        return this.#create(operation.state, key);
+      case "update":
+        return this.#update(operation.fields, operation.ifVersion, key);
+      case "delete":
+        return this.#delete(key);
+    }
+  }
+
+  /** The stored reply of a request id, for the same operation only; `state` only while the object is at that version. */
+  #replay(remembered: Remembered, digest: string): Reply {
+    if (remembered.digest !== null && remembered.digest !== digest) {
+      throw new Failure("request_id_reused", `request id ${remembered.requestId} was used for another operation; nothing was changed`);
+    }
+    const { version, stateJson } = this.#current;
+    const state = version === remembered.version ? `,"state":${stateJson ?? "null"}` : "";
+    const head = { call: `"result":${remembered.result ?? "null"},`, delete: '"deleted":true,', create: "", update: "" }[remembered.kind];
+    return { status: remembered.status, body: `{${head}"version":${remembered.version}${state}}` };
+  }
+
   #readReply(): Reply {
     const { version, stateJson } = this.#current;
     return { status: 200, body: `{"version":${version},"state":${stateJson ?? "null"}}` };
   }
 
-  async #callMethod(name: string, given: JsonObject, requestId: string | null): Promise<Reply> {
+  async #callMethod(name: string, given: JsonObject, key: RequestKey | null): Promise<Reply> {
     const method = this.#method(name);
     const args = checkArguments(method.args, given);
     const baseJson = this.#baseStateJson();
     const call: CallContext = { draft: JSON.parse(baseJson) as JsonObject, events: [] };
     const result = await this.#run(name, method, args, call);
-    const resultJson = encodeResult(method, result);
-    const stateJson = this.#encodeState(call.draft);
-    if (stateJson === baseJson) return this.#unchanged(resultJson, call.events);
-    const version = this.#current.version + 1;
-    const reply = { status: 200, body: `{"result":${resultJson},"version":${version},"state":${stateJson}}` };
-    await this.#apply({ version, stateJson }, requestId, reply, call.events);
-    return reply;
+    const resultJson = this.#encodeResult(name, method, result);
+    const draftJson = this.#encodeState(name, call.draft);
+    checkEvents(call.events);
+    const unchanged = draftJson === baseJson;
+    if (unchanged && call.events.length === 0) return this.#callReply(resultJson, this.#current);
+    // A call that only emitted events is a change too: a new version, the state as it was.
+    const next = { version: this.#current.version + 1, stateJson: unchanged ? this.#current.stateJson : draftJson };
+    await this.#apply(next, this.#record(key, "call", 200, next.version, resultJson), call.events);
+    return this.#callReply(resultJson, next);
+  }
+
+  #callReply(resultJson: string, { version, stateJson }: Stored): Reply {
+    return { status: 200, body: `{"result":${resultJson},"version":${version},"state":${stateJson ?? "null"}}` };
   }
 
   async #run(name: string, method: RemoteMethod, args: JsonObject, call: CallContext): Promise<unknown> {
@@ -218,22 +297,15 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
   }
 
-  /** A call that changed nothing: same version, nothing written, its events still sent. */
-  #unchanged(resultJson: string, events: EmittedEvent[]): Reply {
-    const { version, stateJson } = this.#current;
-    this.#broadcast(version, undefined, events);
-    return { status: 200, body: `{"result":${resultJson},"version":${version},"state":${stateJson ?? "null"}}` };
-  }
-
-  async #create(given: JsonObject, requestId: string | null): Promise<Reply> {
+  async #create(given: JsonObject, key: RequestKey | null): Promise<Reply> {
     if (this.#current.stateJson !== null) {
       throw new Failure("already_exists", `the object already has state (version ${this.#current.version})`);
     }
-    const stateJson = JSON.stringify(this.#spec.createState(given));
-    return this.#write(201, stateJson, requestId);
+    const stateJson = checkStateSize(JSON.stringify(this.#spec.createState(given)));
+    return this.#write(201, "create", stateJson, key);
   }
 
-  async #update(fields: JsonObject, ifVersion: number | null, requestId: string | null): Promise<Reply> {
+  async #update(fields: JsonObject, ifVersion: number | null, key: RequestKey | null): Promise<Reply> {
     const { version, stateJson } = this.#current;
     if (ifVersion !== null && ifVersion !== version) {
       throw new Failure("conflict", `version is ${version}, not ${ifVersion}; nothing was changed`, {
@@ -244,32 +316,35 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     this.#spec.checkUpdate(fields);
     const next = stateJson === null ? this.#spec.createState(fields) : { ...(JSON.parse(stateJson) as JsonObject), ...fields };
     const nextJson = JSON.stringify(next);
-    if (nextJson === stateJson) return { status: 200, body: `{"version":${version},"state":${stateJson}}` };
-    return this.#write(200, nextJson, requestId);
+    if (nextJson === stateJson) return this.#readReply();
+    return this.#write(200, "update", checkStateSize(nextJson), key);
   }
 
-  async #delete(requestId: string | null): Promise<Reply> {
+  async #delete(key: RequestKey | null): Promise<Reply> {
     const { version, stateJson } = this.#current;
     if (stateJson === null) return { status: 200, body: `{"deleted":false,"version":${version},"state":null}` };
-    const reply = { status: 200, body: `{"deleted":true,"version":${version + 1},"state":null}` };
-    await this.#apply({ version: version + 1, stateJson: null }, requestId, reply, []);
-    return reply;
+    const next = { version: version + 1, stateJson: null };
+    await this.#apply(next, this.#record(key, "delete", 200, next.version, null), []);
+    return { status: 200, body: `{"deleted":true,"version":${next.version},"state":null}` };
   }
 
   /** Stores a new state as the next version, replying `{"version", "state"}` with `status`. */
-  async #write(status: number, stateJson: string, requestId: string | null): Promise<Reply> {
-    const version = this.#current.version + 1;
-    const reply = { status, body: `{"version":${version},"state":${stateJson}}` };
-    await this.#apply({ version, stateJson }, requestId, reply, []);
-    return reply;
+  async #write(status: number, kind: ChangeKind, stateJson: string, key: RequestKey | null): Promise<Reply> {
+    const next = { version: this.#current.version + 1, stateJson };
+    await this.#apply(next, this.#record(key, kind, status, next.version, null), []);
+    return { status, body: `{"version":${next.version},"state":${stateJson}}` };
+  }
+
+  #record(key: RequestKey | null, kind: ChangeKind, status: number, version: number, result: string | null): Remembered | null {
+    return key === null ? null : { ...key, kind, status, version, result };
   }
 
   /** Commits a change with its request id, then tells subscribers: snapshot first, then events. */
-  async #apply(next: Stored, requestId: string | null, reply: Reply, events: EmittedEvent[]): Promise<void> {
-    this.#store.commit(next, requestId === null ? null : { requestId, reply });
+  async #apply(next: Stored, remembered: Remembered | null, events: EmittedEvent[]): Promise<void> {
+    this.#store.commit(next, remembered);
     this.#current = next;
-    this.#broadcast(next.version, next.stateJson, events);
-    if (requestId !== null) await this.#scheduleExpiry();
+    this.#broadcast(next, events);
+    if (remembered !== null) await this.#scheduleExpiry();
   }
 
   /** Makes sure an alarm will prune request ids; the change is already stored, so this never fails it. */
@@ -294,15 +369,34 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     return this.#spec.defaultsJson;
   }
 
-  /** The state a method left behind as JSON text, or a `ValidationError` if it broke the fields. */
-  #encodeState(draft: JsonObject): string {
-    const issues = this.#spec.checkState(draft);
-    if (issues.length > 0) {
-      const summary = issues.map((issue) => `${issue.loc.join(".")}: ${issue.msg}`).join("; ");
-      const message = `the method left an invalid state: ${summary}`;
-      throw new Failure("remote_error", message, { type: "ValidationError", message });
+  /** The result as JSON text: JSON, of the declared type, at most 1 MiB, and a value a client could send back. */
+  #encodeResult(name: string, method: RemoteMethod, result: unknown): string {
+    const value = result === undefined ? null : result;
+    const rejected = `${this.#spec.name}.${name} returned a value its annotation rejects; nothing was changed`;
+    if (!isJson(value)) throw new Failure("invalid_result", rejected);
+    let checked = value as Json;
+    if (method.returns !== null) {
+      const issues: Issue[] = [];
+      const parsed = method.returns.parse(value, [], issues);
+      if (parsed === INVALID) throw new Failure("invalid_result", rejected, issueDetails(issues));
+      checked = parsed; // stored as pydantic writes it (datetimes, UUIDs)
     }
-    return JSON.stringify(draft);
+    const json = JSON.stringify(checked);
+    if (exceedsBytes(json, MAX_RESULT_BYTES)) {
+      throw new Failure("invalid_result", `${this.#spec.name}.${name} returned a result larger than 1 MiB; nothing was changed`);
+    }
+    if (!carriable(json)) throw new Failure("invalid_result", rejected);
+    return json;
+  }
+
+  /** The state a method left behind as JSON text: valid for the fields (else `invalid_result`), at most 1 MiB. */
+  #encodeState(name: string, draft: JsonObject): string {
+    const rejected = `${this.#spec.name}.${name} left a state its fields reject; nothing was changed`;
+    const issues = this.#spec.checkState(draft);
+    if (issues.length > 0) throw new Failure("invalid_result", rejected, issueDetails(issues));
+    const json = checkStateSize(JSON.stringify(draft));
+    if (!carriable(json)) throw new Failure("invalid_result", rejected);
+    return json;
   }
 
   #normalized(stored: Stored): Stored {
@@ -335,46 +429,122 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   async #onFrame(ws: WebSocket, frame: ClientFrame): Promise<void> {
     switch (frame.type) {
       case "ping":
-        return send(ws, PONG_FRAME);
+        // As the runtime's own answer to the exact ping text, the pong is not counted.
+        this.#acknowledged(this.#connection(ws));
+        try {
+          ws.send(PONG_FRAME);
+        } catch {
+          // Closing.
+        }
+        return;
       case "subscribe":
         return this.#subscribe(ws, frame);
-      case "call": {
-        const reply = await this.dispatch(frame.operation);
-        return send(ws, callReplyFrame(frame.id, reply));
-      }
+      case "call":
+        return this.#callOver(ws, frame.id, frame.operation);
+    }
+  }
+
+  /**
+   * Runs a call frame. Its reply is sent before the next operation on the
+   * object starts, so a connection sees each call's snapshot, then its events,
+   * then its result.
+   */
+  async #callOver(ws: WebSocket, id: number, operation: Change): Promise<void> {
+    const method = operation.op === "call" ? operation.method : "";
+    if (!socketMayCall(this.ctx.getTags(ws), method)) {
+      return this.#send(ws, [errorFrame(id, new Failure("forbidden", `the ticket does not allow ${JSON.stringify(method)} here`))]);
+    }
+    const connection = this.#connection(ws);
+    if (connection.unanswered >= MAX_UNANSWERED_CALLS) {
+      const refused = new Failure("overloaded", `more than ${MAX_UNANSWERED_CALLS} calls are waiting on this connection; the call was not run`);
+      return this.#send(ws, [errorFrame(id, refused)]);
+    }
+    connection.unanswered += 1;
+    try {
+      await this.#exclusive(async () => this.#send(ws, [callReplyFrame(id, await this.#change(operation))]));
+    } finally {
+      connection.unanswered -= 1;
     }
   }
 
   #subscribe(ws: WebSocket, frame: Extract<ClientFrame, { type: "subscribe" }>): void {
-    if (this.#subscription(ws).subscribed) {
-      return send(ws, errorFrame(null, new Failure("bad_request", "this connection is already subscribed")));
+    const connection = this.#connection(ws);
+    if (connection.subscription.subscribed) {
+      return this.#send(ws, [errorFrame(null, new Failure("bad_request", "this connection is already subscribed"))]);
     }
-    const subscription: Subscription = { subscribed: true, snapshots: frame.snapshots, events: frame.events };
-    ws.serializeAttachment(subscription);
-    this.#subscriptions.set(ws, subscription);
+    connection.subscription = { subscribed: true, snapshots: frame.snapshots, events: frame.events, since: frame.since };
     const { version, stateJson } = this.#current;
-    if (frame.snapshots && (frame.since === null || version > frame.since)) send(ws, snapshotFrame(version, stateJson));
+    const frames = frame.snapshots && (frame.since === null || version > frame.since) ? [snapshotFrame(version, stateJson)] : [];
+    this.#send(ws, frames);
   }
 
-  #subscription(ws: WebSocket): Subscription {
-    let subscription = this.#subscriptions.get(ws);
-    if (subscription === undefined) {
-      subscription = subscriptionFrom(ws.deserializeAttachment());
-      this.#subscriptions.set(ws, subscription);
+  #connection(ws: WebSocket): Connection {
+    let connection = this.#connections.get(ws);
+    if (connection === undefined) {
+      connection = { ...recordFrom(ws.deserializeAttachment()), unanswered: 0, closed: false };
+      this.#connections.set(ws, connection);
     }
-    return subscription;
+    return connection;
   }
 
-  /** Sends a change (`stateJson` undefined: no new snapshot) and its events to every subscriber. */
-  #broadcast(version: number, stateJson: string | null | undefined, events: EmittedEvent[]): void {
-    if (stateJson === undefined && events.length === 0) return;
-    const snapshot = stateJson === undefined ? null : snapshotFrame(version, stateJson);
+  /** The client pinged: what was sent before is counted as read. */
+  #acknowledged(connection: Connection): void {
+    connection.frames = 0;
+    connection.bytes = 0;
+  }
+
+  /**
+   * Sends frames on one socket, counting what was sent since the client's last
+   * ping (the runtime answers `{"type":"ping"}` itself and records when). A
+   * socket over 1,000 frames or 8 MiB is closed with 4008 instead: the runtime
+   * buffers whatever a client does not read, and shows no send buffer to measure.
+   */
+  #send(ws: WebSocket, frames: string[], sizes?: number[]): void {
+    const connection = this.#connection(ws);
+    if (connection.closed) return;
+    const pingAt = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? null;
+    if (pingAt !== null && pingAt !== connection.pingAt) {
+      connection.pingAt = pingAt;
+      this.#acknowledged(connection);
+    }
+    for (const [index, frame] of frames.entries()) {
+      connection.frames += 1;
+      connection.bytes += sizes?.[index] ?? utf8Length(frame);
+      if (connection.frames > MAX_UNACKNOWLEDGED_FRAMES || connection.bytes > MAX_UNACKNOWLEDGED_BYTES) {
+        connection.closed = true;
+        closeSocket(ws, CLOSE.fellBehind, "too many frames unread since the last ping");
+        return;
+      }
+      try {
+        ws.send(frame);
+      } catch {
+        // The socket is closing; its client resumes with `since` when it reconnects.
+        connection.closed = true;
+        return;
+      }
+    }
+    const { subscription, frames: sent, bytes } = connection;
+    try {
+      ws.serializeAttachment({ subscription, frames: sent, bytes, pingAt: connection.pingAt } satisfies SocketRecord);
+    } catch {
+      // Closed meanwhile.
+    }
+  }
+
+  /** Sends a change's snapshot and events to every subscriber that asked for them and is past `since`. */
+  #broadcast({ version, stateJson }: Stored, events: EmittedEvent[]): void {
+    const snapshot = snapshotFrame(version, stateJson);
     const eventFrames = events.map((event) => eventFrame(version, event));
+    const snapshotSize = utf8Length(snapshot);
+    const eventSizes = eventFrames.map(utf8Length);
     for (const ws of this.ctx.getWebSockets()) {
-      const subscription = this.#subscription(ws);
-      if (!subscription.subscribed) continue;
-      if (snapshot !== null && subscription.snapshots) send(ws, snapshot);
-      if (subscription.events) eventFrames.forEach((frame) => send(ws, frame));
+      const { subscription } = this.#connection(ws);
+      if (!subscription.subscribed || (subscription.since !== null && version <= subscription.since)) continue;
+      const frames: string[] = [];
+      const sizes: number[] = [];
+      if (subscription.snapshots) frames.push(snapshot), sizes.push(snapshotSize);
+      if (subscription.events) frames.push(...eventFrames), sizes.push(...eventSizes);
+      if (frames.length > 0) this.#send(ws, frames, sizes);
     }
   }
 }
@@ -392,27 +562,52 @@ export function DurableModel<F extends Specs>(name: string, fields: F) {
   return Model;
 }
 
-/** The result as JSON text, checked against the declared result type. */
-function encodeResult(method: RemoteMethod, result: unknown): string {
-  const value = result === undefined ? null : result;
-  if (!isJson(value)) throw new Failure("invalid_result", "the method returned a value that is not JSON");
-  if (method.returns !== null) {
-    const issues: Issue[] = [];
-    const parsed = method.returns.parse(value, [], issues);
-    if (parsed === INVALID) {
-      throw new Failure("invalid_result", `the method's result is not a ${method.returns.label}: ${issues[0]!.msg}`);
-    }
-    return JSON.stringify(parsed);
-  }
-  return JSON.stringify(value as Json);
+function issueDetails(issues: Issue[]): JsonObject {
+  return { errors: issues.map((issue) => ({ loc: issue.loc, msg: issue.msg, type: issue.type })) };
 }
 
-function send(ws: WebSocket, frame: string): void {
-  try {
-    ws.send(frame);
-  } catch {
-    // The socket is closing; its client resumes with `since` when it reconnects.
+/** `413 state_too_large` for a state over 1 MiB; returns the state otherwise. */
+function checkStateSize(stateJson: string): string {
+  if (exceedsBytes(stateJson, MAX_STATE_BYTES)) {
+    throw new Failure("state_too_large", `the change would make the state larger than ${MAX_STATE_BYTES} bytes; nothing was changed`, {
+      limit: MAX_STATE_BYTES,
+    });
   }
+  return stateJson;
+}
+
+/** `413 state_too_large` when a change's events (names and data) exceed 256 KiB together. */
+function checkEvents(events: EmittedEvent[]): void {
+  let total = 0;
+  for (const event of events) {
+    total += utf8Length(event.name) + utf8Length(event.dataJson);
+    if (total > MAX_EVENTS_BYTES) {
+      throw new Failure("state_too_large", `the change's events exceed ${MAX_EVENTS_BYTES} bytes together; nothing was changed`, {
+        limit: MAX_EVENTS_BYTES,
+      });
+    }
+  }
+  for (const event of events) {
+    if (!carriable(event.dataJson)) throw new Failure("invalid_result", `event ${event.name} holds a value clients cannot be sent`);
+  }
+}
+
+/**
+ * Whether a JSON text the server produced is one a client could send back: no
+ * integer beyond ±(2^53 − 1), no unpaired surrogate, nested at most 64 levels.
+ */
+function carriable(json: string): boolean {
+  try {
+    return inspectJson(json).outOfRange.length === 0;
+  } catch (error) {
+    if (error instanceof JsonError) return false;
+    throw error;
+  }
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 function closeSocket(ws: WebSocket, code: number, reason: string): void {

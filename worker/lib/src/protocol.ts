@@ -2,8 +2,8 @@
  * Protocol version 1: constants, identifier rules, and the parsers of request
  * bodies and WebSocket frames. Nothing here does I/O.
  */
-import { Failure } from "./errors";
-import { hasOwn, isJsonObject, parseJson, type JsonObject } from "./json";
+import { Failure, type ErrorCode } from "./errors";
+import { hasOwn, isJsonObject, JsonError, parseJson, type JsonObject, type Location, type ParsedJson } from "./json";
 
 export const PROTOCOL_VERSION = 1;
 export const PROTOCOL_HEADER = "Durable-Protocol";
@@ -11,6 +11,28 @@ export const PROTOCOL_HEADER = "Durable-Protocol";
 export const MAX_BODY_BYTES = 1_048_576;
 export const MAX_FRAME_BYTES = 1_048_576;
 export const MAX_ID_BYTES = 256;
+/** Largest encoded state (compact UTF-8 JSON) an object may hold. */
+export const MAX_STATE_BYTES = 1_048_576;
+/** Largest total size of the events one change emits (each event's name and encoded data). */
+export const MAX_EVENTS_BYTES = 262_144;
+/** Largest encoded result a method may return. */
+export const MAX_RESULT_BYTES = 1_048_576;
+/** Calls one connection may have waiting for their reply; more are answered `overloaded`. */
+export const MAX_UNANSWERED_CALLS = 256;
+/** Frames and bytes a server sends on a connection between two pings before it closes it (4008). */
+export const MAX_UNACKNOWLEDGED_FRAMES = 1_000;
+export const MAX_UNACKNOWLEDGED_BYTES = 8_388_608;
+
+/** Close codes a server sends. */
+export const CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  protocolError: 1002,
+  binary: 1003,
+  tooBig: 1009,
+  unexpected: 1011,
+  fellBehind: 4008,
+} as const;
 
 export const MODEL_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
 export const METHOD_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
@@ -33,25 +55,25 @@ export function exceedsBytes(text: string, limit: number): boolean {
   return utf8Length(text) > limit;
 }
 
-/** Checks an object id: 1 to 256 bytes of UTF-8, no control characters. */
+/** Checks an object id: 1 to 256 bytes of UTF-8, no control characters, not `.` or `..`. */
 export function checkObjectId(id: string): void {
-  if (id.length === 0) throw new Failure("bad_request", "object id is empty");
+  if (id.length === 0) throw new Failure("invalid_id", "object id is empty");
   if (exceedsBytes(id, MAX_ID_BYTES)) {
-    throw new Failure("bad_request", `object id is longer than ${MAX_ID_BYTES} bytes`);
+    throw new Failure("invalid_id", `object id is longer than ${MAX_ID_BYTES} bytes`);
   }
-  if (CONTROL_CHARACTER.test(id)) throw new Failure("bad_request", "object id contains a control character");
-  if (id === "." || id === "..") throw new Failure("bad_request", "object ids . and .. are reserved: URLs cannot carry them");
+  if (CONTROL_CHARACTER.test(id)) throw new Failure("invalid_id", "object id contains a control character");
+  if (id === "." || id === "..") throw new Failure("invalid_id", "object ids . and .. are reserved: URLs cannot carry them");
   if (/[\ud800-\udfff]/.test(id) && !id.isWellFormed()) {
-    throw new Failure("bad_request", "object id is not valid UTF-8");
+    throw new Failure("invalid_id", "object id is not valid UTF-8");
   }
 }
 
 export function checkModelName(name: string): void {
-  if (!MODEL_NAME.test(name)) throw new Failure("bad_request", `malformed model name ${JSON.stringify(name)}`);
+  if (!MODEL_NAME.test(name)) throw new Failure("invalid_id", `malformed model name ${JSON.stringify(name)}`);
 }
 
 export function checkMethodName(name: string): void {
-  if (!METHOD_NAME.test(name)) throw new Failure("bad_request", `malformed method name ${JSON.stringify(name)}`);
+  if (!METHOD_NAME.test(name)) throw new Failure("invalid_id", `malformed method name ${JSON.stringify(name)}`);
 }
 
 /** The operations an object performs, as the router and sockets hand them over. */
@@ -62,6 +84,37 @@ export type Operation =
   | { op: "update"; fields: JsonObject; ifVersion: number | null; requestId: string | null }
   | { op: "delete"; requestId: string | null };
 
+export type Change = Exclude<Operation, { op: "read" }>;
+
+/**
+ * What identifies an operation for its request id: its kind, method and
+ * members, as JSON with sorted keys (the digest of this text is stored).
+ */
+export function operationText(operation: Change): string {
+  switch (operation.op) {
+    case "call":
+      return canonicalJson({ kind: "call", method: operation.method, args: operation.args });
+    case "create":
+      return canonicalJson({ kind: "create", state: operation.state });
+    case "update":
+      return canonicalJson({ kind: "update", fields: operation.fields, if_version: operation.ifVersion });
+    case "delete":
+      return canonicalJson({ kind: "delete" });
+  }
+}
+
+/** Compact JSON with the members of every object sorted by name. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (isJsonObject(value)) {
+    const members = Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key])}`);
+    return `{${members.join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
 /** An object's reply: an HTTP status and a JSON body as text. */
 export interface Reply {
   status: number;
@@ -71,6 +124,27 @@ export interface Reply {
 /** The reply for a failure, as its error envelope. */
 export function failureReply(failure: Failure): Reply {
   return { status: failure.status, body: JSON.stringify(failure.toEnvelope()) };
+}
+
+// --- bodies -------------------------------------------------------------------
+
+/** A request body, or the empty body (`{}`) when none was sent. */
+export const EMPTY_BODY: ParsedJson = { value: {}, outOfRange: [], integralFloats: [] };
+
+/**
+ * Parses a body's text (already decoded from UTF-8): a JSON object, nested at
+ * most 64 levels, with finite numbers and well-formed strings (`400 bad_request`).
+ */
+export function parseBody(text: string): ParsedJson {
+  let parsed: ParsedJson;
+  try {
+    parsed = parseJson(text);
+  } catch (error) {
+    if (error instanceof JsonError) throw new Failure("bad_request", `the body is refused: ${error.message}`);
+    throw error;
+  }
+  if (!isJsonObject(parsed.value)) throw new Failure("bad_request", "the body must be a JSON object");
+  return parsed;
 }
 
 function rejectUnknownMembers(body: JsonObject, allowed: readonly string[], what: string): void {
@@ -88,8 +162,10 @@ function objectMember(body: JsonObject, key: string, what: string): JsonObject |
   return value;
 }
 
-function isVersion(value: unknown): value is number {
-  return Number.isSafeInteger(value) && (value as number) >= 0;
+/** Whether member `key` of `parsed` is a JSON integer literal from 0 to 2^53 − 1 (not `1.0`, not `1e0`). */
+function isCount(parsed: ParsedJson, key: string): boolean {
+  const value = (parsed.value as JsonObject)[key];
+  return Number.isSafeInteger(value) && (value as number) >= 0 && !parsed.integralFloats.includes(key);
 }
 
 /** The optional `request_id` member (a missing or null id means none). */
@@ -97,47 +173,69 @@ export function requestIdMember(body: JsonObject): string | null {
   if (!hasOwn(body, "request_id") || body.request_id === null) return null;
   const id = body.request_id;
   if (typeof id !== "string" || !REQUEST_ID.test(id)) {
-    throw new Failure("bad_request", "request_id must be 1 to 128 characters of [A-Za-z0-9_.:-]");
+    throw new Failure("invalid_id", "request_id must be 1 to 128 characters of [A-Za-z0-9_.:-]");
   }
   return id;
 }
 
+/** `422 validation_error` for integers beyond ±(2^53 − 1), located from the body's root. */
+export function checkIntegerRange(outOfRange: Location[]): void {
+  if (outOfRange.length === 0) return;
+  const where = outOfRange.map((loc) => loc.join(".")).join(", ");
+  const msg = "integer outside the range -(2**53 - 1) to 2**53 - 1";
+  throw new Failure("validation_error", `${msg}: ${where}`, {
+    errors: outOfRange.map((loc) => ({ loc, msg, type: "int_out_of_range" })),
+  });
+}
+
 /** `POST .../call/{method}` body: `{"args"?: {...}, "request_id"?: "..."}`. */
-export function parseCallBody(method: string, body: JsonObject): Operation {
-  rejectUnknownMembers(body, ["args", "request_id"], "call body");
-  const args = objectMember(body, "args", "call body") ?? {};
-  return { op: "call", method, args, requestId: requestIdMember(body) };
+export function parseCallBody(method: string, body: ParsedJson): Change {
+  const value = body.value as JsonObject;
+  rejectUnknownMembers(value, ["args", "request_id"], "call body");
+  const args = objectMember(value, "args", "call body") ?? {};
+  const requestId = requestIdMember(value);
+  checkIntegerRange(body.outOfRange);
+  return { op: "call", method, args, requestId };
 }
 
 /** `PUT` body: `{"state"?: {...}, "request_id"?: "..."}`; missing state means all defaults. */
-export function parseCreateBody(body: JsonObject): Operation {
-  rejectUnknownMembers(body, ["state", "request_id"], "create body");
-  const state = objectMember(body, "state", "create body") ?? {};
-  return { op: "create", state, requestId: requestIdMember(body) };
+export function parseCreateBody(body: ParsedJson): Change {
+  const value = body.value as JsonObject;
+  rejectUnknownMembers(value, ["state", "request_id"], "create body");
+  const state = objectMember(value, "state", "create body") ?? {};
+  const requestId = requestIdMember(value);
+  checkIntegerRange(body.outOfRange);
+  return { op: "create", state, requestId };
 }
 
 /** `PATCH` body: `{"fields": {...}, "if_version"?: int | null, "request_id"?: "..."}`. */
-export function parseUpdateBody(body: JsonObject): Operation {
-  rejectUnknownMembers(body, ["fields", "if_version", "request_id"], "update body");
-  const fields = objectMember(body, "fields", "update body");
+export function parseUpdateBody(body: ParsedJson): Change {
+  const value = body.value as JsonObject;
+  rejectUnknownMembers(value, ["fields", "if_version", "request_id"], "update body");
+  const fields = objectMember(value, "fields", "update body");
   if (fields === undefined) throw new Failure("bad_request", 'update body needs a "fields" object');
-  const ifVersion = hasOwn(body, "if_version") ? body.if_version : null;
-  if (ifVersion !== null && !isVersion(ifVersion)) {
-    throw new Failure("bad_request", "if_version must be a non-negative integer or null");
+  const ifVersion = hasOwn(value, "if_version") ? value.if_version : null;
+  if (ifVersion !== null && !isCount(body, "if_version")) {
+    throw new Failure("bad_request", "if_version must be an integer from 0 to 2**53 - 1, or null");
   }
-  return { op: "update", fields, ifVersion: ifVersion as number | null, requestId: requestIdMember(body) };
+  const requestId = requestIdMember(value);
+  checkIntegerRange(body.outOfRange);
+  return { op: "update", fields, ifVersion: ifVersion as number | null, requestId };
 }
 
 /** `DELETE` body (optional): `{"request_id"?: "..."}`. */
-export function parseDeleteBody(body: JsonObject): Operation {
-  rejectUnknownMembers(body, ["request_id"], "delete body");
-  return { op: "delete", requestId: requestIdMember(body) };
+export function parseDeleteBody(body: ParsedJson): Change {
+  const value = body.value as JsonObject;
+  rejectUnknownMembers(value, ["request_id"], "delete body");
+  return { op: "delete", requestId: requestIdMember(value) };
 }
+
+// --- frames -------------------------------------------------------------------
 
 /** A frame a client sends over the WebSocket. */
 export type ClientFrame =
   | { type: "subscribe"; since: number | null; snapshots: boolean; events: boolean }
-  | { type: "call"; id: number; operation: Operation }
+  | { type: "call"; id: number; operation: Change }
   | { type: "ping" };
 
 /** A frame the server could not accept; `id` is the call id when it was readable. */
@@ -145,25 +243,33 @@ export class FrameError extends Failure {
   constructor(
     readonly id: number | null,
     message: string,
+    code: ErrorCode = "bad_request",
+    details?: JsonObject,
   ) {
-    super("bad_request", message);
+    super(code, message, details);
+  }
+
+  static from(id: number | null, failure: Failure): FrameError {
+    return new FrameError(id, failure.message, failure.code, failure.details);
   }
 }
 
 /** Parses one text frame, throwing `FrameError` for anything malformed or unknown. */
 export function parseFrame(text: string): ClientFrame {
-  let frame: unknown;
+  let parsed: ParsedJson;
   try {
-    frame = parseJson(text);
-  } catch {
-    throw new FrameError(null, "frame is not valid JSON");
+    parsed = parseJson(text);
+  } catch (error) {
+    if (error instanceof JsonError) throw new FrameError(null, `the frame is refused: ${error.message}`);
+    throw error;
   }
+  const frame = parsed.value;
   if (!isJsonObject(frame)) throw new FrameError(null, "frame must be a JSON object");
   switch (frame.type) {
     case "subscribe":
-      return parseSubscribe(frame);
+      return parseSubscribe(parsed);
     case "call":
-      return parseCallFrame(frame);
+      return parseCallFrame(parsed);
     case "ping":
       rejectFrameMembers(frame, ["type"], null);
       return { type: "ping" };
@@ -176,7 +282,7 @@ function rejectFrameMembers(frame: JsonObject, allowed: readonly string[], id: n
   try {
     rejectUnknownMembers(frame, allowed, `${String(frame.type)} frame`);
   } catch (error) {
-    throw new FrameError(id, (error as Error).message);
+    throw FrameError.from(id, error as Failure);
   }
 }
 
@@ -187,29 +293,31 @@ function flag(frame: JsonObject, key: string): boolean {
   return value;
 }
 
-function parseSubscribe(frame: JsonObject): ClientFrame {
+function parseSubscribe(parsed: ParsedJson): ClientFrame {
+  const frame = parsed.value as JsonObject;
   rejectFrameMembers(frame, ["type", "since", "snapshots", "events"], null);
   const since = hasOwn(frame, "since") ? frame.since : null;
-  if (since !== null && !isVersion(since)) {
-    throw new FrameError(null, 'subscribe member "since" must be a non-negative integer or null');
+  if (since !== null && !isCount(parsed, "since")) {
+    throw new FrameError(null, 'subscribe member "since" must be an integer from 0 to 2**53 - 1, or null');
   }
   return { type: "subscribe", since: since as number | null, snapshots: flag(frame, "snapshots"), events: flag(frame, "events") };
 }
 
-function parseCallFrame(frame: JsonObject): ClientFrame {
-  const id = frame.id;
-  if (typeof id !== "number" || !Number.isSafeInteger(id)) {
-    throw new FrameError(null, 'call frame needs an integer "id"');
+function parseCallFrame(parsed: ParsedJson): ClientFrame {
+  const frame = parsed.value as JsonObject;
+  if (!isCount(parsed, "id")) {
+    throw new FrameError(null, 'call frame needs an "id": an integer from 0 to 2**53 - 1');
   }
+  const id = frame.id as number;
   rejectFrameMembers(frame, ["type", "id", "method", "args", "request_id"], id);
-  const method = frame.method;
-  if (typeof method !== "string" || !METHOD_NAME.test(method)) {
-    throw new FrameError(id, 'call frame needs a well-formed "method" name');
-  }
   try {
+    const method = frame.method;
+    if (typeof method !== "string") throw new Failure("bad_request", 'call frame needs a "method" name');
+    checkMethodName(method);
     const { type: _type, id: _id, method: _method, ...body } = frame;
-    return { type: "call", id, operation: parseCallBody(method, body) };
+    return { type: "call", id, operation: parseCallBody(method, { ...parsed, value: body }) };
   } catch (error) {
-    throw new FrameError(id, (error as Error).message);
+    if (error instanceof Failure) throw FrameError.from(id, error);
+    throw error;
   }
 }

@@ -1,15 +1,19 @@
 /**
- * The Worker's front door: checks the token, the protocol version, the path
- * and the body, then hands one operation to the object's Durable Object.
+ * The Worker's front door: checks the request in the order docs/protocol.md
+ * gives (health, Origin and Host, token, protocol version, path, HTTP method,
+ * upgrade, model, body), then hands one operation to the object's Durable Object.
  */
+import { WorkerEntrypoint } from "cloudflare:workers";
 import { authorized } from "./auth";
+import { checkTicket, presentedTicket, readTicket, TICKET_ALLOW_HEADER, type Ticket } from "./ticket";
 import { Failure } from "./errors";
-import { readJsonObject, respond, respondFailure, respondJson } from "./http";
-import type { ModelClass } from "./object";
+import { readJsonBody, respond, respondFailure, respondJson } from "./http";
+import { OBJECTS_WITH_SOCKETS, type ModelClass } from "./object";
 import {
   checkMethodName,
   checkModelName,
   checkObjectId,
+  EMPTY_BODY,
   parseCallBody,
   parseCreateBody,
   parseDeleteBody,
@@ -24,12 +28,17 @@ import {
 interface ModelStub {
   dispatch(operation: Operation): Promise<Reply>;
   fetch(request: Request): Promise<Response>;
+  goAway(): Promise<number>;
 }
 
 type Namespace = DurableObjectNamespace;
 
-/** The environment the router reads: the token and the namespace bindings. */
-type RouterEnv = { API_TOKEN?: string } & object;
+/**
+ * The environment the router reads: the token, whether serving without one is
+ * allowed (`ALLOW_ANONYMOUS` = "true"), the Origins allowed besides the
+ * request's own (`ALLOWED_ORIGINS`, comma-separated), and the namespace bindings.
+ */
+type RouterEnv = { API_TOKEN?: string; ALLOW_ANONYMOUS?: string; ALLOWED_ORIGINS?: string } & object;
 
 /** Maps env binding names to the model classes bound there: `{ COUNTER: Counter }`. */
 export type ModelBindings = Record<string, ModelClass>;
@@ -40,19 +49,26 @@ type ObjectRoute =
   | { kind: "call"; model: string; id: string; method: string }
   | { kind: "socket"; model: string; id: string };
 
-type Route = { kind: "health" } | ObjectRoute;
-
-const ALLOWED: Record<Route["kind"], readonly string[]> = {
+const ALLOWED: Record<ObjectRoute["kind"] | "health", readonly string[]> = {
   health: ["GET"],
   object: ["GET", "PUT", "PATCH", "DELETE"],
   call: ["POST"],
   socket: ["GET"],
 };
 
+const HEALTH_PATH = "/v1/health";
+const MODELS_PATH = "/v1/models";
+/** Host names a server without a token answers to (DNS rebinding cannot forge them). */
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** Model names to their namespace bindings, for every router built in this isolate. */
+const SERVED = new Map<string, string>();
+
 /** Builds the Worker's `fetch` handler serving the given models. */
 export function createRouter(bindings: ModelBindings): ExportedHandler<RouterEnv> {
   const namespaces = new Map<string, string>();
   for (const [binding, model] of Object.entries(bindings)) namespaces.set(model.spec.name, binding);
+  for (const [model, binding] of namespaces) SERVED.set(model, binding);
   const models = schemaDocument(bindings);
   return {
     async fetch(request, env) {
@@ -67,20 +83,23 @@ export function createRouter(bindings: ModelBindings): ExportedHandler<RouterEnv
 }
 
 async function route(request: Request, env: RouterEnv, namespaces: Map<string, string>, models: string | null): Promise<Response> {
-  const path = new URL(request.url).pathname;
-  if (path === "/v1/health") {
-    checkMethod(request, "health", path);
-    return respondJson(200, { status: "ok", protocol: PROTOCOL_VERSION });
-  }
-  await checkToken(request, env);
+  const path = rawPath(request.url);
+  if (path === HEALTH_PATH) return health(request);
+  checkOrigin(request, env);
+  const ticket = await checkToken(request, env);
   checkProtocol(request);
-  if (path === "/v1/models") return serveSchemaDocument(request, models);
+  if (path === MODELS_PATH) {
+    if (ticket !== null) throw new Failure("forbidden", "a ticket is for one object");
+    return serveSchemaDocument(request, models);
+  }
   const target = parsePath(path);
-  const stub = objectStub(env, namespaces, target.model, target.id);
   checkMethod(request, target.kind, path);
-  if (target.kind === "socket") return openSocket(request, stub);
+  checkUpgrade(request, target.kind === "socket");
+  const namespace = objectNamespace(env, namespaces, target.model);
+  if (ticket !== null) checkTicket(ticket, target.model, target.id, operationName(target, request.method));
+  if (target.kind === "socket") return objectStub(namespace, target.id).fetch(withTicketScope(request, ticket));
   const operation = await readOperation(request, target);
-  return respond(await dispatch(stub, operation));
+  return respond(await dispatch(objectStub(namespace, target.id), operation));
 }
 
 // --- GET /v1/models: the schema document the models were generated from ---
@@ -95,22 +114,136 @@ function schemaDocument(bindings: ModelBindings): string | null {
 
 function serveSchemaDocument(request: Request, document: string | null): Response {
   if (request.method !== "GET") throw new Failure("method_not_allowed", `${request.method} is not allowed on /v1/models`);
+  checkUpgrade(request, false);
   if (document === null) throw new Failure("not_found", "these models were not generated from Python models, so no schema is published");
   return respond({ status: 200, body: document });
 }
 
-function checkMethod(request: Request, kind: Route["kind"], path: string): void {
+/** `GET /v1/health`: no token, no Origin or Host check; the protocol version still counts. */
+function health(request: Request): Response {
+  checkProtocol(request);
+  checkMethod(request, "health", HEALTH_PATH);
+  checkUpgrade(request, false);
+  return respondJson(200, { status: "ok", protocol: PROTOCOL_VERSION });
+}
+
+/**
+ * The path exactly as the request line carried it: no dot segments removed, no
+ * escapes decoded (`new URL(...).pathname` would remove `%2E%2E` segments).
+ */
+export function rawPath(url: string): string {
+  const scheme = url.indexOf("://");
+  const rest = url.slice(scheme < 0 ? 0 : scheme + 3);
+  const start = rest.search(/[/?#]/);
+  if (start < 0 || rest[start] !== "/") return "/";
+  const end = rest.slice(start).search(/[?#]/);
+  return end < 0 ? rest.slice(start) : rest.slice(start, start + end);
+}
+
+function checkMethod(request: Request, kind: keyof typeof ALLOWED, path: string): void {
   if (!ALLOWED[kind].includes(request.method)) {
     throw new Failure("method_not_allowed", `${request.method} is not allowed on ${path}`);
   }
 }
 
-async function checkToken(request: Request, env: RouterEnv): Promise<void> {
-  const token = env.API_TOKEN;
-  if (token === undefined || token === "") return;
-  if (!(await authorized(request.headers.get("Authorization"), token))) {
-    throw new Failure("unauthorized", "missing or wrong bearer token");
+function wantsUpgrade(request: Request): boolean {
+  return request.headers.get("Upgrade")?.toLowerCase() === "websocket";
+}
+
+/** An upgrade only on the WebSocket endpoint, and the WebSocket endpoint only with one. */
+function checkUpgrade(request: Request, socket: boolean): void {
+  if (wantsUpgrade(request) && !socket) throw new Failure("not_found", "no WebSocket endpoint at this path");
+  if (!wantsUpgrade(request) && socket) {
+    throw new Failure("bad_request", "this endpoint needs a WebSocket upgrade (Upgrade: websocket)");
   }
+}
+
+function isAnonymous(env: RouterEnv): boolean {
+  return env.API_TOKEN === undefined || env.API_TOKEN === "";
+}
+
+/** Null when the token is right (or none is configured); the ticket presented instead of it. */
+async function checkToken(request: Request, env: RouterEnv): Promise<Ticket | null> {
+  if (isAnonymous(env)) {
+    if (env.ALLOW_ANONYMOUS === "true") return null;
+    throw new Failure("unauthorized", "no token configured: set the API_TOKEN secret (or ALLOW_ANONYMOUS=true for local use)");
+  }
+  if (!(await authorized(request.headers.get("Authorization"), env.API_TOKEN!))) {
+    const ticket = presentedTicket(request);
+    if (ticket === null) throw new Failure("unauthorized", "missing or wrong bearer token");
+    return readTicket(ticket, env.API_TOKEN!);
+  }
+  return null;
+}
+
+/** The name tickets know an operation by: `load` (a read, or opening a socket), or what it does. */
+function operationName(target: ObjectRoute, method: string): string {
+  if (target.kind === "call") return target.method;
+  return { PUT: "create", PATCH: "update", DELETE: "delete" }[method] ?? "load";
+}
+
+/** The request to hand the object: a ticket socket carries what the ticket allows it to call. */
+function withTicketScope(request: Request, ticket: Ticket | null): Request {
+  const headers = new Headers(request.headers);
+  headers.delete(TICKET_ALLOW_HEADER);
+  if (ticket !== null) headers.set(TICKET_ALLOW_HEADER, ticket.allow.join(","));
+  return new Request(request, { headers });
+}
+
+/** The request's Host (header, else the URL's), lowercased. */
+function requestHost(request: Request): string {
+  const header = request.headers.get("Host");
+  if (header !== null && header !== "") return header.toLowerCase();
+  try {
+    return new URL(request.url).host;
+  } catch {
+    return "";
+  }
+}
+
+/** `host` without its port: `[::1]:80` gives `[::1]`. */
+function hostName(host: string): string {
+  const colon = host.lastIndexOf(":");
+  return colon > host.lastIndexOf("]") ? host.slice(0, colon) : host;
+}
+
+/**
+ * Refuses (`403 forbidden`) an `Origin` other than the request's own or one of
+ * `ALLOWED_ORIGINS`, and, when serving without a token, a Host that is not a
+ * loopback name (a page on another site must not reach a local server).
+ */
+function checkOrigin(request: Request, env: RouterEnv): void {
+  const host = requestHost(request);
+  if (isAnonymous(env) && env.ALLOW_ANONYMOUS === "true" && !LOOPBACK_HOSTS.has(hostName(host))) {
+    throw new Failure("forbidden", "without a token only localhost, 127.0.0.1 and [::1] are served");
+  }
+  const origin = request.headers.get("Origin");
+  if (origin === null) return;
+  if (sameHost(origin, host) || allowedOrigins(env).includes(normalizedOrigin(origin))) return;
+  throw new Failure("forbidden", "requests from this Origin are not allowed");
+}
+
+function normalizedOrigin(origin: string): string {
+  try {
+    const url = new URL(origin.trim());
+    return url.origin === "null" ? origin.trim() : url.origin;
+  } catch {
+    return origin.trim();
+  }
+}
+
+/** Whether the host[:port] of `origin` is the request's Host, as written (letter case aside). */
+function sameHost(origin: string, host: string): boolean {
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]+)$/i.exec(origin.trim())?.[1];
+  return authority !== undefined && authority.toLowerCase() === host;
+}
+
+function allowedOrigins(env: RouterEnv): string[] {
+  return (env.ALLOWED_ORIGINS ?? "")
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "")
+    .map(normalizedOrigin);
 }
 
 function checkProtocol(request: Request): void {
@@ -120,10 +253,13 @@ function checkProtocol(request: Request): void {
   }
 }
 
-/** Splits the raw path first, then decodes and checks each segment once. */
+/**
+ * Splits the raw path on "/", then decodes and checks each segment once:
+ * the model, then the object id, then what follows them.
+ */
 function parsePath(path: string): ObjectRoute {
   const segments = path.split("/");
-  if (segments.length < 5 || segments[1] !== "v1" || segments[2] !== "objects") throw notFound(path);
+  if (segments.length < 5 || segments[0] !== "" || segments[1] !== "v1" || segments[2] !== "objects") throw notFound(path);
   const model = decodeSegment(segments[3]!);
   checkModelName(model);
   const id = decodeSegment(segments[4]!);
@@ -140,46 +276,41 @@ function parsePath(path: string): ObjectRoute {
 }
 
 function notFound(path: string): Failure {
-  return new Failure("not_found", `no endpoint at ${path}`);
+  return new Failure("not_found", `no endpoint at ${path.slice(0, 200)}`);
 }
 
 function decodeSegment(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw new Failure("bad_request", "malformed percent-encoding in the path");
+    throw new Failure("invalid_id", "malformed percent-encoding in the path (each % needs two hex digits of UTF-8)");
   }
 }
 
-function objectStub(env: RouterEnv, namespaces: Map<string, string>, model: string, id: string): ModelStub {
+function objectNamespace(env: RouterEnv, namespaces: Map<string, string>, model: string): Namespace {
   const binding = namespaces.get(model);
   const namespace = binding === undefined ? undefined : (env as Record<string, unknown>)[binding];
   if (namespace === undefined) throw new Failure("unknown_model", `no model named ${JSON.stringify(model)} is served`);
-  const ns = namespace as Namespace;
-  return ns.get(ns.idFromName(id)) as unknown as ModelStub;
+  return namespace as Namespace;
 }
 
+function objectStub(namespace: Namespace, id: string): ModelStub {
+  return namespace.get(namespace.idFromName(id)) as unknown as ModelStub;
+}
+
+/** The operation a request asks for; bodies are read (and refused) before any object is reached. */
 async function readOperation(request: Request, target: Exclude<ObjectRoute, { kind: "socket" }>): Promise<Operation> {
-  if (target.kind === "call") {
-    return parseCallBody(target.method, await readJsonObject(request));
-  }
+  if (target.kind === "object" && request.method === "GET") return { op: "read" };
+  const body = (await readJsonBody(request)) ?? EMPTY_BODY;
+  if (target.kind === "call") return parseCallBody(target.method, body);
   switch (request.method) {
     case "PUT":
-      return parseCreateBody(await readJsonObject(request));
+      return parseCreateBody(body);
     case "PATCH":
-      return parseUpdateBody(await readJsonObject(request));
-    case "DELETE":
-      return parseDeleteBody(await readJsonObject(request, true));
+      return parseUpdateBody(body);
     default:
-      return { op: "read" };
+      return parseDeleteBody(body);
   }
-}
-
-function openSocket(request: Request, stub: ModelStub): Promise<Response> {
-  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-    throw new Failure("bad_request", "this endpoint needs a WebSocket upgrade (Upgrade: websocket)");
-  }
-  return stub.fetch(request);
 }
 
 async function dispatch(stub: ModelStub, operation: Operation): Promise<Reply> {
@@ -197,4 +328,25 @@ function unexpected(error: unknown): Failure {
   if (flags.retryable === true) return new Failure("unavailable", "the object is restarting; retry");
   console.error("unexpected failure:", error);
   return new Failure("internal", "unexpected server failure");
+}
+
+/**
+ * A local server's shutdown hook (scripts/serve.mjs calls it before stopping
+ * the runtime): every object of this isolate holding WebSockets closes them
+ * with 1001 (going away). Export it from the Worker's main module; a named
+ * entrypoint is reachable only through a binding or a local socket, never
+ * from the internet. Answers `{"closed": N}`.
+ */
+export class DurableShutdown extends WorkerEntrypoint<RouterEnv> {
+  override async fetch(): Promise<Response> {
+    const calls: Promise<number>[] = [];
+    for (const [model, ids] of OBJECTS_WITH_SOCKETS) {
+      const binding = SERVED.get(model);
+      const namespace = binding === undefined ? undefined : ((this.env as Record<string, unknown>)[binding] as Namespace | undefined);
+      if (namespace === undefined) continue;
+      for (const id of ids) calls.push((namespace.get(namespace.idFromString(id)) as unknown as ModelStub).goAway());
+    }
+    const closed = (await Promise.allSettled(calls)).reduce((sum, done) => sum + (done.status === "fulfilled" ? done.value : 0), 0);
+    return respondJson(200, { closed });
+  }
 }

@@ -1,19 +1,21 @@
 /**
  * An object's durable record in its SQLite storage: the state with its
- * version, and the replies of recent request ids. A change, its version and
- * its request id are written in one transaction.
+ * version, and what a repeat of each recent request id needs (its operation's
+ * digest, status, version and result; never the state). A change, its version
+ * and its request id are written in one transaction.
  */
-import type { Reply } from "./protocol";
 
-/** How long and how many request ids an object remembers. */
+/** How many request ids an object remembers, for how long, and how many bytes of results. */
 export interface Retention {
   /** Request ids kept per object; older ones beyond this count are forgotten. */
   maxEntries: number;
   /** Age after which a request id is forgotten, in milliseconds. */
   maxAgeMs: number;
+  /** Bytes of remembered results kept per object; the oldest records go first beyond it. */
+  maxResultBytes: number;
 }
 
-export const DEFAULT_RETENTION: Retention = { maxEntries: 10_000, maxAgeMs: 3_600_000 };
+export const DEFAULT_RETENTION: Retention = { maxEntries: 10_000, maxAgeMs: 3_600_000, maxResultBytes: 16_777_216 };
 
 /** The stored state: `stateJson` is null when the object has no stored state. */
 export interface Stored {
@@ -21,10 +23,18 @@ export interface Stored {
   stateJson: string | null;
 }
 
-/** A reply to remember under a request id. */
+export type ChangeKind = "call" | "create" | "update" | "delete";
+
+/** What a repeat of a request id gets back, and what it must match. */
 export interface Remembered {
   requestId: string;
-  reply: Reply;
+  /** SHA-256 (hex) of the operation's canonical JSON; null for records kept from before digests. */
+  digest: string | null;
+  kind: ChangeKind;
+  status: number;
+  version: number;
+  /** The call's result as JSON text (null for other kinds). */
+  result: string | null;
 }
 
 const SCHEMA = `
@@ -36,22 +46,50 @@ CREATE TABLE IF NOT EXISTS durable_state (
 CREATE TABLE IF NOT EXISTS durable_requests (
   seq INTEGER PRIMARY KEY,
   request_id TEXT NOT NULL UNIQUE,
+  digest TEXT,
+  kind TEXT NOT NULL,
   status INTEGER NOT NULL,
-  body TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  result TEXT,
+  size INTEGER NOT NULL,
   stored_at INTEGER NOT NULL
 );
 `;
 
+/**
+ * Records written before digests kept the whole reply in `body`: keep what a
+ * repeat needs (their digest is unknown, so they match any operation).
+ */
+const MIGRATE_REPLY_BODIES = `
+ALTER TABLE durable_requests RENAME TO durable_requests_bodies;
+${SCHEMA}
+INSERT INTO durable_requests (seq, request_id, digest, kind, status, version, result, size, stored_at)
+  SELECT seq, request_id, NULL,
+    CASE WHEN json_type(body, '$.result') IS NOT NULL THEN 'call'
+         WHEN json_type(body, '$.deleted') IS NOT NULL THEN 'delete'
+         WHEN status = 201 THEN 'create' ELSE 'update' END,
+    status, json_extract(body, '$.version'), body -> '$.result', coalesce(length(CAST(body -> '$.result' AS BLOB)), 0), stored_at
+  FROM durable_requests_bodies;
+DROP TABLE durable_requests_bodies;
+`;
+
 type StateRow = { version: number; state: string | null };
-type ReplyRow = { status: number; body: string };
+type RecordRow = { digest: string | null; kind: string; status: number; version: number; result: string | null };
+
+const encoder = new TextEncoder();
 
 export class ObjectStore {
+  /** Bytes of results the object remembers (kept in step with the table). */
+  #resultBytes: number;
+
   constructor(
     private readonly storage: DurableObjectStorage,
     readonly retention: Retention = DEFAULT_RETENTION,
     private readonly now: () => number = Date.now,
   ) {
-    storage.sql.exec(SCHEMA);
+    const old = storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'durable_requests' AND sql LIKE '%body TEXT%'").toArray();
+    storage.sql.exec(old.length > 0 ? MIGRATE_REPLY_BODIES : SCHEMA);
+    this.#resultBytes = storage.sql.exec<{ n: number }>("SELECT total(size) AS n FROM durable_requests").one().n;
   }
 
   private get sql(): SqlStorage {
@@ -65,17 +103,21 @@ export class ObjectStore {
     return row === undefined ? { version: 0, stateJson: null } : { version: row.version, stateJson: row.state };
   }
 
-  /** The reply remembered for `requestId`, if it is recent enough. */
-  recall(requestId: string): Reply | null {
+  /** The record of `requestId`, if it is recent enough. */
+  recall(requestId: string): Remembered | null {
     const cutoff = this.now() - this.retention.maxAgeMs;
     const rows = this.sql
-      .exec<ReplyRow>("SELECT status, body FROM durable_requests WHERE request_id = ? AND stored_at > ?", requestId, cutoff)
+      .exec<RecordRow>(
+        "SELECT digest, kind, status, version, result FROM durable_requests WHERE request_id = ? AND stored_at > ?",
+        requestId,
+        cutoff,
+      )
       .toArray();
     const row = rows[0];
-    return row === undefined ? null : { status: row.status, body: row.body };
+    return row === undefined ? null : { requestId, ...row, kind: row.kind as ChangeKind };
   }
 
-  /** Writes a new state and version, and the reply of its request id, atomically. */
+  /** Writes a new state and version, and the record of its request id, atomically. */
   commit(next: Stored, remembered: Remembered | null): void {
     this.storage.transactionSync(() => {
       this.sql.exec(
@@ -88,24 +130,45 @@ export class ObjectStore {
     });
   }
 
-  private remember({ requestId, reply }: Remembered): void {
+  private remember(record: Remembered): void {
+    // An expired record of the same id may still be there: it goes first.
+    this.forget("DELETE FROM durable_requests WHERE request_id = ? RETURNING size", record.requestId);
+    const size = record.result === null ? 0 : encoder.encode(record.result).byteLength;
     const row = this.sql
       .exec<{ seq: number }>(
-        "INSERT OR REPLACE INTO durable_requests (request_id, status, body, stored_at) VALUES (?, ?, ?, ?) RETURNING seq",
-        requestId,
-        reply.status,
-        reply.body,
+        "INSERT INTO durable_requests (request_id, digest, kind, status, version, result, size, stored_at) " +
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+        record.requestId,
+        record.digest,
+        record.kind,
+        record.status,
+        record.version,
+        record.result,
+        size,
         this.now(),
       )
       .one();
-    // Keep only the newest `maxEntries`: sequence numbers only grow.
-    this.sql.exec("DELETE FROM durable_requests WHERE seq <= ?", row.seq - this.retention.maxEntries);
+    this.#resultBytes += size;
+    // Keep only the newest `maxEntries` (sequence numbers only grow), and within the byte budget.
+    this.forget("DELETE FROM durable_requests WHERE seq <= ? RETURNING size", row.seq - this.retention.maxEntries);
+    if (this.#resultBytes > this.retention.maxResultBytes) {
+      this.forget(
+        "DELETE FROM durable_requests WHERE seq <= (SELECT seq FROM (SELECT seq, sum(size) OVER (ORDER BY seq DESC) AS kept " +
+          "FROM durable_requests) WHERE kept > ? ORDER BY seq DESC LIMIT 1) RETURNING size",
+        this.retention.maxResultBytes,
+      );
+    }
+  }
+
+  /** Runs a `DELETE ... RETURNING size` and keeps the byte count in step. */
+  private forget(query: string, ...bindings: unknown[]): void {
+    for (const row of this.sql.exec<{ size: number }>(query, ...bindings)) this.#resultBytes -= row.size;
   }
 
   /** Forgets expired request ids; returns when the oldest remaining one expires, or null. */
   pruneExpired(): number | null {
     const cutoff = this.now() - this.retention.maxAgeMs;
-    this.sql.exec("DELETE FROM durable_requests WHERE stored_at <= ?", cutoff);
+    this.forget("DELETE FROM durable_requests WHERE stored_at <= ? RETURNING size", cutoff);
     const oldest = this.sql.exec<{ oldest: number | null }>("SELECT min(stored_at) AS oldest FROM durable_requests").one();
     return oldest.oldest === null ? null : oldest.oldest + this.retention.maxAgeMs;
   }
@@ -113,5 +176,10 @@ export class ObjectStore {
   /** How many request ids are remembered (for tests and diagnostics). */
   rememberedCount(): number {
     return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM durable_requests").one().n;
+  }
+
+  /** Bytes of results remembered (for tests and diagnostics). */
+  rememberedResultBytes(): number {
+    return this.#resultBytes;
   }
 }

@@ -2,7 +2,7 @@
 // change the Python models, then run `npm run generate` (or the same command).
 
 /** The Worker: every model's Durable Object class, and the router serving them. */
-import { createRouter } from "cloudflare-durable";
+import { createRouter, DurableShutdown } from "cloudflare-durable";
 import { ChatRoom } from "../models/chat_room";
 import type { ChatRoomChecked } from "./chat_room";
 import { Counter } from "../models/counter";
@@ -19,6 +19,7 @@ implementsModel<ChatRoomChecked<ChatRoom>>(ChatRoom.prototype);
 implementsModel<CounterChecked<Counter>>(Counter.prototype);
 implementsModel<DocumentChecked<Document>>(Document.prototype);
 
-export { ChatRoom, Counter, Document };
+// DurableShutdown: the local server closes every WebSocket with 1001 through it.
+export { ChatRoom, Counter, Document, DurableShutdown };
 
 export default createRouter({ CHAT_ROOM: ChatRoom, COUNTER: Counter, DOCUMENT: Document });

@@ -4,12 +4,20 @@ import { readFileSync } from "node:fs";
 import { fetch } from "miniflare";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { runCase } from "../support/golden.ts";
+import { request } from "./support/raw.mjs";
 import { serve, stop } from "./support/server.mjs";
 
 const golden = (name) => JSON.parse(readFileSync(new URL(`../../../docs/golden/${name}.json`, import.meta.url), "utf8"));
 const runId = randomUUID().slice(0, 8);
 let server;
-const target = { origin: "", fetch: (url, init) => fetch(url, init) };
+const target = {
+  origin: "",
+  fetch: (url, init) => fetch(url, init),
+  async raw(method, path, headers, body) {
+    const reply = await request(target.origin, method, path, headers, body === undefined ? undefined : Buffer.from(body));
+    return { status: reply.status, headers: reply.headers, body: reply.body };
+  },
+};
 
 beforeAll(async () => {
   server = await serve(["--token", "golden-token"]);

@@ -1,10 +1,12 @@
 /**
  * The matching rules of the golden cases (docs/protocol.md, "Golden cases"):
  * every member of an expected object must be present with a matching value,
- * arrays and scalars compare exactly, and "<any>" matches anything.
+ * arrays and scalars compare exactly, "<any>" matches anything, and a member
+ * expected as "<absent>" must not be there.
  */
 
 export const ANY = "<any>";
+export const ABSENT = "<absent>";
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -21,6 +23,10 @@ export function mismatch(expected: unknown, actual: unknown, at = "$"): string |
 function objectMismatch(expected: Record<string, unknown>, actual: unknown, at: string): string | null {
   if (!isObject(actual)) return `${at}: expected an object, got ${JSON.stringify(actual)}`;
   for (const [key, value] of Object.entries(expected)) {
+    if (value === ABSENT) {
+      if (Object.hasOwn(actual, key)) return `${at}.${key}: expected no such member, got ${JSON.stringify(actual[key])}`;
+      continue;
+    }
     if (!Object.hasOwn(actual, key)) return `${at}.${key}: missing`;
     const problem = mismatch(value, actual[key], `${at}.${key}`);
     if (problem !== null) return problem;
