@@ -195,7 +195,7 @@ def test_migrate_upgrades_every_object_eagerly(v1_store: Path) -> None:
 def test_durable_migrate_command(v1_store: Path) -> None:
     def durable(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "cloudflare_durable.host._cli", "migrate", *args],
+            [sys.executable, "-m", "cloudflare_durable._cli", "migrate", *args],
             capture_output=True,
             text=True,
             timeout=60,

@@ -359,7 +359,11 @@ class Batch:
             events = [(event_name(event), dump_event(event)) for event in execution.events]
             if not changed and not events and not execution.schedules_changed:
                 return Applied(self._reply(op, 200, result))
-            texts, names, event_texts = self._texts_after(changed, events)
+            # A schedule belongs to a state: one made on an object without state stores
+            # its defaults (a delete then cancels it); events alone store nothing.
+            texts, names, event_texts = self._texts_after(
+                changed, events, virtual=not execution.schedules_changed
+            )
         except BaseException:
             cell.live = None  # rebuilt from the last good state at the next call
             raise
@@ -384,7 +388,7 @@ class Batch:
         return {name: value for name, value in after.items() if value != self.value(name)}
 
     def _texts_after(
-        self, changed: dict[str, Any], events: Events
+        self, changed: dict[str, Any], events: Events, *, virtual: bool = True
     ) -> tuple[dict[str, str] | None, Touched, list[str]]:
         """The fields after a change, once they are known to fit the protocol's limits;
         which of them changed (``None``: all, the object had no state); and the JSON
@@ -395,7 +399,7 @@ class Batch:
             _check_integers(text, f"{model}.{name}")
         event_texts = _check_events(events)
         if self.texts is None:
-            if not new:  # only events or schedules: the object still has no stored state
+            if not new and virtual:  # only events: the object still has no stored state
                 return None, None, event_texts
             texts = {**self.cell.defaults(), **new}
             size, touched = state_bytes(texts), None
