@@ -481,4 +481,5 @@ def test_the_shell_tour_example(kind: str, tmp_path: Path, request: pytest.Fixtu
     assert result.returncode == 0, result.stdout + result.stderr
     assert "value from a script: 5" in result.stdout
     assert "a refused call exits with status 1" in result.stdout
+    assert "copied: shell-tour shell-tour-2" in result.stdout
     assert (tmp_path / "durable.sqlite3").exists() == (kind == "embedded")
