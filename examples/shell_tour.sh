@@ -18,3 +18,9 @@ durable watch Counter shell-tour --count 1 "${models[@]}"                 # one 
 status=0
 durable call Counter shell-tour increment by=oops "${models[@]}" 2>/dev/null || status=$?
 echo "a refused call exits with status $status"                         # 1
+
+durable call Counter shell-tour-2 increment by=7 "${models[@]}"
+durable ls Counter --prefix shell-tour "${models[@]}"                    # both ids
+durable export Counter --prefix shell-tour "${models[@]}" > counters.jsonl
+durable import counters.jsonl --store copy.sqlite3 "${models[@]}"         # into another store
+echo "copied: $(durable ls Counter --store copy.sqlite3 "${models[@]}" | tr '\n' ' ')"

@@ -391,6 +391,26 @@ def test_watch_on_the_embedded_host_stops_after_count(tmp_path: Path) -> None:
     assert json.loads(result.stdout) == {"type": "snapshot", "version": 1, "state": {"value": 1}}
 
 
+def test_watch_says_which_events_the_log_no_longer_holds(tmp_path: Path) -> None:
+    """Resuming after version 1 on an object whose event log dropped versions 1 and 2
+    (it keeps 1,000 events): the snapshot, a gap line, then the events it still has."""
+    store = ["--store", str(tmp_path / "s.sqlite3"), "--models", str(MODELS)]
+    assert durable("call", "test.Ledger", "l", "note", "text=first", *store).returncode == 0
+    for batch in ("a", "b"):
+        texts = json.dumps({"texts": [f"{batch}{n}" for n in range(600)]})
+        assert (
+            durable("call", "test.Ledger", "l", "note_many", "--args", texts, *store).returncode
+            == 0
+        )
+    result = durable("watch", "test.Ledger", "l", "--since", "1", "--count", "3", *store)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["type"] for line in lines] == ["snapshot", "gap", "event"], lines
+    assert lines[0]["version"] == 3
+    assert {k: lines[1][k] for k in ("since", "until")} == {"since": 1, "until": 2}
+    assert (lines[2]["version"], lines[2]["data"]) == (3, {"text": "b0"})
+
+
 # -- help and completion ---------------------------------------------------------------
 
 VERBS = [
@@ -398,6 +418,10 @@ VERBS = [
     ["call"],
     ["get"],
     ["watch"],
+    ["ls"],
+    ["export"],
+    ["import"],
+    ["migrate"],
     ["schema"],
     ["check"],
     ["codegen", "typescript"],
@@ -417,7 +441,8 @@ def test_every_verb_has_help_with_an_example(verb: list[str]) -> None:
 def test_the_top_level_help_lists_the_verbs_and_exit_statuses() -> None:
     result = durable("--help")
     assert result.returncode == 0
-    for verb in ("serve", "call", "get", "watch", "schema", "check", "codegen", "init"):
+    verbs = ("serve", "call", "get", "watch", "ls", "export", "import", "migrate", "schema")
+    for verb in (*verbs, "check", "codegen", "init"):
         assert f"  {verb} " in result.stdout
     assert "Exit status" in result.stdout
 
@@ -456,4 +481,5 @@ def test_the_shell_tour_example(kind: str, tmp_path: Path, request: pytest.Fixtu
     assert result.returncode == 0, result.stdout + result.stderr
     assert "value from a script: 5" in result.stdout
     assert "a refused call exits with status 1" in result.stdout
+    assert "copied: shell-tour shell-tour-2" in result.stdout
     assert (tmp_path / "durable.sqlite3").exists() == (kind == "embedded")

@@ -84,6 +84,29 @@ def _headers(step: dict[str, Any], origin: str, run: str = "") -> dict[str, str]
     return headers
 
 
+def substituted(value: Any, tokens: dict[str, str]) -> Any:
+    """``value`` with each ``{name}`` of ``tokens`` replaced in every string in it."""
+    if isinstance(value, str):
+        for name, token in tokens.items():
+            value = value.replace(f"{{{name}}}", token)
+        return value
+    if isinstance(value, dict):
+        return {substituted(k, tokens): substituted(v, tokens) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substituted(item, tokens) for item in value]
+    return value
+
+
+def expanded(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The steps, with each ``{"repeat": n, "steps": [...]}`` unrolled (``{i}``: 0 to n-1)."""
+    for step in steps:
+        if "repeat" in step:
+            for number in range(step["repeat"]):
+                yield from expanded(substituted(step["steps"], {"i": str(number)}))
+        else:
+            yield step
+
+
 def _connect(url: str, step: dict[str, Any], origin: str, run: str) -> ClientConnection:
     """Open a WebSocket; a Sec-WebSocket-Protocol header becomes the offered subprotocols."""
     headers = _headers(step, origin, run)
@@ -122,29 +145,6 @@ def _send_raw(
         return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
     finally:
         connection.close()
-
-
-def substituted(value: Any, tokens: dict[str, str]) -> Any:
-    """``value`` with each ``{name}`` of ``tokens`` replaced in every string in it."""
-    if isinstance(value, str):
-        for name, token in tokens.items():
-            value = value.replace(f"{{{name}}}", token)
-        return value
-    if isinstance(value, dict):
-        return {substituted(k, tokens): substituted(v, tokens) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substituted(item, tokens) for item in value]
-    return value
-
-
-def expanded(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """The steps, with each ``{"repeat": n, "steps": [...]}`` unrolled (``{i}``: 0 to n-1)."""
-    for step in steps:
-        if "repeat" in step:
-            for number in range(step["repeat"]):
-                yield from expanded(substituted(step["steps"], {"i": str(number)}))
-        else:
-            yield step
 
 
 def _http(client: httpx.Client, step: dict[str, Any], run: str) -> None:

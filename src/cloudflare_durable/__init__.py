@@ -14,6 +14,7 @@ from ._exceptions import (
     ConnectError,
     ConnectionLostError,
     DurableError,
+    EventsLostError,
     ForbiddenError,
     InvalidIdError,
     InvalidResultError,
@@ -42,7 +43,8 @@ from ._exceptions import (
     UsageError,
     ValidationError,
 )
-from ._models import DurableModel, Event, RemoteMethod, remote
+from ._models import DurableModel, Event, RemoteMethod, migration, remote
+from ._protocol import Schedule
 from ._subscription import Subscription
 from ._telemetry import attach
 from ._tickets import issue_ticket
@@ -60,6 +62,7 @@ __all__ = [
     "DurableError",
     "DurableModel",
     "Event",
+    "EventsLostError",
     "ForbiddenError",
     "InvalidIdError",
     "InvalidResultError",
@@ -75,6 +78,7 @@ __all__ = [
     "RemoteError",
     "RemoteMethod",
     "RequestIdReusedError",
+    "Schedule",
     "SchemaMismatchError",
     "ServerError",
     "StateTooLargeError",
@@ -92,5 +96,6 @@ __all__ = [
     "__version__",
     "attach",
     "issue_ticket",
+    "migration",
     "remote",
 ]

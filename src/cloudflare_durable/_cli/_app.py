@@ -15,6 +15,7 @@ from typing import Any
 import click
 from click.shell_completion import get_completion_class
 
+from ._collections import export, import_, ls, migrate
 from ._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._contract import check, codegen, init, schema
 from ._objects import call, get, watch
@@ -35,6 +36,8 @@ Examples:
   durable call Counter c1 increment by=2 --url http://127.0.0.1:8787
   durable get Counter c1 --json
   durable watch Counter c1
+  durable ls Counter
+  durable export Counter > counters.jsonl && durable import counters.jsonl --url URL
 
 \b
 Exit status: 0 ok, 1 the operation failed, 2 usage error.
@@ -69,7 +72,21 @@ def completion(ctx: click.Context, shell: str | None) -> int:
     return EXIT_OK
 
 
-for command in (serve, call, get, watch, schema, check, codegen, init, completion):
+for command in (
+    serve,
+    call,
+    get,
+    watch,
+    ls,
+    export,
+    import_,
+    migrate,
+    schema,
+    check,
+    codegen,
+    init,
+    completion,
+):
     cli.add_command(command)
 
 

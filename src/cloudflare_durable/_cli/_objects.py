@@ -15,6 +15,7 @@ import click
 import pydantic
 from rich.table import Table
 
+from .. import _exceptions as exc
 from .. import _protocol as proto
 from .._models import DurableModel
 from ._common import (
@@ -225,7 +226,9 @@ def watch(
     {"type":"snapshot","version":3,"state":{...}} and
     {"type":"event","version":3,"name":"BidPlaced","data":{...}}. The current
     snapshot comes first; after a disconnect it reconnects and resumes from the
-    last version printed (no line repeats, versions never go back). Ctrl-C ends
+    last version printed (no line repeats, versions never go back), with the
+    events emitted meanwhile; a {"type":"gap","since":S,"until":U} line says the
+    object's event log no longer held all of them. Ctrl-C ends
     it with status 0. --json is accepted for symmetry; the lines are JSON anyway.
     """
     target = Target.from_options(url, token, token_file, store, modules)
@@ -239,12 +242,19 @@ def watch(
             target.client() as client,
             client._subscribe(name, object_id, frame, _as_line) as lines,
         ):
-            async for line in lines:
-                output.json(line)
-                printed += 1
-                if count is not None and printed >= count:
-                    break
-        return EXIT_OK
+            while True:
+                try:
+                    async for line in lines:
+                        output.json(line)
+                        printed += 1
+                        if count is not None and printed >= count:
+                            return EXIT_OK
+                except exc.EventsLostError as lost:  # say so, and go on with what follows
+                    output.json({"type": "gap", "since": lost.since, "until": lost.until})
+                    printed += 1
+                    if count is None or printed < count:
+                        continue
+                return EXIT_OK
 
     try:
         return run_async(output, work)

@@ -8,6 +8,10 @@ below its mount point, so object ids may contain any character.
 Every failure is answered with the JSON error envelope of ``docs/protocol.md``;
 unexpected exceptions are logged on ``cloudflare_durable.host`` and answered
 ``500 internal`` without a traceback.
+
+The host's schedules run while the app's ASGI lifespan runs (``durable serve``
+turns it on). An app mounted inside another, whose lifespan does not reach it,
+runs them in the outer app's lifespan: ``async with durable_app.running(): ...``.
 """
 
 from __future__ import annotations
@@ -146,7 +150,21 @@ class DurableApp:
         elif kind == "websocket":
             await _Connection(self, scope, receive, send).run()
         elif kind == "lifespan":
-            await _lifespan(receive, send)
+            await self._lifespan(receive, send)
+
+    def running(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """While entered, the host runs its schedules (see ``Host.running``)."""
+        return self.host.running()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
+        async with self.running():
+            await send({"type": "lifespan.startup.complete"})
+            while message["type"] != "lifespan.shutdown":
+                message = await receive()
+        await send({"type": "lifespan.shutdown.complete"})
 
     # -- checks shared by HTTP and WebSocket ------------------------------
 
@@ -258,8 +276,17 @@ class DurableApp:
             return 200, proto.dumps(self.models_document())
         if route.kind == "ws":
             raise exc.BadRequestError("this endpoint needs a WebSocket upgrade")
+        if route.kind == "list":
+            if ticket is not None:
+                raise exc.ForbiddenError("a ticket is for one object")
+            await self.permit(scope, None, route, "list")
+            query = proto.list_query(route, _query_string(scope))
+            return 200, proto.dumps(await self.host.query(query))
         operation = tickets.operation_name(route.kind, method, route.method)
         await self.permit(scope, ticket, route, operation)
+        if route.kind == "schedules":
+            schedules = proto.ListSchedules(route.model, route.object_id)
+            return 200, proto.dumps(await self.host.query(schedules))
         try:
             with anyio.fail_after(self._request_timeout):
                 body = await _read_body(headers, receive)
@@ -381,14 +408,12 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+def _query_string(scope: Scope) -> str:
+    raw: bytes = scope.get("query_string", b"")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise exc.InvalidIdError("the query string is not UTF-8") from None
 
 
 # -- WebSocket -----------------------------------------------------------------
@@ -535,21 +560,25 @@ class _Connection:
             error = exc.BadRequestError("this connection is already subscribed")
             self._put(proto.error_frame(None, error))
             return
-        self.subscriber = self.app.host.subscribe(
-            self.route.model, self.route.object_id, frame, self._queue
-        )
+        try:
+            self.subscriber = self.app.host.subscribe(
+                self.route.model, self.route.object_id, frame, self._queue
+            )
+        except exc.DurableError as error:  # its state cannot be read (a newer schema version)
+            self._put(proto.error_frame(None, error))
 
     def _put(self, frame: dict[str, Any]) -> None:
         self._queue(proto.dumps_text(frame))
 
-    def _queue(self, text: str, *, counted: bool = True) -> None:
+    def _queue(self, text: str, *, counted: bool = True, replay: bool = False) -> None:
         """Queue a frame. A client acknowledges what it read with a ping; one that lets
         more than the backlog go unacknowledged (it does not read, or reads too slowly)
-        is cut off with 4008, and resumes with ``since`` (``docs/protocol.md``)."""
+        is cut off with 4008, and resumes with ``since`` (``docs/protocol.md``).
+        Replayed frames (the events a resuming subscriber missed) count in bytes only."""
         if self.closing is not None:
             return
         if counted:
-            self.unacknowledged += 1
+            self.unacknowledged += 0 if replay else 1
             self.unacknowledged_bytes += len(text)
             if (
                 self.unacknowledged > proto.SUBSCRIBER_BACKLOG

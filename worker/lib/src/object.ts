@@ -573,7 +573,9 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
       ...call.cancelled.map((id): ScheduleOp => ({ op: "remove", id })),
     ];
     if (written.size > 0 || call.events.length > 0 || schedules.length > 0) {
-      const next = this.#next(base, written);
+      // A schedule belongs to a state: one made on an object without state stores its
+      // defaults (a delete then cancels it); events alone store nothing.
+      const next = this.#next(base, written, schedules.length === 0);
       await this.#apply(next, { events: call.events, key, kind: "call", status: 200, result: resultJson, schedules });
     }
     return { status: 200, body: `{"result":${resultJson},${this.#stateMembers(have)}}` };
@@ -631,11 +633,11 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   }
 
   /** The next version after writing `written` over `base`, once it fits the byte limit. */
-  #next(base: FieldTexts, written: Map<string, Written>): Next {
+  #next(base: FieldTexts, written: Map<string, Written>, virtual = true): Next {
     const values = new Map([...written].map(([name, { value }]) => [name, value]));
     const state = this.#state;
     if (!state.present) {
-      if (written.size === 0) return { fields: null, touched: null, values }; // only events: still no state
+      if (written.size === 0 && virtual) return { fields: null, touched: null, values }; // only events: still no state
       const fields = new Map(base);
       for (const [name, { text }] of written) fields.set(name, text);
       checkStateSize(stateBytes(fields));

@@ -22,7 +22,8 @@ describe("schedules", () => {
   it("are stored with the call that made them (a change), listed, and run once as a call", async () => {
     const id = freshId("timer");
     const made = await call("app.Timer", id, "later", { note: "a", seconds: 0.3 });
-    expect(made.body).toMatchObject({ version: 1, state: null }); // a new version; still no stored state
+    // A new version; a schedule belongs to a state, so the object stores its defaults.
+    expect(made.body).toMatchObject({ version: 1, state: { fired: [], blocked: false } });
     const scheduleId: string = made.body.result;
     expect(scheduleId).toMatch(/^[0-9a-f]{32}$/);
     const [listed] = await schedules(id);
@@ -38,6 +39,14 @@ describe("schedules", () => {
     expect(records).toEqual([`schedule:${scheduleId}`]);
     await runDue(id);
     expect((await api("GET", objectPath("app.Timer", id))).body.state.fired).toEqual(["a"]);
+  });
+
+  it("made on an object without state, are cancelled when that state is deleted", async () => {
+    const id = freshId("timer");
+    await call("app.Timer", id, "later", { note: "a", seconds: 60 });
+    const deleted = await api("DELETE", objectPath("app.Timer", id));
+    expect(deleted.body).toMatchObject({ deleted: true, version: 2 });
+    expect(await schedules(id)).toEqual([]);
   });
 
   it("run at or after their time, in order of time", async () => {
