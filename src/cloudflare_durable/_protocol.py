@@ -874,19 +874,18 @@ def query_params(query: str) -> dict[str, str]:
 
 def list_query(route: Route, query: str) -> ListObjects:
     """The listing a ``GET /v1/objects/{model}?prefix=&after=&limit=`` asks for (server
-    side). Values are percent-decoded once; ``+`` is a plus sign."""
+    side). ``prefix`` and ``after`` are percent-decoded once; ``+`` is a plus sign."""
     params = query_params(query)
     prefix = _decode(params.get("prefix", ""))
     after = _decode(params.get("after", "")) or None
     limit = LIST_LIMIT
     if "limit" in params:
-        text = _decode(params["limit"])
-        digits = text.lstrip("0")  # leading zeros are allowed; the value is what counts
-        if not text.isascii() or not text.isdigit() or len(digits) > 4:
+        text = params["limit"]  # as written: 1 to 16 ASCII digits, as for ``have``
+        if not (1 <= len(text) <= 16 and text.isascii() and text.isdigit()) or not (
+            1 <= int(text) <= MAX_LIST_LIMIT
+        ):
             raise exc.BadRequestError(f"'limit' must be an integer from 1 to {MAX_LIST_LIMIT}")
-        limit = int(digits or "0")
-        if not 1 <= limit <= MAX_LIST_LIMIT:
-            raise exc.BadRequestError(f"'limit' must be an integer from 1 to {MAX_LIST_LIMIT}")
+        limit = int(text)
     return ListObjects(route.model, prefix, after, limit)
 
 
