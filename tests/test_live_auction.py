@@ -78,7 +78,8 @@ def browser() -> Iterator[Browser]:
 
 def auction_worker(base: Path) -> Path:
     """A Worker project for examples/auction.py, made as a user makes one: ``durable init
-    worker``, then the bodies in examples/live_auction/worker/ (Node packages: worker/'s)."""
+    worker``, then the bodies the repository's Worker serves examples/auction.py with
+    (worker/src/models/auction.ts and wallet.ts; Node packages: worker/'s)."""
     project = base / "auction-worker"
     subprocess.run(
         [
@@ -95,8 +96,8 @@ def auction_worker(base: Path) -> Path:
         capture_output=True,
         timeout=120,
     )
-    for body in (EXAMPLE / "worker").glob("*.ts"):
-        shutil.copy(body, project / "src" / "models" / body.name)
+    for name in ("auction.ts", "wallet.ts"):
+        shutil.copy(ROOT / "worker" / "src" / "models" / name, project / "src" / "models" / name)
     (project / "node_modules").symlink_to(ROOT / "worker" / "node_modules")
     return project
 

@@ -8,6 +8,7 @@ import { EVENTS, type Events } from "./types";
 export type AuctionState = {
   item: string;
   reserve_price: number;
+  closes_at: string | null;
   highest_bid: number;
   highest_bidder: string | null;
   bid_count: number;
@@ -18,6 +19,7 @@ export type AuctionState = {
 export const AuctionFields = {
   item: t.str.default(""),
   reserve_price: t.int.with({ ge: 0 }).default(0),
+  closes_at: t.nullable(t.datetime).default(null),
   highest_bid: t.int.default(0),
   highest_bidder: t.nullable(t.str).default(null),
   bid_count: t.int.default(0),
@@ -28,6 +30,7 @@ export const AuctionFields = {
 export type AuctionMethods = {
   bid(bidder: string, amount: number): number;
   close(): string | null;
+  open(item: string, reserve_price: number, closes_at: string): string;
 };
 
 /** Auction: its fields, remote methods and events (`this.objects(AuctionSpec)` reaches its objects from other objects). */
@@ -35,6 +38,7 @@ export const AuctionSpec = new ModelSpec<AuctionState, AuctionMethods>("Auction"
   methods: {
     bid: { params: { bidder: t.str, amount: t.int.with({ gt: 0 }) }, result: t.int },
     close: { params: {}, result: t.nullable(t.str) },
+    open: { params: { item: t.str, reserve_price: t.int.with({ ge: 0 }), closes_at: t.datetime }, result: t.str },
   },
   events: EVENTS,
   document: SCHEMA_DOCUMENT,
@@ -52,6 +56,8 @@ export abstract class AuctionBase extends ModelBase<AuctionState>(AuctionSpec) {
   abstract bid(bidder: string, amount: number): Awaitable<number>;
   /** Python: `close() -> nullable[str]` */
   abstract close(): Awaitable<string | null>;
+  /** Python: `open(item, reserve_price, closes_at) -> str` */
+  abstract open(item: string, reserve_price: number, closes_at: string): Awaitable<string>;
   /** Calls a remote method of this object at `when`, with its Python parameters; returns the schedule's id. */
   protected override schedule<K extends keyof AuctionMethods & string>(when: When, method: K, ...args: Parameters<AuctionMethods[K]>): string {
     return super.schedule(when, method, ...args);
@@ -70,4 +76,5 @@ export abstract class AuctionBase extends ModelBase<AuctionState>(AuctionSpec) {
 export type AuctionChecked<Self> = {
   bid: Exactly<Self, "bid", [bidder: string, amount: number], "Auction.bid(bidder: string, amount: number) in the Python model">;
   close: Exactly<Self, "close", [], "Auction.close() in the Python model">;
+  open: Exactly<Self, "open", [item: string, reserve_price: number, closes_at: string], "Auction.open(item: string, reserve_price: number, closes_at: string) in the Python model">;
 };

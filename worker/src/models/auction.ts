@@ -3,11 +3,22 @@ import { AuctionBase } from "../generated/auction";
 import { WalletSpec } from "../generated/wallet";
 
 /**
- * `Auction` (examples/auction.py) on the Worker: a bid holds the amount in the
- * bidder's wallet and releases the hold of the bidder it outbids; closing
- * captures the winner's hold. Each step is the wallet's own call.
+ * `Auction` (examples/auction.py) on the Worker: opening schedules its own
+ * close; a bid holds the amount in the bidder's wallet and releases the hold of
+ * the bidder it outbids; closing captures the winner's hold. Each step is the
+ * wallet's own call.
  */
 export class Auction extends AuctionBase {
+  /** Opens the auction until `closes_at`, when it closes itself; returns the id of the schedule that closes it. */
+  override open(item: string, reserve_price: number, closes_at: string): string {
+    const state = this.state;
+    if (state.item !== "") throw new PermissionError("the auction is already open");
+    state.item = item;
+    state.reserve_price = reserve_price;
+    state.closes_at = closes_at;
+    return this.schedule(closes_at, "close");
+  }
+
   /** Bids `amount` from `bidder`'s wallet; returns the bid count. */
   override async bid(bidder: string, amount: number): Promise<number> {
     const state = this.state;
