@@ -1,16 +1,22 @@
-"""An auction whose bids are backed by wallets: one object calling others.
+"""An auction whose bids are backed by wallets, and that closes itself on time.
 
 Run it with ``python examples/auction.py``. A bid first holds the amount in the
 bidder's wallet (refused if the money is not there), then releases the hold of
 the bidder it outbids; closing the auction captures the winner's hold. Every
 step is the wallet's own call, committed on its own and idempotent by the
 auction's id, so a bid retried after a crash never holds money twice.
+
+Opening the auction schedules its own ``close`` at ``closes_at``: the host runs
+it then (``durable serve``, or a client entered with ``async with``), or, with
+the default client, before the next operation after that time.
 """
 
 from __future__ import annotations
 
+import datetime
+
 import anyio
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import AwareDatetime, Field, NonNegativeInt, PositiveInt
 
 from cloudflare_durable import DurableModel, Event, remote
 
@@ -60,10 +66,20 @@ class AuctionClosed(Event):
 class Auction(DurableModel):
     item: str = ""
     reserve_price: NonNegativeInt = 0
+    closes_at: AwareDatetime | None = None
     highest_bid: int = 0
     highest_bidder: str | None = None
     bid_count: int = 0
     closed: bool = False
+
+    @remote
+    async def open(self, item: str, reserve_price: NonNegativeInt, closes_at: AwareDatetime) -> str:
+        """Open the auction until ``closes_at``, when it closes itself; returns the id of
+        the schedule that closes it."""
+        if self.item:
+            raise PermissionError("the auction is already open")
+        self.item, self.reserve_price, self.closes_at = item, reserve_price, closes_at
+        return self.schedule(closes_at, self.close)
 
     @remote
     async def bid(self, bidder: str, amount: PositiveInt) -> int:
@@ -96,8 +112,9 @@ async def main() -> None:
     auction = Auction.get("example-auction")
     ann, bob = Wallet.get("example-ann"), Wallet.get("example-bob")
     for handle in (auction, ann, bob):
-        await handle.delete()
-    await auction.update(item="a teapot", reserve_price=10)
+        await handle.delete()  # deleting the auction also cancels its schedules
+    closes_at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1.5)
+    await auction.open("a teapot", 10, closes_at)
     await ann.deposit(50)
     await bob.deposit(30)
     print("bids:", await auction.bid("example-ann", 12))
@@ -107,7 +124,10 @@ async def main() -> None:
     except Exception as refused:  # bob has only 30
         print("refused:", type(refused).__name__, refused)
     print("bids:", await auction.bid("example-ann", 25))
-    print("winner:", await auction.close())
+    print("closes in", len(await auction.schedules()), "schedule")
+    await anyio.sleep((closes_at - datetime.datetime.now(datetime.UTC)).total_seconds() + 0.2)
+    closed = await auction.load()
+    print("closed:", closed.closed, "winner:", closed.highest_bidder)
     wallets = [await wallet.load() for wallet in (ann, bob)]
     print(f"ann pays {50 - wallets[0].balance}, bob holds {wallets[1].holds}")
 

@@ -3,7 +3,9 @@
 ``client`` is parametrised over every host that serves the example models: the
 embedded host (in-process), the network host (``durable serve`` on 127.0.0.1)
 and the Worker on workerd. ``py_client`` covers the two Python hosts, for the
-test-only models of ``tests/models.py``. Servers are started once per session.
+test-only models of ``tests/models.py``. Servers are started once per session:
+they are the ``durable_server`` and ``durable_worker`` fixtures of this
+package's own pytest plugin.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from cloudflare_durable.testing import NetworkHost, WorkerHost
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "tests" / "models.py"
+#: A Worker serving test models of ``models.py`` (objects that call each other).
+TEST_WORKER = ROOT / "worker" / "test" / "app"
 TOKEN = "test-token"
 CLIENT_OPTIONS: dict[str, Any] = {
     "timeout": 15.0,
@@ -36,10 +40,15 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def network_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkHost]:
-    store = tmp_path_factory.mktemp("network") / "state.sqlite3"
-    with NetworkHost(MODELS, store=store, token=TOKEN) as server:
-        yield server
+def durable_token() -> str:
+    """The token of the plugin's servers (``cloudflare_durable.pytest_plugin``)."""
+    return TOKEN
+
+
+@pytest.fixture(scope="session")
+def network_host(durable_server: NetworkHost) -> NetworkHost:
+    """``durable serve tests/models.py`` (the ini option durable_models), for the session."""
+    return durable_server
 
 
 def worker_available() -> bool:
@@ -51,11 +60,21 @@ def worker_available() -> bool:
 
 
 @pytest.fixture(scope="session")
-def worker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHost]:
+def worker_host(request: pytest.FixtureRequest) -> WorkerHost:
+    """``worker/`` on workerd, for the session (the plugin skips it without Node)."""
+    worker_available()
+    worker: WorkerHost = request.getfixturevalue("durable_worker")
+    return worker
+
+
+@pytest.fixture(scope="session")
+def test_worker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHost]:
+    """The test Worker (``worker/test/app``): ``test.Purse``, ``test.Teller`` and
+    ``test.Relay`` on workerd."""
     if not worker_available():
         pytest.skip("Node dependencies of worker/ are not installed (npm ci)")
-    persist = tmp_path_factory.mktemp("worker")
-    with WorkerHost(persist, token=TOKEN) as server:
+    persist = tmp_path_factory.mktemp("test-worker")
+    with WorkerHost(persist, token=TOKEN, worker_dir=TEST_WORKER) as server:
         yield server
 
 

@@ -6,6 +6,7 @@ the Python hosts serve (for behaviour the Worker's objects do not have).
 
 from __future__ import annotations
 
+import datetime
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from cloudflare_durable import DurableModel, Event, RemoteError, remote  # noqa:
 
 __all__ = [
     "Account",
+    "Alarm",
     "Auction",
     "AuctionClosed",
     "BidPlaced",
@@ -38,9 +40,11 @@ __all__ = [
     "Ledger",
     "Left",
     "Message",
+    "Noted",
     "Posted",
     "Profile",
     "Purse",
+    "Rang",
     "Relay",
     "Shapes",
     "Teller",
@@ -102,6 +106,11 @@ class Ledger(DurableModel, name="test.Ledger"):
     @remote
     async def note(self, text: str) -> None:
         self.emit(Noted(text=text))
+
+    @remote
+    async def note_many(self, texts: list[str]) -> None:
+        for text in texts:
+            self.emit(Noted(text=text))
 
 
 class Tricky(DurableModel, name="test.Tricky"):
@@ -247,3 +256,73 @@ class Teller(DurableModel, name="test.Teller"):
         await Purse.get(target).give(amount)
         self.moved += amount
         return True
+
+
+class Rang(Event, name="test.Rang"):
+    token: str
+
+
+ALARM_FAILURES: dict[str, int] = {}
+"""How many more times Alarm.flaky fails, by object id (set by tests on the embedded host)."""
+
+
+class Alarm(DurableModel, name="test.Alarm"):
+    """Calls itself later: each ring its schedules make is kept, in order."""
+
+    rings: list[str] = []
+
+    @remote
+    async def arm(self, delay: float, token: str) -> str:
+        return self.schedule(delay, self.ring, token)
+
+    @remote
+    async def arm_at(self, when: datetime.datetime, token: str) -> str:
+        return self.schedule(when, self.ring, token=token)
+
+    @remote
+    async def arm_many(self, delays: list[float], prefix: str) -> list[str]:
+        return [self.schedule(delay, self.ring, f"{prefix}{n}") for n, delay in enumerate(delays)]
+
+    @remote
+    async def arm_then_fail(self, delay: float) -> str:
+        self.schedule(delay, self.ring, "never")
+        raise RuntimeError("changed my mind")
+
+    @remote
+    async def arm_and_cancel(self, delay: float) -> bool:
+        return self.cancel_schedule(self.schedule(delay, self.ring, "cancelled"))
+
+    @remote
+    async def arm_flaky(self, delay: float) -> str:
+        return self.schedule(delay, self.flaky)
+
+    @remote
+    async def arm_bad(self, delay: float) -> str:
+        return self.schedule(delay, self.ring, 42)  # type: ignore[arg-type]
+
+    @remote
+    async def arm_naive(self) -> str:
+        return self.schedule(datetime.datetime(2030, 1, 1), self.ring, "naive")
+
+    @remote
+    async def ring(self, token: str) -> int:
+        self.rings = [*self.rings, token]
+        self.emit(Rang(token=token))
+        return len(self.rings)
+
+    @remote
+    async def flaky(self) -> int:
+        left = ALARM_FAILURES.get(self.durable_id, 0)
+        if left > 0:
+            ALARM_FAILURES[self.durable_id] = left - 1
+            raise RuntimeError(f"failing {left} more time(s)")
+        return await self.ring("flaky")
+
+    @remote
+    async def disarm(self, schedule_id: str) -> bool:
+        return self.cancel_schedule(schedule_id)
+
+    @remote
+    async def ids(self, prefix: str) -> list[str]:
+        """Lists the alarms from inside a body (on the host running it)."""
+        return [object_id async for object_id in Alarm.list(prefix)]

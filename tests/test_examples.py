@@ -18,9 +18,10 @@ EXPECTED = {
     "chat_room.py": "last two: ['bob: hi ann', 'ann: bye']",
     "bank.py": "balances: ann 70, bob 30, total 100",
     "auction.py": "ann pays 25, bob holds {}",
+    "blocking_script.py": "counter at 3",
 }
-# Examples whose objects the Worker does not serve yet.
-PYTHON_ONLY = {"bank.py", "auction.py"}
+# Examples whose objects the Worker does not serve.
+PYTHON_ONLY: set[str] = set()
 
 
 def _run(example: Path, env: dict[str, str], cwd: Path) -> str:

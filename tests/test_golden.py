@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -17,6 +18,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from cloudflare_durable import issue_ticket
 from cloudflare_durable.testing import NetworkHost, ServerProcess, WorkerHost
 
 from .conftest import MODELS, worker_available
@@ -66,14 +68,56 @@ def matches(expected: Any, actual: Any) -> bool:
     return type(expected) is type(actual) and expected == actual
 
 
-def _headers(step: dict[str, Any], origin: str) -> dict[str, str]:
+def _headers(step: dict[str, Any], origin: str, run: str = "") -> dict[str, str]:
     headers = {"Durable-Protocol": "1"}
     auth = step.get("auth", f"Bearer {TOKEN}")
     if auth is not None:
         headers["Authorization"] = auth
     for name, value in step.get("headers", {}).items():
         headers[name] = value.replace("{origin}", origin)
+    spec = step.get("ticket")
+    if spec is not None:  # "{ticket}": a ticket made now, signed with the golden token
+        now = time.time() - (120 if spec.get("expired") else 0)
+        object_id = spec["id"].replace("{run}", run)
+        ticket = issue_ticket(TOKEN, spec["model"], object_id, allow=spec["allow"], now=now)
+        headers = {name: value.replace("{ticket}", ticket) for name, value in headers.items()}
     return headers
+
+
+def substituted(value: Any, tokens: dict[str, str]) -> Any:
+    """``value`` with each ``{name}`` of ``tokens`` replaced in every string in it."""
+    if isinstance(value, str):
+        for name, token in tokens.items():
+            value = value.replace(f"{{{name}}}", token)
+        return value
+    if isinstance(value, dict):
+        return {substituted(k, tokens): substituted(v, tokens) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substituted(item, tokens) for item in value]
+    return value
+
+
+def expanded(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The steps, with each ``{"repeat": n, "steps": [...]}`` unrolled (``{i}``: 0 to n-1)."""
+    for step in steps:
+        if "repeat" in step:
+            for number in range(step["repeat"]):
+                yield from expanded(substituted(step["steps"], {"i": str(number)}))
+        else:
+            yield step
+
+
+def _connect(url: str, step: dict[str, Any], origin: str, run: str) -> ClientConnection:
+    """Open a WebSocket; a Sec-WebSocket-Protocol header becomes the offered subprotocols."""
+    headers = _headers(step, origin, run)
+    offered = headers.pop("Sec-WebSocket-Protocol", None)
+    subprotocols = None if offered is None else [p.strip() for p in offered.split(",")]
+    return connect(
+        url,
+        additional_headers=headers,
+        subprotocols=subprotocols,  # type: ignore[arg-type]
+        open_timeout=10,
+    )
 
 
 def _body(request: dict[str, Any]) -> bytes | None:
@@ -106,7 +150,7 @@ def _send_raw(
 def _http(client: httpx.Client, step: dict[str, Any], run: str) -> None:
     request = step["request"]
     origin = str(client.base_url).rstrip("/")
-    headers = _headers(request, origin)
+    headers = _headers(request, origin, run)
     content = _body(request)
     if content is not None:
         headers.setdefault("Content-Type", "application/json")
@@ -119,6 +163,8 @@ def _http(client: httpx.Client, step: dict[str, Any], run: str) -> None:
     expected = step["response"]
     assert status == expected["status"], text[:2000]
     assert reply_headers.get("durable-protocol") == "1"
+    for name, value in expected.get("headers", {}).items():
+        assert reply_headers.get(name.lower()) == value, (name, reply_headers)
     if "body" in expected:
         assert matches(expected["body"], json.loads(text)), text[:2000]
 
@@ -132,20 +178,17 @@ def _ws(
 ) -> ClientConnection | None:
     if "ws_open" in step:
         url = _ws_url(base, step["ws_open"], run)
-        opened = stack.enter_context(
-            connect(url, additional_headers=_headers(step, base), open_timeout=10)
-        )
+        opened = stack.enter_context(_connect(url, step, base, run))
         assert opened.response is not None
         for name in step.get("absent_headers", []):
             assert name not in opened.response.headers, opened.response.headers
+        for name, value in step.get("expect_headers", {}).items():
+            assert opened.response.headers.get(name) == value, opened.response.headers
+        assert opened.subprotocol == step.get("subprotocol")
         return opened
     if "ws_open_refused" in step:
         with pytest.raises(InvalidStatus) as refused:
-            connect(
-                _ws_url(base, step["ws_open_refused"], run),
-                additional_headers=_headers(step, base),
-                open_timeout=10,
-            )
+            _connect(_ws_url(base, step["ws_open_refused"], run), step, base, run)
         response = refused.value.response
         assert response.status_code == step["status"]
         if "body" in step:
@@ -167,7 +210,7 @@ def test_golden_case(server: ServerProcess, case: dict[str, Any]) -> None:
     run = uuid.uuid4().hex[:12]
     socket: ClientConnection | None = None
     with httpx.Client(base_url=server.url, timeout=10) as client, ExitStack() as stack:
-        for step in case["steps"]:
+        for step in expanded(substituted(case["steps"], {"run": run})):
             if "request" in step:
                 _http(client, step, run)
             else:

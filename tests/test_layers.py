@@ -72,7 +72,7 @@ def reachable(start: str) -> set[str]:
 
 def test_the_graph_sees_imports_at_every_depth() -> None:
     assert f"{PACKAGE}._client" in GRAPH[f"{PACKAGE}._handles"]  # at module level
-    assert f"{PACKAGE}.host.asgi" in GRAPH[f"{PACKAGE}.host._cli"]  # inside a function
+    assert f"{PACKAGE}.host.asgi" in GRAPH[f"{PACKAGE}._cli._serve"]  # inside a function
     assert f"{PACKAGE}.host" not in GRAPH[f"{PACKAGE}._client"]  # only under TYPE_CHECKING
 
 

@@ -4,7 +4,9 @@ Inside a body, handles, the default client and nested calls resolve to the host
 running the body, whatever the environment says; a call chain that re-enters an
 object already in it is refused at once; bodies are ordinary anyio code; nested
 calls carry request ids derived from the outer call's, so a retried outer call
-does not apply them twice.
+does not apply them twice. The same on the Worker, whose objects call each other
+through ``this.objects(...)`` (the bank on ``worker/``, the test models on the
+test Worker of ``worker/test/app``).
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from hypothesis import strategies as st
 from cloudflare_durable import DurableClient, RemoteError, attach
 from cloudflare_durable import _protocol as proto
 from cloudflare_durable.host import Host
-from cloudflare_durable.testing import NetworkHost
+from cloudflare_durable.testing import NetworkHost, WorkerHost
 
 from .conftest import CLIENT_OPTIONS, MODELS, TOKEN
-from .models import FAILURES, Account, Counter, Flaky, Relay, Shapes, Transfer
+from .models import FAILURES, Account, Counter, Flaky, Purse, Relay, Shapes, Transfer
 
 pytestmark = pytest.mark.anyio
 
@@ -195,3 +197,95 @@ async def test_bodies_of_any_shape(anyio_backend: str, program: list[dict[str, A
         expected = calls_in(program)
         for target in TARGETS:
             assert (await client.get(Counter, target).load()).value == expected[target]
+
+
+# -- on the Worker ---------------------------------------------------------------------
+
+
+@pytest.mark.worker
+async def test_nested_calls_land_on_the_worker(worker_host: WorkerHost, oid: str) -> None:
+    """The bank's saga on the Worker: each step is the account's own call, applied once."""
+    async with DurableClient(worker_host.url, token=TOKEN, **CLIENT_OPTIONS) as client:
+        ann, bob = client.get(Account, f"{oid}-ann"), client.get(Account, f"{oid}-bob")
+        await ann.deposit(100)
+        transfer = client.get(Transfer, f"{oid}-t1")
+        assert await transfer.run(ann.durable_id, bob.durable_id, 30) == "done"
+        assert await transfer.run(ann.durable_id, bob.durable_id, 30) == "done"
+        assert (await ann.load()).balance == 70
+        assert (await bob.load()).balance == 30
+        failed = client.get(Transfer, f"{oid}-t2")
+        assert await failed.run(ann.durable_id, bob.durable_id, 500) == "failed"
+        assert (await ann.load()).held == {}
+
+
+@pytest.mark.worker
+@pytest.mark.parametrize(
+    ("method", "args", "chain"),
+    [
+        ("call_self", {}, "test.Relay('{a}') -> test.Relay('{a}')"),
+        (
+            "call_back",
+            {"other": "{b}"},
+            "test.Relay('{a}') -> test.Relay('{b}') -> test.Relay('{a}')",
+        ),
+        ("read_self", {}, "test.Relay('{a}') -> test.Relay('{a}')"),
+    ],
+)
+async def test_reentering_the_chain_is_refused_at_once_on_the_worker(
+    test_worker_host: WorkerHost, oid: str, method: str, args: dict[str, Any], chain: str
+) -> None:
+    ids = {"a": f"{oid}-a", "b": f"{oid}-b"}
+    args = {name: value.format(**ids) for name, value in args.items()}
+    async with DurableClient(test_worker_host.url, token=TOKEN, **CLIENT_OPTIONS) as client:
+        with anyio.fail_after(1):
+            with pytest.raises(RemoteError) as refused:
+                await client._perform(proto.Call("test.Relay", ids["a"], method, args))
+        assert refused.value.type_name == "ReentrancyError"
+        assert chain.format(**ids) in refused.value.message
+        assert (await client.get(Relay, ids["a"]).load()).durable_version == 0
+
+
+@pytest.mark.worker
+async def test_calls_waiting_on_each_other_across_chains_give_up_on_the_worker(
+    test_worker_host: WorkerHost, oid: str
+) -> None:
+    """A calls B while B calls A: each nested call gives up after Relay's call timeout
+    on the Worker (1 s), instead of waiting forever."""
+    a, b = f"{oid}-a", f"{oid}-b"
+    async with DurableClient(test_worker_host.url, token=TOKEN, **CLIENT_OPTIONS) as client:
+        outcomes: list[BaseException | int] = []
+
+        async def call(source: str, target: str) -> None:
+            try:
+                outcomes.append(await client.get(Relay, source).slow_then_call(target, 0.1))
+            except RemoteError as error:
+                outcomes.append(error)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
+                group.start_soon(call, a, b)
+                group.start_soon(call, b, a)
+        timed_out = [o for o in outcomes if isinstance(o, RemoteError)]
+        assert timed_out, outcomes
+        assert all(error.type_name == "TimeoutError" for error in timed_out)
+
+
+@pytest.mark.worker
+async def test_a_repeated_call_does_not_repeat_its_nested_calls_on_the_worker(
+    test_worker_host: WorkerHost, oid: str
+) -> None:
+    source, target, teller = f"{oid}-source", f"{oid}-target", f"{oid}-teller"
+    async with DurableClient(test_worker_host.url, token=TOKEN, **CLIENT_OPTIONS) as client:
+        await client.get(Purse, source).give(10)
+        transfer = proto.Call(
+            "test.Teller",
+            teller,
+            "transfer",
+            {"source": source, "target": target, "amount": 4},
+            "t-1",
+        )
+        first = await client._perform(transfer)
+        again = await client._perform(transfer)
+        assert (first.result, again.result, again.version) == (True, True, first.version)
+        assert (await client.get(Purse, source).load()).balance == 6
+        assert (await client.get(Purse, target).load()).balance == 4

@@ -23,6 +23,7 @@ from cloudflare_durable import (
 )
 from cloudflare_durable import _protocol as proto
 from cloudflare_durable.host import Host
+from cloudflare_durable.host import _store as store_format
 from cloudflare_durable.testing import NetworkHost
 
 from .conftest import CLIENT_OPTIONS, TOKEN
@@ -216,7 +217,7 @@ async def test_a_store_of_the_previous_format_is_upgraded(tmp_path: Path) -> Non
     rows = await stored_rows(store, "old")
     assert rows == {"count": "3", "items": '["a"]', "tags": "{}", "label": '"x"'}
     with sqlite3.connect(store) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == store_format.FORMAT
 
 
 async def test_a_small_change_to_a_big_object_writes_a_small_row(tmp_path: Path) -> None:

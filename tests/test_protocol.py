@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_routes(path: str, kind: str) -> None:
     ("path", "error"),
     [
         ("/v2/health", exc.NotFoundError),
-        ("/v1/objects/M", exc.NotFoundError),
+        ("/v1/objects", exc.NotFoundError),
         ("/v1/objects/M/a/b", exc.NotFoundError),
         ("/v1/objects/M/a/call/x/y", exc.NotFoundError),
         ("/v1/objects/1M/a", exc.InvalidIdError),
@@ -347,3 +348,88 @@ def test_the_error_table_is_the_documented_one_and_the_workers() -> None:
     ours = {code: (cls.status, cls.default_retryable) for code, cls in exc.ERRORS.items()}
     assert ours == documented_codes()
     assert ours == worker_codes()
+
+
+# -- time and collections -------------------------------------------------------
+
+
+def test_event_frames_say_their_place_and_gap_frames_parse() -> None:
+    frame = proto.event_frame(4, "E", {"a": 1}, 1, 3)
+    assert frame == {
+        "type": "event",
+        "version": 4,
+        "index": 1,
+        "count": 3,
+        "name": "E",
+        "data": {"a": 1},
+    }
+    event = proto.parse_server_frame(proto.dumps(frame))
+    assert isinstance(event, proto.EventMessage)
+    assert (event.index, event.count) == (1, 3)
+    gap = proto.parse_server_frame(proto.dumps(proto.gap_frame(2, 9)))
+    assert gap == proto.GapMessage(2, 9)
+    for bad in [
+        {**frame, "index": 3},
+        {**frame, "index": -1},
+        {**frame, "count": None},
+        {"type": "gap", "since": 3, "until": 3},
+        {"type": "gap", "since": -1, "until": 3},
+    ]:
+        with pytest.raises(exc.ProtocolError):
+            proto.parse_server_frame(proto.dumps(bad))
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", proto.ListObjects("M")),
+        ("prefix=a%2Fb&after=a%2Fb%2F1&limit=7", proto.ListObjects("M", "a/b", "a/b/1", 7)),
+        ("limit=1000&limit=1&prefix=x+y", proto.ListObjects("M", "x+y", None, 1000)),
+        ("after=&other=1&have=x", proto.ListObjects("M")),
+        ("prefix=%C3%A9", proto.ListObjects("M", "é")),
+        ("limit=%31%30", proto.ListObjects("M", limit=10)),
+    ],
+)
+def test_listing_queries(query: str, expected: proto.ListObjects) -> None:
+    assert proto.list_query(proto.Route("list", "M"), query) == expected
+
+
+def test_listing_query_paths_round_trip() -> None:
+    query = proto.ListObjects("a.Model", "x/é&?", "x/é&?#", 3)
+    path = proto.query_path(query)
+    route = proto.parse_path(path)
+    assert route == proto.Route("list", "a.Model")
+    assert proto.list_query(route, path.partition("?")[2]) == query
+    schedules = proto.query_path(proto.ListSchedules("M", "a/b"))
+    assert proto.parse_path(schedules) == proto.Route("schedules", "M", "a/b")
+
+
+def test_times_are_rfc3339_in_utc_to_the_millisecond() -> None:
+    when = datetime.datetime(2026, 12, 1, 12, 0, 0, 1, tzinfo=datetime.UTC)
+    assert proto.to_millis(when) == proto.to_millis(when.replace(microsecond=0)) + 1  # rounded up
+    assert proto.format_time(proto.to_millis(when)) == "2026-12-01T12:00:00.001Z"
+    assert proto.parse_time("2026-12-01T12:00:00.001Z") == when.replace(microsecond=1000)
+    assert proto.parse_time("2026-12-01T13:00:00+01:00") == when.replace(microsecond=0)
+    assert proto.from_millis(0) == datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    for bad in ["2026-12-01T12:00:00", "tomorrow", 3]:
+        with pytest.raises(exc.ProtocolError):
+            proto.parse_time(bad)
+
+
+def test_listing_and_schedule_replies_are_checked() -> None:
+    assert proto.read_object_page({"ids": ["a"], "next": None}) == proto.ObjectPage(["a"], None)
+    bad_pages: list[dict[str, Any]] = [{"ids": "a"}, {"ids": [1]}, {"ids": [], "next": 3}]
+    for bad_page in bad_pages:
+        with pytest.raises(exc.ProtocolError):
+            proto.read_object_page(bad_page)
+    entry = proto.Schedule(
+        "0" * 32, datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC), "ring", {"n": 1}
+    )
+    assert proto.read_schedules({"schedules": [entry.to_json()]}) == [entry]
+    for bad in [
+        {},
+        {"schedules": [{"id": 1}]},
+        {"schedules": [{**entry.to_json(), "status": "x"}]},
+    ]:
+        with pytest.raises(exc.ProtocolError):
+            proto.read_schedules(bad)

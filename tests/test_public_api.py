@@ -10,7 +10,7 @@ import types
 import cloudflare_durable
 from cloudflare_durable import _exceptions as exc
 
-PUBLIC_SUBMODULES = {"host", "testing"}
+PUBLIC_SUBMODULES = {"blocking", "host", "pytest_plugin", "testing"}
 
 
 def test_all_is_unique_and_resolves() -> None:

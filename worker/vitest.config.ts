@@ -14,7 +14,17 @@ export default defineConfig({
             miniflare: { bindings: { API_TOKEN: "golden-token" } },
           }),
         ],
-        test: { name: "workerd", include: ["test/**/*.test.ts"], testTimeout: 20_000 },
+        test: { name: "workerd", include: ["test/*.test.ts"], testTimeout: 20_000 },
+      },
+      {
+        // The test Worker (test/app): schedules, schema versions, objects calling each other.
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./test/app/wrangler.jsonc" },
+            miniflare: { bindings: { API_TOKEN: "golden-token" } },
+          }),
+        ],
+        test: { name: "workerd-app", include: ["test/app/test/**/*.test.ts"], testTimeout: 20_000 },
       },
       {
         // The local server script, as a real Node process.

@@ -14,6 +14,7 @@ from ._exceptions import (
     ConnectError,
     ConnectionLostError,
     DurableError,
+    EventsLostError,
     ForbiddenError,
     InvalidIdError,
     InvalidResultError,
@@ -42,9 +43,11 @@ from ._exceptions import (
     UsageError,
     ValidationError,
 )
-from ._models import DurableModel, Event, RemoteMethod, remote
+from ._models import DurableModel, Event, RemoteMethod, migration, remote
+from ._protocol import Schedule
 from ._subscription import Subscription
 from ._telemetry import attach
+from ._tickets import issue_ticket
 from ._transports import local as _local  # noqa: F401  (installs the embedded host)
 
 __version__ = "0.1.0"
@@ -59,6 +62,7 @@ __all__ = [
     "DurableError",
     "DurableModel",
     "Event",
+    "EventsLostError",
     "ForbiddenError",
     "InvalidIdError",
     "InvalidResultError",
@@ -74,6 +78,7 @@ __all__ = [
     "RemoteError",
     "RemoteMethod",
     "RequestIdReusedError",
+    "Schedule",
     "SchemaMismatchError",
     "ServerError",
     "StateTooLargeError",
@@ -90,5 +95,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "attach",
+    "issue_ticket",
+    "migration",
     "remote",
 ]

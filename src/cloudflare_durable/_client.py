@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ._models import DurableModel
     from .host import Host
 
-__all__ = ["DurableClient", "default_client"]
+__all__ = ["DurableClient", "close_default", "default_client", "install_default"]
 
 M = TypeVar("M", bound="DurableModel")
 T = TypeVar("T")
@@ -125,6 +125,7 @@ class DurableClient:
         self._state = ClientState.UNOPENED
         self._served: dict[str, Any] | None = None
         self._schema_checked: set[str] = set()
+        self._running: contextlib.AsyncExitStack | None = None
 
     def __repr__(self) -> str:
         where = self.settings.url or f"embedded:{self.settings.store}"
@@ -133,19 +134,31 @@ class DurableClient:
     # -- lifecycle --------------------------------------------------------
 
     async def __aenter__(self) -> DurableClient:
+        """Open the client. On the embedded host it starts, this also runs the host's
+        schedules until the block ends (a task of the block's task group)."""
         if self._state is ClientState.CLOSED:
             raise exc.UsageError("this DurableClient is closed; create a new one")
         self._state = ClientState.OPENED
+        if self._running is None:
+            running = contextlib.AsyncExitStack()
+            await running.enter_async_context(self._transport.running())
+            self._running = running
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close connections (and the embedded host this client started)."""
+        """Close connections (and the embedded host this client started, after stopping
+        its schedules: call it from the task that entered the client)."""
         if self._state is not ClientState.CLOSED:
             self._state = ClientState.CLOSED
-            await self._transport.aclose()
+            running, self._running = self._running, None
+            try:
+                if running is not None:
+                    await running.aclose()
+            finally:
+                await self._transport.aclose()
 
     @property
     def closed(self) -> bool:
@@ -262,6 +275,25 @@ class DurableClient:
             telemetry.emit("request.stop", {"duration": time.perf_counter() - started}, metadata)
         return reply
 
+    async def _query(self, query: proto.Query) -> dict[str, Any]:
+        """Ask ``query`` (read-only: retried freely), under this client's timeouts."""
+        self._check_open()
+        transport = self._transport
+        what = f"{query.kind} {query.model}"
+        if transport.in_process:
+            if _context.current() is None:
+                return await transport.query(query)
+            with deadline(self.settings.timeout, what):
+                return await transport.query(query)
+        settings = self.settings
+        return await retrying(
+            lambda: transport.query(query),
+            retries=settings.retries,
+            delay=settings.retry_delay,
+            within=settings.timeout,
+            what=what,
+        )
+
     async def _in_process(self, op: proto.Operation) -> proto.Reply:
         if _context.current() is None:
             return await self._transport.perform(op)
@@ -311,6 +343,7 @@ class DurableClient:
             timeout=self.settings.timeout,
             reconnect_delay=self.settings.reconnect_delay,
             metadata=metadata,
+            events=frame.events,
         )
 
     @asynccontextmanager
@@ -323,6 +356,7 @@ class DurableClient:
             session._transport = _ChannelTransport(self._transport, channel)
             session._state = ClientState.OPENED
             session._served, session._schema_checked = self._served, self._schema_checked
+            session._running = None
             try:
                 yield session
             finally:
@@ -369,11 +403,16 @@ class _ChannelTransport(Transport):
     async def schema(self) -> dict[str, Any]:
         return await self._parent.schema()
 
+    async def query(self, query: proto.Query) -> dict[str, Any]:
+        return await self._parent.query(query)
+
     async def aclose(self) -> None:
         pass  # the session's connection closes with its block; the parent stays open
 
 
 _defaults: dict[Any, DurableClient] = {}
+_installed: dict[Any, DurableClient] = {}
+_outside_loops: Callable[[], DurableClient] | None = None
 _for_hosts: weakref.WeakKeyDictionary[Host, DurableClient] = weakref.WeakKeyDictionary()
 _MAX_DEFAULTS: Final = 8
 
@@ -392,13 +431,48 @@ def default_client() -> DurableClient:
     try:
         token = anyio.lowlevel.current_token()
     except RuntimeError:
+        if _outside_loops is not None:  # cloudflare_durable.blocking's loop
+            return _outside_loops()
         raise exc.UsageError("handles can only do I/O inside an async event loop") from None
+    installed = _installed.get(token)
+    if installed is not None:
+        return installed
     client = _defaults.get(token)
     if client is None or client.closed:
         if len(_defaults) >= _MAX_DEFAULTS:
             _evict_defaults()
         client = _defaults[token] = DurableClient()
     return client
+
+
+def provide_outside_loops(factory: Callable[[], DurableClient]) -> None:
+    """Install the client handles use outside any event loop (``blocking`` does)."""
+    global _outside_loops
+    _outside_loops = factory
+
+
+def install_default(client: DurableClient) -> Callable[[], None]:
+    """Make ``default_client()`` return ``client`` in the running event loop (outside
+    method bodies) until the returned function is called. For test fixtures; the
+    caller keeps owning ``client`` and closes it."""
+    token = anyio.lowlevel.current_token()
+    previous = _installed.get(token)
+    _installed[token] = client
+
+    def undo() -> None:
+        if previous is None:
+            _installed.pop(token, None)
+        else:
+            _installed[token] = previous
+
+    return undo
+
+
+async def close_default() -> None:
+    """Close the default client of the running event loop, if one was made."""
+    client = _defaults.pop(anyio.lowlevel.current_token(), None)
+    if client is not None:
+        await client.aclose()
 
 
 def _client_for(host: Host) -> DurableClient:

@@ -34,6 +34,7 @@ Every error the library raises derives from one root::
         ├── ConnectError              no connection could be made
         ├── TimeoutError              no reply within the configured timeout
         ├── ConnectionLostError       the connection dropped mid-request or mid-stream
+        │   └── EventsLostError       events a subscriber missed are no longer kept to replay
         └── UnavailableError          the server answered that it cannot serve now
 
 A server-side failure reaches the client as the same class it was raised as on
@@ -57,6 +58,7 @@ __all__ = [
     "ConnectError",
     "ConnectionLostError",
     "DurableError",
+    "EventsLostError",
     "ForbiddenError",
     "InvalidIdError",
     "InvalidResultError",
@@ -332,6 +334,18 @@ class TimeoutError(TransportError, builtins.TimeoutError):
 
 class ConnectionLostError(TransportError):
     """The connection dropped while a request or stream was in progress."""
+
+
+class EventsLostError(ConnectionLostError):
+    """Events of versions ``since + 1`` to ``until`` may have been emitted while the
+    subscriber was away, and the object's event log no longer holds them all (it keeps
+    the last 1,000 events, 1 MiB, 24 hours). Not retried: the subscription can be
+    iterated again after it, and goes on with the events that follow."""
+
+    def __init__(self, message: str, *, since: int, until: int) -> None:
+        super().__init__(message, details={"since": since, "until": until}, retryable=False)
+        self.since = since
+        self.until = until
 
 
 class UnavailableError(TransportError):

@@ -18,7 +18,7 @@ to handles. The client never sees a model class.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,11 +56,21 @@ PRIVATE = "_durable"
 
 @dataclass(slots=True)
 class Execution:
-    """What a method body sees while it runs inside a host: the events it emits, and
-    (through ``tracking``) the fields it reads or assigns."""
+    """What a method body sees while it runs inside a host: the events it emits, the
+    schedules it makes and cancels, and (through ``tracking``) the fields it reads or
+    assigns. ``schedule_exists`` tells whether the object has a schedule of that id
+    (the host's view, with the earlier calls of the same batch)."""
 
     events: list[Event] = field(default_factory=list)
     tracking: Tracking | None = None
+    scheduled: dict[str, tuple[int, str, dict[str, Any]]] = field(default_factory=dict)
+    """New schedules by id: when (milliseconds since the epoch), method, arguments."""
+    cancelled: list[str] = field(default_factory=list)
+    schedule_exists: Callable[[str], bool] | None = None
+
+    @property
+    def schedules_changed(self) -> bool:
+        return bool(self.scheduled or self.cancelled)
 
 
 @dataclass(slots=True)
@@ -199,6 +209,62 @@ async def call(
     return signature.load_result(reply.result)
 
 
+async def schedules(handle: DurableModel) -> list[proto.Schedule]:
+    query = proto.ListSchedules(type(handle).__durable_name__, object_id_of(handle))
+    return proto.read_schedules(await client_of(handle)._query(query))
+
+
+class ObjectIds:
+    """The ids of a listing, fetched page by page as the iteration goes (nothing is held
+    open between two pages)."""
+
+    def __init__(
+        self, model: str, prefix: str, limit: int | None, client: DurableClient | None
+    ) -> None:
+        self._model = model
+        self._prefix = prefix
+        self._left = limit
+        self._client = client
+        self._page: list[str] = []
+        self._after: str | None = None
+        self._done = limit == 0
+
+    def __aiter__(self) -> ObjectIds:
+        return self
+
+    async def __anext__(self) -> str:
+        while not self._page:
+            if self._done:
+                raise StopAsyncIteration
+            await self._fetch()
+        object_id = self._page.pop()
+        if self._left is not None:
+            self._left -= 1
+            self._done = self._done or self._left <= 0
+            if self._left <= 0:
+                self._page.clear()
+        return object_id
+
+    async def _fetch(self) -> None:
+        size = proto.MAX_LIST_LIMIT if self._left is None else min(self._left, proto.MAX_LIST_LIMIT)
+        query = proto.ListObjects(self._model, self._prefix, self._after, size)
+        client = self._client if self._client is not None else default_client()
+        page = proto.read_object_page(await client._query(query))
+        self._page = page.ids[::-1]
+        self._after = page.next
+        self._done = page.next is None
+
+
+def list_ids(
+    cls: type[DurableModel], prefix: str, limit: int | None, client: DurableClient | None
+) -> ObjectIds:
+    if not isinstance(prefix, str):
+        raise exc.UsageError(f"the prefix must be a str, not {type(prefix).__name__}")
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise exc.UsageError(f"limit must be a non-negative int or None, not {limit!r}")
+    return ObjectIds(cls.__durable_name__, prefix, limit, client)
+
+
 def subscribe(handle: M) -> Subscription[M]:
     """Snapshots of ``handle``'s object: each made from the one before and the fields a
     patch set (they share the values of the fields that did not change)."""
@@ -236,7 +302,9 @@ def events(handle: DurableModel, types: tuple[type[E], ...]) -> Subscription[E]:
         except pydantic.ValidationError as error:
             raise translate(error, f"event {message.name} does not validate") from error
 
-    frame = proto.SubscribeFrame(None, snapshots=False, events=True)
+    # The states come too (as patches when they can): their versions tell the subscription
+    # where to resume, so that the events it misses while away are replayed.
+    frame = proto.SubscribeFrame(None, snapshots=True, events=True, patches=True)
     return client_of(handle)._subscribe(
         type(handle).__durable_name__, object_id_of(handle), frame, convert
     )

@@ -8,15 +8,20 @@ host) and how its operations travel is ``_handles``'s business.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import datetime
 import functools
 import importlib
 import importlib.util
 import inspect
 import os
 import sys
+import time
 import types
-from collections.abc import Callable, Coroutine, Mapping
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import (
@@ -44,7 +49,7 @@ if TYPE_CHECKING:
     from ._client import DurableClient
     from ._subscription import Subscription
 
-__all__ = ["DurableModel", "Event", "RemoteMethod", "remote"]
+__all__ = ["DurableModel", "Event", "Migration", "RemoteMethod", "migration", "remote"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,8 +63,24 @@ E4 = TypeVar("E4", bound="Event")
 RESERVED_PREFIX = "durable_"
 #: Names a remote method may not take: they are the handle's own API.
 RESERVED_NAMES = frozenset(
-    {"get", "create", "load", "update", "delete", "subscribe", "events", "session", "emit"}
+    {
+        "get",
+        "create",
+        "load",
+        "update",
+        "delete",
+        "subscribe",
+        "events",
+        "session",
+        "emit",
+        "list",
+        "schedule",
+        "schedules",
+        "cancel_schedule",
+    }
 )
+DEFAULT_SCHEMA_VERSION = 1
+"""The schema version of a model that does not declare one."""
 
 
 # -- events -------------------------------------------------------------------
@@ -226,6 +247,112 @@ def _refuse_local(owner: str, name: str, *args: Any, **kwargs: Any) -> Any:
     )
 
 
+# -- migrations -----------------------------------------------------------------
+
+MigrationFunction = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class Migration:
+    """A function from a model's stored state at schema version ``from_version`` (its
+    JSON, as a dict) to the state at the next version; made by ``@migration``."""
+
+    def __init__(self, fn: MigrationFunction, from_version: int) -> None:
+        self.fn = fn
+        self.from_version = from_version
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __get__(self, obj: object, owner: type[Any] | None = None) -> MigrationFunction:
+        return self.fn
+
+    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
+        return self.fn(data)
+
+    def __repr__(self) -> str:
+        return f"<migration from schema version {self.from_version}: {self.fn!r}>"
+
+
+def migration(
+    *, from_version: int
+) -> Callable[[MigrationFunction | staticmethod[[dict[str, Any]], dict[str, Any]]], Migration]:
+    """Mark a static function of a model as the migration of its stored state from schema
+    version ``from_version`` to the next (the class keyword ``schema_version=`` says the
+    current one)::
+
+        class Item(DurableModel, schema_version=2):
+            name: str = ""
+
+            @migration(from_version=1)
+            @staticmethod
+            def rename_title(data: dict[str, Any]) -> dict[str, Any]:
+                data["name"] = data.pop("title")
+                return data
+
+    The function takes the stored state's JSON (a dict it may change) and returns the
+    state at the next version. When an object stored by an older version is read, its
+    migrations run in order; the result is validated, and stored at the next change.
+    """
+    if type(from_version) is not int or from_version < 1:
+        raise exc.ModelDefinitionError(
+            f"@migration(from_version=...) takes a schema version (1 or more), not {from_version!r}"
+        )
+
+    def decorate(
+        fn: MigrationFunction | staticmethod[[dict[str, Any]], dict[str, Any]],
+    ) -> Migration:
+        function = fn.__func__ if isinstance(fn, staticmethod) else fn
+        if isinstance(fn, classmethod) or not callable(function):
+            raise exc.ModelDefinitionError(
+                f"@migration applies to static functions of the stored state, not to {fn!r}"
+            )
+        return Migration(function, from_version)
+
+    return decorate
+
+
+def schema_version_of(model: type[DurableModel]) -> int:
+    return model.__durable_schema_version__
+
+
+def migrate_state(
+    model: type[DurableModel], data: dict[str, Any], from_version: int
+) -> dict[str, Any]:
+    """``data``, a state stored by schema version ``from_version``, through the model's
+    migrations up to its own version (a version without a migration changes nothing)."""
+    for version in range(from_version, model.__durable_schema_version__):
+        step = model.__durable_migrations__.get(version)
+        if step is None:
+            continue
+        data = step.fn(data)
+        if not isinstance(data, dict):
+            raise TypeError(
+                f"the migration from schema version {version} returned a "
+                f"{type(data).__name__}, not a dict"
+            )
+    return data
+
+
+def _collect_migrations(model: type[DurableModel]) -> dict[int, Migration]:
+    found: dict[int, Migration] = {}
+    current = model.__durable_schema_version__
+    for klass in reversed(model.__mro__):
+        for attribute, value in vars(klass).items():
+            if not isinstance(value, Migration):
+                continue
+            where = f"{model.__qualname__}.{attribute}"
+            if value.from_version >= current:
+                raise exc.ModelDefinitionError(
+                    f"{where} migrates from schema version {value.from_version}, but the "
+                    f"model is at version {current} (class keyword schema_version=)"
+                )
+            if klass is model and value.from_version in found:
+                raise exc.ModelDefinitionError(
+                    f"{where}: two migrations from schema version {value.from_version}"
+                )
+            found[value.from_version] = value
+    return found
+
+
 # -- the class machinery ------------------------------------------------------
 
 _registry: dict[str, type[DurableModel]] = {}
@@ -256,6 +383,7 @@ class DurableModelMeta(ModelMetaclass):
         cls = super().__new__(mcs, cls_name, bases, namespace, **kwargs)
         model: type[DurableModel] = cls
         model.__durable_methods__ = _collect_methods(model)
+        model.__durable_migrations__ = _collect_migrations(model)
         _register(model)
         return cls
 
@@ -335,17 +463,29 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
     model_config = pydantic.ConfigDict(
         extra="forbid",
         validate_assignment=True,
-        ignored_types=(RemoteMethod, LocalMethod),
+        ignored_types=(RemoteMethod, LocalMethod, Migration),
     )
 
     __durable_name__: ClassVar[str] = "DurableModel"
     __durable_methods__: ClassVar[dict[str, RemoteMethod[Any, Any, Any]]] = {}
+    __durable_schema_version__: ClassVar[int] = DEFAULT_SCHEMA_VERSION
+    __durable_migrations__: ClassVar[dict[int, Migration]] = {}
 
     _durable: Binding | None = pydantic.PrivateAttr(default=None)
 
-    def __init_subclass__(cls, *, name: str | None = None, **kwargs: Any) -> None:
+    def __init_subclass__(
+        cls, *, name: str | None = None, schema_version: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init_subclass__(**kwargs)
         cls.__durable_name__ = proto.check_model_name(name or cls.__name__)
+        if schema_version is None:
+            schema_version = DEFAULT_SCHEMA_VERSION
+        if type(schema_version) is not int or not 1 <= schema_version <= proto.MAX_SAFE_INTEGER:
+            raise exc.ModelDefinitionError(
+                f"{cls.__qualname__}: schema_version must be an integer from 1, "
+                f"not {schema_version!r}"
+            )
+        cls.__durable_schema_version__ = schema_version
 
     # -- identity ---------------------------------------------------------
 
@@ -466,6 +606,56 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
             raise exc.UsageError(f"emit() takes an Event instance, not {type(event).__name__}")
         execution.events.append(event)
 
+    # -- schedules ------------------------------------------------------------
+
+    def schedule(
+        self,
+        when: datetime.datetime | datetime.timedelta | float,
+        method: Callable[P, Awaitable[object]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> str:
+        """Inside a ``@remote`` method body: call ``method`` (a remote method of ``self``,
+        as ``self.method``) with these arguments at ``when`` (an aware ``datetime``, a
+        ``timedelta`` from now, or seconds from now). Returns the schedule's id.
+
+        The arguments are validated now, as a call's. The schedule is stored with this
+        call's change (a call that raises schedules nothing), and runs once, at or after
+        its time, as a call of its own on this object.
+        """
+        execution = binding(self).execution
+        if execution is None:
+            raise exc.UsageError("schedule() can only be called inside a @remote method on a host")
+        remote_method = _remote_of(self, method)
+        signature = remote_method.signature
+        payload = signature.bind(args, kwargs)
+        signature.keywords(payload)  # as the host checks it when the schedule runs
+        schedule_id = uuid.uuid4().hex
+        execution.scheduled[schedule_id] = (_due(when), remote_method.wire_name, payload)
+        return schedule_id
+
+    def cancel_schedule(self, schedule_id: str) -> bool:
+        """Inside a ``@remote`` method body: cancel a pending (or failed) schedule of this
+        object, with this call's change. Returns whether there was one."""
+        execution = binding(self).execution
+        if execution is None:
+            raise exc.UsageError(
+                "cancel_schedule() can only be called inside a @remote method on a host"
+            )
+        if execution.scheduled.pop(schedule_id, None) is not None:
+            return True
+        if schedule_id in execution.cancelled or execution.schedule_exists is None:
+            return False
+        if not execution.schedule_exists(schedule_id):
+            return False
+        execution.cancelled.append(schedule_id)
+        return True
+
+    async def schedules(self) -> builtins.list[proto.Schedule]:
+        """The object's pending and failed schedules, by time."""
+        return await handles.schedules(self)
+
     # -- machinery --------------------------------------------------------
 
     if not TYPE_CHECKING:
@@ -552,11 +742,113 @@ class DurableModel(pydantic.BaseModel, metaclass=DurableModelMeta):
         yield "durable_version", bound.version
         yield from super().__repr_args__()
 
+    # Last in the class body: below this point, the name ``list`` is this method.
+    @classmethod
+    def list(
+        cls, prefix: str = "", limit: int | None = None, *, client: DurableClient | None = None
+    ) -> AsyncIterator[str]:
+        """The ids of this model's objects that have stored state, in the order of their
+        UTF-8 bytes: those starting with ``prefix``, at most ``limit`` of them. Fetched
+        page by page as the iteration goes."""
+        return handles.list_ids(cls, prefix, limit, client)
+
 
 def _call_remote(
     handle: DurableModel, method: RemoteMethod[Any, Any, Any], *args: Any, **kwargs: Any
 ) -> Coroutine[Any, Any, Any]:
-    return handles.call(handle, method, args, kwargs)
+    return RemoteCall(handles.call(handle, method, args, kwargs), handle, method)
+
+
+class RemoteCall(Coroutine[Any, Any, R]):
+    """A remote call not yet sent: awaiting it sends it.
+
+    A coroutine (``asyncio.run``, ``create_task`` and ``gather`` take it) that,
+    dropped without being awaited, warns naming the method: the call was never
+    sent, which Python's own "coroutine was never awaited" would not make clear.
+    """
+
+    __slots__ = ("_coro", "_handle", "_method", "_started")
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, R],
+        handle: DurableModel,
+        method: RemoteMethod[Any, Any, Any],
+    ) -> None:
+        self._coro = coro
+        self._handle = handle
+        self._method = method
+        self._started = False
+
+    def __await__(self) -> Generator[Any, None, R]:
+        self._started = True
+        return self._coro.__await__()
+
+    def send(self, value: Any) -> Any:
+        self._started = True
+        return self._coro.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        self._started = True
+        return self._coro.throw(*args)
+
+    def close(self) -> None:
+        self._started = True
+        self._coro.close()
+
+    def __del__(self) -> None:
+        if self._started:
+            return
+        self._coro.close()  # no second, generic warning
+        with contextlib.suppress(Exception):  # the interpreter may be shutting down
+            attribute = self._method.attribute
+            warnings.warn(
+                f"{type(self._handle).__qualname__}.{attribute}() on "
+                f"{binding(self._handle).object_id!r} was called but never awaited, so the "
+                f"call was never sent: write 'await handle.{attribute}(...)', or outside "
+                f"async code 'cloudflare_durable.blocking.run(handle.{attribute}(...))'",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+
+def _remote_of(instance: DurableModel, method: Callable[..., Any]) -> RemoteMethod[Any, Any, Any]:
+    """The remote method ``method`` is, read on ``instance`` (``self.increment``)."""
+    function = getattr(method, "__func__", None)
+    if getattr(method, "__self__", None) is not instance or function is None:
+        raise exc.UsageError(
+            "schedule() takes a @remote method of the object itself, as self.method"
+        )
+    methods: dict[str, RemoteMethod[Any, Any, Any]] = type(instance).__durable_methods__
+    for candidate in methods.values():
+        if candidate.fn is function:
+            return candidate
+    raise exc.UsageError(
+        f"{getattr(function, '__qualname__', function)!r} is not a @remote method of "
+        f"{type(instance).__qualname__}"
+    )
+
+
+def _due(when: datetime.datetime | datetime.timedelta | float) -> int:
+    """When a schedule is due, in milliseconds since the epoch."""
+    if isinstance(when, datetime.datetime):
+        if when.tzinfo is None or when.utcoffset() is None:
+            raise exc.UsageError(
+                "schedule() needs an aware datetime (with a time zone, such as "
+                "datetime.now(timezone.utc)); a naive one does not say which time it is"
+            )
+        return proto.to_millis(when)
+    if isinstance(when, datetime.timedelta):
+        seconds = when.total_seconds()
+    elif isinstance(when, int | float) and not isinstance(when, bool):
+        seconds = float(when)
+    else:
+        raise exc.UsageError(
+            f"schedule() takes a datetime, a timedelta or seconds, not {type(when).__name__}"
+        )
+    if seconds != seconds or abs(seconds) > 1e11:
+        raise exc.UsageError(f"schedule() cannot wait {seconds!r} seconds")
+    return -(-int(time.time() * 1_000_000 + seconds * 1_000_000) // 1000)
 
 
 def models_in(module: ModuleType) -> list[type[DurableModel]]:

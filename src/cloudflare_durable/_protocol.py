@@ -9,6 +9,7 @@ Nothing here touches a socket, so it is tested by feeding it data.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
 import json
@@ -62,6 +63,24 @@ CLOSE_GOING_AWAY: Final = 1001
 CLOSE_LAGGING: Final = 4008
 IDEMPOTENCY_TTL_SECONDS: Final = 3600.0
 IDEMPOTENCY_MAX_PER_OBJECT: Final = 10_000
+LIST_LIMIT: Final = 100
+"""Ids a listing page holds when the request does not say (``limit``)."""
+MAX_LIST_LIMIT: Final = 1000
+"""Most ids one listing page may hold."""
+EVENT_LOG_EVENTS: Final = 1000
+"""Events an object's log keeps (the oldest versions' events are dropped first)..."""
+EVENT_LOG_BYTES: Final = 1_048_576
+"""... the bytes they may take together (each event: its name and its data's JSON)..."""
+EVENT_LOG_SECONDS: Final = 24 * 3600.0
+"""... and how long an event is kept."""
+SCHEDULE_ATTEMPTS: Final = 10
+"""Times a schedule's call is tried before the schedule is kept as failed."""
+SCHEDULE_RETRY_FIRST: Final = 1.0
+"""Seconds before the first retry of a failed schedule; each later one waits twice as long..."""
+SCHEDULE_RETRY_MAX: Final = 300.0
+"""... up to this."""
+SCHEDULE_REQUEST_PREFIX: Final = "schedule:"
+"""The request id of a schedule's call is this and the schedule's id."""
 
 JSON: TypeAlias = Any
 State: TypeAlias = dict[str, Any] | None
@@ -163,7 +182,7 @@ def object_path(model: str, object_id: str, *rest: str) -> str:
     return "/" + "/".join(segments)
 
 
-RouteKind: TypeAlias = Literal["health", "models", "state", "call", "ws"]
+RouteKind: TypeAlias = Literal["health", "models", "list", "state", "call", "ws", "schedules"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +204,8 @@ def parse_path(raw_path: str) -> Route:
         return Route("health")
     if rest == ["models"]:
         return Route("models")
+    if len(rest) == 2 and rest[0] == "objects":
+        return Route("list", check_model_name(_decode(rest[1])))
     if len(rest) < 3 or rest[0] != "objects":
         raise exc.NotFoundError(f"no endpoint at {raw_path[:100]!r}")
     model = check_model_name(_decode(rest[1]))
@@ -194,6 +215,8 @@ def parse_path(raw_path: str) -> Route:
         return Route("state", model, object_id)
     if tail == ["ws"]:
         return Route("ws", model, object_id)
+    if tail == ["schedules"]:
+        return Route("schedules", model, object_id)
     if len(tail) == 2 and tail[0] == "call":
         return Route("call", model, object_id, check_method_name(_decode(tail[1])))
     raise exc.NotFoundError(f"no endpoint at {raw_path[:100]!r}")
@@ -215,9 +238,11 @@ def allowed_methods(kind: RouteKind) -> frozenset[str]:
 _ALLOWED: Final[dict[RouteKind, frozenset[str]]] = {
     "health": frozenset({"GET"}),
     "models": frozenset({"GET"}),
+    "list": frozenset({"GET"}),
     "state": frozenset({"GET", "PUT", "PATCH", "DELETE"}),
     "call": frozenset({"POST"}),
     "ws": frozenset({"GET"}),
+    "schedules": frozenset({"GET"}),
 }
 
 
@@ -734,6 +759,183 @@ def read_reply_body(content: bytes) -> dict[str, Any]:
     return body
 
 
+# -- queries: listing objects, and an object's schedules ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListObjects:
+    """The ids of the objects of ``model`` that have stored state, in the order of their
+    UTF-8 bytes: those starting with ``prefix``, after ``after`` (exclusive), at most
+    ``limit``."""
+
+    kind: ClassVar[Literal["list"]] = "list"
+    model: str
+    prefix: str = ""
+    after: str | None = None
+    limit: int = LIST_LIMIT
+
+
+@dataclass(frozen=True, slots=True)
+class ListSchedules:
+    """The pending and failed schedules of one object."""
+
+    kind: ClassVar[Literal["schedules"]] = "schedules"
+    model: str
+    object_id: str
+
+
+Query: TypeAlias = ListObjects | ListSchedules
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectPage:
+    """One page of a listing: ``next`` is the id to list after for the next page
+    (``None``: this was the last)."""
+
+    ids: list[str]
+    next: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ids": self.ids, "next": self.next}
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A call of ``method`` with ``args`` (JSON, by parameter name) that an object made to
+    itself for ``when``: ``pending`` until it runs, ``failed`` once every attempt failed.
+
+    ``attempts`` counts the failed runs so far; ``error`` is the last one's error
+    envelope (``{"code", "message", ...}``), or ``None``.
+    """
+
+    id: str
+    when: datetime.datetime
+    method: str
+    args: dict[str, Any]
+    attempts: int = 0
+    status: Literal["pending", "failed"] = "pending"
+    error: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "when": format_time(to_millis(self.when)),
+            "method": self.method,
+            "args": self.args,
+            "attempts": self.attempts,
+            "status": self.status,
+            "error": self.error,
+        }
+
+
+_EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def to_millis(when: datetime.datetime) -> int:
+    """Milliseconds since the Unix epoch of an aware datetime, rounded up (so that a
+    time kept to the millisecond is never before the one given)."""
+    delta = when - _EPOCH
+    micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return -(-micros // 1000)
+
+
+def from_millis(millis: int) -> datetime.datetime:
+    return _EPOCH + datetime.timedelta(milliseconds=millis)
+
+
+def format_time(millis: int) -> str:
+    """RFC 3339 in UTC, to the millisecond: ``2026-12-01T12:00:00.000Z``."""
+    when = from_millis(millis)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
+
+
+def parse_time(text: object) -> datetime.datetime:
+    """An RFC 3339 time with an offset, as an aware datetime (``ProtocolError`` if not)."""
+    if not isinstance(text, str):
+        raise exc.ProtocolError(f"a time must be an RFC 3339 string, not {text!r}")
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise exc.ProtocolError(f"not an RFC 3339 time: {text[:40]!r}") from None
+    if when.tzinfo is None:
+        raise exc.ProtocolError(f"a time without an offset: {text[:40]!r}")
+    return when.astimezone(datetime.UTC)
+
+
+def query_params(query: str) -> dict[str, str]:
+    """The parameters of a query string (the first of each name), values still encoded."""
+    found: dict[str, str] = {}
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if name and name not in found:
+            found[name] = value
+    return found
+
+
+def list_query(route: Route, query: str) -> ListObjects:
+    """The listing a ``GET /v1/objects/{model}?prefix=&after=&limit=`` asks for (server
+    side). ``prefix`` and ``after`` are percent-decoded once; ``+`` is a plus sign."""
+    params = query_params(query)
+    prefix = _decode(params.get("prefix", ""))
+    after = _decode(params.get("after", "")) or None
+    limit = LIST_LIMIT
+    if "limit" in params:
+        text = params["limit"]  # as written: 1 to 16 ASCII digits, as for ``have``
+        if not (1 <= len(text) <= 16 and text.isascii() and text.isdigit()) or not (
+            1 <= int(text) <= MAX_LIST_LIMIT
+        ):
+            raise exc.BadRequestError(f"'limit' must be an integer from 1 to {MAX_LIST_LIMIT}")
+        limit = int(text)
+    return ListObjects(route.model, prefix, after, limit)
+
+
+def query_path(query: Query) -> str:
+    """The path (and query string) of a ``GET`` that asks ``query`` (client side)."""
+    if isinstance(query, ListSchedules):
+        return object_path(query.model, query.object_id, "schedules")
+    params = [f"limit={query.limit}"]
+    if query.prefix:
+        params.append(f"prefix={quote(query.prefix, safe='')}")
+    if query.after is not None:
+        params.append(f"after={quote(query.after, safe='')}")
+    return f"/v1/objects/{quote(query.model, safe='')}?" + "&".join(params)
+
+
+def read_object_page(body: dict[str, Any]) -> ObjectPage:
+    """A listing reply (client side); ``ProtocolError`` if malformed."""
+    ids, after = body.get("ids"), body.get("next")
+    if not isinstance(ids, list) or not all(isinstance(item, str) for item in ids):
+        raise exc.ProtocolError("a listing reply needs 'ids', a list of strings")
+    if after is not None and not isinstance(after, str):
+        raise exc.ProtocolError("a listing reply's 'next' must be a string or null")
+    return ObjectPage(ids, after)
+
+
+def read_schedules(body: dict[str, Any]) -> list[Schedule]:
+    """A schedules reply (client side); ``ProtocolError`` if malformed."""
+    entries = body.get("schedules")
+    if not isinstance(entries, list):
+        raise exc.ProtocolError("a schedules reply needs 'schedules', a list")
+    found = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise exc.ProtocolError("each schedule must be an object")
+        schedule_id, method, args = entry.get("id"), entry.get("method"), entry.get("args")
+        attempts, status, error = entry.get("attempts"), entry.get("status"), entry.get("error")
+        if (
+            not isinstance(schedule_id, str)
+            or not isinstance(method, str)
+            or not isinstance(args, dict)
+            or type(attempts) is not int
+            or status not in ("pending", "failed")
+            or not (error is None or isinstance(error, dict))
+        ):
+            raise exc.ProtocolError(f"malformed schedule: {str(entry)[:200]}")
+        when = parse_time(entry.get("when"))
+        found.append(Schedule(schedule_id, when, method, args, attempts, status, error))
+    return found
+
+
 # -- errors -------------------------------------------------------------------
 
 
@@ -936,8 +1138,24 @@ def patch_frame(version: int, since: int, fields: dict[str, Any]) -> dict[str, A
     return {"type": "patch", "version": version, "since": since, "set": fields}
 
 
-def event_frame(version: int, name: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "event", "version": version, "name": name, "data": data}
+def event_frame(
+    version: int, name: str, data: dict[str, Any], index: int = 0, count: int = 1
+) -> dict[str, Any]:
+    """Event ``index`` of the ``count`` events the change to ``version`` emitted."""
+    return {
+        "type": "event",
+        "version": version,
+        "index": index,
+        "count": count,
+        "name": name,
+        "data": data,
+    }
+
+
+def gap_frame(since: int, until: int) -> dict[str, Any]:
+    """Events of versions ``since + 1`` to ``until`` may be missing: the object's event
+    log no longer holds them all."""
+    return {"type": "gap", "since": since, "until": until}
 
 
 def result_frame(call_id: int, reply: Reply) -> dict[str, Any]:
@@ -970,12 +1188,25 @@ class PatchMessage:
 
 @dataclass(frozen=True, slots=True)
 class EventMessage:
+    """An event of the change to ``version``: the ``index``-th of its ``count`` events
+    (``None`` from a server that does not say; they do not take part in equality)."""
+
     version: int
     name: str
     data: dict[str, Any]
+    index: int | None = field(default=None, compare=False)
+    count: int | None = field(default=None, compare=False)
 
 
-Message: TypeAlias = Snapshot | PatchMessage | EventMessage
+@dataclass(frozen=True, slots=True)
+class GapMessage:
+    """Events of versions ``since + 1`` to ``until`` may be missing (the log dropped them)."""
+
+    since: int
+    until: int
+
+
+Message: TypeAlias = Snapshot | PatchMessage | EventMessage | GapMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -995,7 +1226,9 @@ class Pong:
     pass
 
 
-ServerMessage: TypeAlias = Snapshot | PatchMessage | EventMessage | Result | ErrorMessage | Pong
+ServerMessage: TypeAlias = (
+    Snapshot | PatchMessage | EventMessage | GapMessage | Result | ErrorMessage | Pong
+)
 
 
 def parse_server_frame(text: str | bytes) -> ServerMessage:
@@ -1022,7 +1255,17 @@ def parse_server_frame(text: str | bytes) -> ServerMessage:
             raise exc.ProtocolError("event frame needs a string 'name' and an object 'data'")
         if type(version) is not int or version < 0:
             raise exc.ProtocolError("event frame has no valid version")
-        return EventMessage(version, name, data)
+        index, count = frame.get("index"), frame.get("count")
+        if index is None and count is None:
+            return EventMessage(version, name, data)
+        if type(index) is not int or type(count) is not int or not 0 <= index < count:
+            raise exc.ProtocolError("event frame has no valid index and count")
+        return EventMessage(version, name, data, index, count)
+    if kind == "gap":
+        since, until = frame.get("since"), frame.get("until")
+        if type(since) is not int or type(until) is not int or not 0 <= since < until:
+            raise exc.ProtocolError("gap frame needs integers 'since' < 'until'")
+        return GapMessage(since, until)
     if kind == "result":
         call_id = frame.get("id")
         if type(call_id) is not int:

@@ -6,7 +6,7 @@ until it announces its URL, and stop it on ``stop()`` or at the end of a
 starts it again on the same port and store::
 
     with NetworkHost("myapp/models.py", store=tmp_path / "s.sqlite3", token="t") as server:
-        async with DurableClient(server.url, token="t") as client:
+        async with server.client() as client:
             ...
 """
 
@@ -20,9 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
+
+from ._client import DurableClient
 
 __all__ = ["NetworkHost", "ServerProcess", "WorkerHost", "default_worker_dir"]
 
@@ -41,6 +44,7 @@ class ServerProcess:
     """A server in a child process that prints its URL when it is ready."""
 
     startup_timeout: float = 30.0
+    token: str | None = None
 
     def __init__(self, port: int = 0, env: dict[str, str] | None = None) -> None:
         self.port = port
@@ -84,6 +88,13 @@ class ServerProcess:
             time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"{self.command()} did not start:\n{self.output()}")
+
+    def client(self, **options: Any) -> DurableClient:
+        """A ``DurableClient`` for this server (its URL and token); ``options`` are
+        ``DurableClient``'s (``timeout=``, ``retries=``...)."""
+        if not self.url:
+            raise RuntimeError("the server has not started")
+        return DurableClient(self.url, token=self.token, **options)
 
     def output(self) -> str:
         """Everything the server printed since it last started."""
@@ -144,7 +155,8 @@ class ServerProcess:
 
 
 class NetworkHost(ServerProcess):
-    """``durable serve MODULE`` in a child process."""
+    """``durable serve MODULE`` in a child process. ``allowed_origins`` are the origins
+    of the web pages it answers besides its own (``--allow-origin``)."""
 
     def __init__(
         self,
@@ -154,17 +166,21 @@ class NetworkHost(ServerProcess):
         token: str | None = None,
         port: int = 0,
         env: dict[str, str] | None = None,
+        allowed_origins: Sequence[str] = (),
     ) -> None:
         super().__init__(port, env)
+        self.allowed_origins = list(allowed_origins)
         self.module = os.fspath(module)
         self.store = os.fspath(store)
         self.token = token
 
     def command(self) -> list[str]:
-        argv = [sys.executable, "-m", "cloudflare_durable.host._cli", "serve", self.module]
+        argv = [sys.executable, "-m", "cloudflare_durable._cli", "serve", self.module]
         argv += ["--host", "127.0.0.1", "--port", str(self.port), "--store", self.store]
         if self.token is not None:
             argv += ["--token", self.token]
+        for origin in self.allowed_origins:
+            argv += ["--allow-origin", origin]
         return argv
 
 
@@ -174,6 +190,7 @@ class WorkerHost(ServerProcess):
     ``worker_dir`` is the project (its ``wrangler.jsonc`` and installed
     ``node_modules``); by default ``worker/`` of a source checkout, else the
     current directory. The server script comes with this package.
+    ``allowed_origins`` are the origins of the web pages it answers besides its own.
     """
 
     def __init__(
@@ -184,8 +201,10 @@ class WorkerHost(ServerProcess):
         port: int = 0,
         worker_dir: str | os.PathLike[str] | None = None,
         env: dict[str, str] | None = None,
+        allowed_origins: Sequence[str] = (),
     ) -> None:
         super().__init__(port, env)
+        self.allowed_origins = list(allowed_origins)
         self.persist = os.fspath(persist)
         self.token = token
         self.worker_dir = Path(worker_dir) if worker_dir is not None else default_worker_dir()
@@ -205,4 +224,6 @@ class WorkerHost(ServerProcess):
         argv += ["--persist", self.persist]
         if self.token is not None:
             argv += ["--token", self.token]
+        for origin in self.allowed_origins:
+            argv += ["--allow-origin", origin]
         return argv

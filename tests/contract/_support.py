@@ -10,11 +10,11 @@ from typing import Any
 from cloudflare_durable._codegen.commands import document_of
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE_MODULES = ("counter", "chat_room", "collaborative_document")
+EXAMPLE_MODULES = ("counter", "chat_room", "collaborative_document", "bank", "auction")
 
 
 def examples_document() -> dict[str, Any]:
-    """The schema document of the three example modules (what worker/ serves)."""
+    """The schema document of the example modules (what worker/ serves)."""
     folder = str(ROOT / "examples")
     if folder not in sys.path:
         sys.path.insert(0, folder)

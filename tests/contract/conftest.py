@@ -67,7 +67,7 @@ def run(*argv: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
 
 
 def durable(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run(sys.executable, "-m", "cloudflare_durable.host._cli", *args, cwd=cwd, check=check)
+    return run(sys.executable, "-m", "cloudflare_durable._cli", *args, cwd=cwd, check=check)
 
 
 def npm_available() -> bool:

@@ -32,14 +32,34 @@ def test_the_checked_in_example_code_is_what_the_examples_generate() -> None:
         assert on_disk[name] == text, (
             f"worker/src/generated/{name} is out of date: run durable codegen typescript "
             "examples/counter.py examples/chat_room.py examples/collaborative_document.py "
-            "--out worker/src/generated"
+            "examples/bank.py examples/auction.py --out worker/src/generated"
         )
+
+
+def test_the_test_workers_code_is_what_its_models_generate() -> None:
+    """``worker/test/app`` serves test models of ``tests/models.py`` on workerd."""
+    from cloudflare_durable._codegen.commands import document_of
+    from cloudflare_durable._models import load_module
+
+    app = ROOT / "worker" / "test" / "app"
+    files = generate(document_of([load_module(str(app / "app_models.py"))]))
+    on_disk = {path.name: path.read_text() for path in (app / "src" / "generated").glob("*.ts")}
+    assert on_disk == files, (
+        "worker/test/app/src/generated is out of date: run durable codegen typescript "
+        "worker/test/app/app_models.py --out worker/test/app/src/generated"
+    )
 
 
 def test_the_cli_writes_the_same_files(tmp_path: Path) -> None:
     examples = [
         str(ROOT / "examples" / f)
-        for f in ("counter.py", "chat_room.py", "collaborative_document.py")
+        for f in (
+            "counter.py",
+            "chat_room.py",
+            "collaborative_document.py",
+            "bank.py",
+            "auction.py",
+        )
     ]
     out = tmp_path / "generated"
     durable("codegen", "typescript", *examples, "--out", str(out), cwd=tmp_path)

@@ -32,6 +32,8 @@ def examples_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkH
         "from counter import Counter\n"
         "from chat_room import ChatRoom, Posted\n"
         "from collaborative_document import Document, Edited, Joined, Left\n"
+        "from bank import Account, Transfer\n"
+        "from auction import Auction, AuctionClosed, BidPlaced, Wallet\n"
     )
     with NetworkHost(module, store=folder / "state.sqlite3", token=TOKEN) as server:
         yield server
@@ -77,7 +79,13 @@ def test_durable_check_passes_against_each_server(
     url = request.getfixturevalue(server).url
     examples = [
         str(ROOT / "examples" / f)
-        for f in ("counter.py", "chat_room.py", "collaborative_document.py")
+        for f in (
+            "counter.py",
+            "chat_room.py",
+            "collaborative_document.py",
+            "bank.py",
+            "auction.py",
+        )
     ]
     result = durable("check", *examples, "--url", url, "--token", TOKEN, cwd=tmp_path, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -93,7 +93,7 @@ def test_an_installed_package_scaffolds_and_serves_a_project(
     run_installed(
         installed,
         f"""
-        from cloudflare_durable.host._cli import main
+        from cloudflare_durable._cli import main
         argv = ["init", "worker", {str(root)!r}, "--models", {str(project.module)!r}]
         raise SystemExit(main(argv))
         """,

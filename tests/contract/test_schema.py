@@ -30,7 +30,8 @@ from tests.contract._support import examples_document
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = [
-    ROOT / "examples" / name for name in ("counter.py", "chat_room.py", "collaborative_document.py")
+    ROOT / "examples" / name
+    for name in ("counter.py", "chat_room.py", "collaborative_document.py", "bank.py", "auction.py")
 ]
 
 
@@ -273,7 +274,7 @@ def test_durable_schema_prints_the_document(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "cloudflare_durable.host._cli",
+            "cloudflare_durable._cli",
             "schema",
             *map(str, EXAMPLES),
             "--compact",

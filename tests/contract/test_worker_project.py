@@ -52,7 +52,8 @@ def test_the_project_has_bindings_generated_code_stubs_and_the_library(project: 
     config = (root / "wrangler.jsonc").read_text()
     for cls, binding in (("Everything", "EVERYTHING"), ("Game", "GAME"), ("Profile", "PROFILE")):
         assert f'{{ "name": "{binding}", "class_name": "{cls}" }}' in config
-    assert '"new_sqlite_classes": ["Everything", "Game", "Profile"]' in config
+    assert '{ "name": "DURABLE_INDEX", "class_name": "DurableIndex" }' in config
+    assert '"new_sqlite_classes": ["Everything", "Game", "Profile", "DurableIndex"]' in config
     manifest = json.loads((root / "package.json").read_text())
     assert manifest["devDependencies"] == toolchain()
     assert manifest["dependencies"] == {"cloudflare-durable": f"file:{VENDOR}"}

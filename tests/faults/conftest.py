@@ -53,20 +53,31 @@ def server(request: pytest.FixtureRequest, kind: Kind) -> ServerProcess:
 
 
 def server_of(
-    kind: Kind, where: Path, *, port: int = 0, token: str | None = TOKEN
+    kind: Kind,
+    where: Path,
+    *,
+    port: int = 0,
+    token: str | None = TOKEN,
+    worker_dir: Path | None = None,
 ) -> ServerProcess:
     """A server of ``kind`` (not started) keeping its state under ``where``, with the
-    suite's token unless another (or None, for none) is given."""
+    suite's token unless another (or None, for none) is given. The Worker is
+    ``worker/`` unless ``worker_dir`` names another project (the test Worker)."""
     if kind == "network":
         return NetworkHost(MODELS, store=where / "state.sqlite3", token=token, port=port)
-    return WorkerHost(where / "persist", token=token, port=port)
+    return WorkerHost(where / "persist", token=token, port=port, worker_dir=worker_dir)
 
 
 def start_server(
-    kind: Kind, where: Path, *, port: int = 0, token: str | None = TOKEN
+    kind: Kind,
+    where: Path,
+    *,
+    port: int = 0,
+    token: str | None = TOKEN,
+    worker_dir: Path | None = None,
 ) -> ServerProcess:
     """A fresh server of ``kind``, started (see ``server_of``)."""
-    return server_of(kind, where, port=port, token=token).start()
+    return server_of(kind, where, port=port, token=token, worker_dir=worker_dir).start()
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ transfers ten at a time and retry each one with its request id while
 A retried transfer runs its body again; the calls it already made are answered
 from the records their derived request ids left. At the end the total is exactly
 the money given at the start, and every balance is exactly what the acknowledged
-transfers imply. (``examples/bank.py`` shows the saga a real application writes;
+transfers imply. On the network host and on the Worker (the test Worker of
+``worker/test/app``, whose Teller and Purse are written as naively, in TypeScript).
+(``examples/bank.py`` shows the saga a real application writes;
 ``tests/test_many_objects.py`` runs it.)
 """
 
@@ -30,9 +32,9 @@ import pytest
 from cloudflare_durable import DurableClient
 from cloudflare_durable.testing import ServerProcess
 
-from ..conftest import TOKEN
+from ..conftest import TEST_WORKER, TOKEN
 from ..models import Purse, Teller
-from .conftest import start_server
+from .conftest import Kind, start_server
 from .proxy import FaultProxy, Schedule, replay_note
 from .test_durability import kill_and_restart
 
@@ -113,8 +115,10 @@ def retrying_client(url: str) -> DurableClient:
     )
 
 
-async def test_money_is_conserved_when_the_server_is_killed(tmp_path: Path, seed: int) -> None:
-    server = start_server("network", tmp_path)
+async def test_money_is_conserved_when_the_server_is_killed(
+    kind: Kind, tmp_path: Path, seed: int
+) -> None:
+    server = start_server(kind, tmp_path, worker_dir=TEST_WORKER)
     try:
         plan = orders(seed)
         async with retrying_client(server.url) as client:
@@ -132,9 +136,9 @@ async def test_money_is_conserved_when_the_server_is_killed(tmp_path: Path, seed
 
 
 async def test_money_is_conserved_when_one_exchange_in_five_breaks(
-    tmp_path: Path, seed: int
+    kind: Kind, tmp_path: Path, seed: int
 ) -> None:
-    server: ServerProcess = start_server("network", tmp_path)
+    server: ServerProcess = start_server(kind, tmp_path, worker_dir=TEST_WORKER)
     schedule = Schedule(seed, drop_before=0.06, drop_after_request=0.07, reset_mid_reply=0.07)
     try:
         plan = orders(seed)

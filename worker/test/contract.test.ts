@@ -12,7 +12,7 @@ describe("GET /v1/models", () => {
     expect(res.headers.get("Content-Type")).toBe("application/json");
     expect(res.headers.get("Durable-Protocol")).toBe("1");
     expect(await res.text()).toBe(SCHEMA_DOCUMENT);
-    expect(Object.keys(JSON.parse(SCHEMA_DOCUMENT).models)).toEqual(["ChatRoom", "Counter", "Document"]);
+    expect(Object.keys(JSON.parse(SCHEMA_DOCUMENT).models)).toEqual(["Account", "Auction", "ChatRoom", "Counter", "Document", "Transfer", "Wallet"]);
   });
 
   it("needs the token, and only GET", async () => {

@@ -19,9 +19,19 @@ const target: Target = {
 
 const runId = crypto.randomUUID().slice(0, 8);
 
+/**
+ * Cases that make a thousand requests (the event log's bound) run over real
+ * sockets only (test/node/golden.test.mjs): in this pool each write of a test
+ * gets slower as its writes accumulate (a post that takes 6 ms on workerd
+ * behind serve.mjs takes 300 ms after a thousand here).
+ */
+function isLong(golden: GoldenCase): boolean {
+  return golden.steps.some((step) => "repeat" in step && step.repeat > 100);
+}
+
 function runAll(cases: GoldenCase[], prefix: string): void {
   cases.forEach((golden, index) => {
-    it.skipIf(needsRaw(golden))(golden.name, async () => {
+    it.skipIf(needsRaw(golden) || isLong(golden))(golden.name, async () => {
       await runCase(target, golden, `${prefix}-${runId}-${index}`);
     });
   });

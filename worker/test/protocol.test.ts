@@ -10,7 +10,9 @@ import {
   parseBody,
   parseCallBody,
   parseCreateBody,
+  parseDeleteBody,
   parseFrame,
+  haveOfQuery,
   parseUpdateBody,
   operationText,
 } from "../lib/src/protocol";
@@ -28,21 +30,25 @@ function frameError(text: string): FrameError {
 
 describe("frames", () => {
   it("parses subscribe with defaults", () => {
-    expect(parseFrame('{"type":"subscribe"}')).toEqual({ type: "subscribe", since: null, snapshots: true, events: true });
-    expect(parseFrame('{"type":"subscribe","since":3,"snapshots":false,"events":true}')).toEqual({
+    expect(parseFrame('{"type":"subscribe"}')).toEqual({ type: "subscribe", since: null, snapshots: true, events: true, patches: false });
+    expect(parseFrame('{"type":"subscribe","since":3,"snapshots":false,"events":true,"patches":true}')).toEqual({
       type: "subscribe",
       since: 3,
       snapshots: false,
       events: true,
+      patches: true,
     });
+    expect(frameError('{"type":"subscribe","patches":1}').code).toBe("bad_request");
   });
 
   it("parses calls into operations", () => {
     expect(parseFrame('{"type": "call", "id": 7, "method": "increment", "args": {"by": 1}, "request_id": "r7"}')).toEqual({
       type: "call",
       id: 7,
-      operation: { op: "call", method: "increment", args: { by: 1 }, requestId: "r7" },
+      operation: { op: "call", method: "increment", args: { by: 1 }, requestId: "r7", have: null },
     });
+    expect(parseFrame('{"type": "call", "id": 8, "method": "increment", "have": 3}')).toMatchObject({ operation: { have: 3 } });
+    expect(frameError('{"type": "call", "id": 9, "method": "increment", "have": 3.0}')).toMatchObject({ id: 9, code: "bad_request" });
   });
 
   it("reports malformed frames with the call id when it is readable", () => {
@@ -74,15 +80,21 @@ describe("frames", () => {
   });
 
   it("reads subscriptions back from attachments defensively", () => {
-    expect(subscriptionFrom({ subscribed: true, snapshots: true, events: false, since: 4 })).toEqual({
+    expect(subscriptionFrom({ subscribed: true, snapshots: true, events: false, patches: true, since: 4 })).toEqual({
       subscribed: true,
       snapshots: true,
       events: false,
+      patches: true,
       since: 4,
     });
     expect(subscriptionFrom({ subscribed: true, since: "4" }).since).toBeNull();
     expect(recordFrom({ subscription: { subscribed: true }, frames: 3, bytes: -1, pingAt: 7 })).toMatchObject({ frames: 3, bytes: 0, pingAt: 7 });
-    expect(recordFrom(undefined)).toEqual({ subscription: { subscribed: false, snapshots: false, events: false, since: null }, frames: 0, bytes: 0, pingAt: null });
+    expect(recordFrom(undefined)).toEqual({
+      subscription: { subscribed: false, snapshots: false, events: false, patches: false, since: null },
+      frames: 0,
+      bytes: 0,
+      pingAt: null,
+    });
     expect(subscriptionFrom(null).subscribed).toBe(false);
     expect(subscriptionFrom("junk").subscribed).toBe(false);
   });
@@ -103,10 +115,12 @@ function failure(run: () => unknown): Failure {
 
 describe("bodies", () => {
   it("accepts optional members and null request ids", () => {
-    expect(parseCallBody("m", body({}))).toEqual({ op: "call", method: "m", args: {}, requestId: null });
+    expect(parseCallBody("m", body({}))).toEqual({ op: "call", method: "m", args: {}, requestId: null, have: null });
     expect(parseCallBody("m", body({ request_id: null }))).toMatchObject({ requestId: null });
-    expect(parseCreateBody(body({}))).toEqual({ op: "create", state: {}, requestId: null });
-    expect(parseUpdateBody(body({ fields: {}, if_version: null }))).toMatchObject({ ifVersion: null });
+    expect(parseCreateBody(body({}))).toEqual({ op: "create", state: {}, requestId: null, have: null });
+    expect(parseUpdateBody(body({ fields: {}, if_version: null }))).toMatchObject({ ifVersion: null, have: null });
+    expect(parseUpdateBody(body({ fields: {}, have: 4 }))).toMatchObject({ have: 4 });
+    expect(parseCreateBody(body({ have: null }))).toMatchObject({ have: null });
   });
 
   it("rejects unknown members, wrong shapes and bad request ids", () => {
@@ -119,6 +133,21 @@ describe("bodies", () => {
       expect(failure(() => parseUpdateBody(body(`{"fields":{},"if_version":${ifVersion}}`))).code).toBe("bad_request");
     }
     expect(parseUpdateBody(body('{"fields":{},"if_version":9007199254740991}'))).toMatchObject({ ifVersion: 9007199254740991 });
+    for (const have of ["1.5", '"1"', "-1", "2.0"]) {
+      expect(failure(() => parseCallBody("m", body(`{"have":${have}}`))).code).toBe("bad_request");
+    }
+    expect(failure(() => parseDeleteBody(body({ have: 1 }))).code).toBe("bad_request");
+  });
+
+  it("reads have from a query as written: digits only, the first one, other parameters ignored", () => {
+    expect(haveOfQuery("")).toBeNull();
+    expect(haveOfQuery("x=1&y")).toBeNull();
+    expect(haveOfQuery("have=12")).toBe(12);
+    expect(haveOfQuery("a=b&have=3&have=x")).toBe(3);
+    expect(haveOfQuery("have=0000000000000007")).toBe(7);
+    for (const bad of ["have", "have=", "have=-1", "have=1.0", "have=%31", "have=12345678901234567", "have= 1"]) {
+      expect(failure(() => haveOfQuery(bad)).code, bad).toBe("bad_request");
+    }
   });
 
   it("refuses nesting over 64 levels, non-finite numbers and unpaired surrogates with 400", () => {

@@ -1,7 +1,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_RETENTION, type DurableModelObject } from "../lib/src";
-import { ObjectStore, type Remembered } from "../lib/src/store";
+import { ObjectStore, type Commit, type Remembered } from "../lib/src/store";
 import { call, freshId } from "./support/client";
 
 /** The record of call `n`, which made version `n` and returned `n`. */
@@ -14,6 +14,9 @@ const record = (n: number, requestId = `r${n}`): Remembered => ({
   result: String(n),
 });
 
+/** Version `version`, replacing the state with `fields` (texts by name). */
+const write = (version: number, fields: Record<string, string> = {}): Commit => ({ version, fields: new Map(Object.entries(fields)), replace: true });
+
 function counterStub(id: string) {
   return env.COUNTER.get(env.COUNTER.idFromName(id));
 }
@@ -22,9 +25,9 @@ describe("ObjectStore", () => {
   it("writes state, version and request id together", async () => {
     await runInDurableObject(counterStub(freshId()), (_instance, state) => {
       const store = new ObjectStore(state.storage);
-      expect(store.read()).toEqual({ version: 0, stateJson: null });
-      store.commit({ version: 1, stateJson: '{"value":1}' }, record(1));
-      expect(store.read()).toEqual({ version: 1, stateJson: '{"value":1}' });
+      expect(store.read()).toEqual({ version: 0, fields: null, schemaVersion: 1 });
+      store.commit(write(1, { value: "1" }), record(1));
+      expect(store.read()).toEqual({ version: 1, fields: new Map([["value", "1"]]), schemaVersion: 1 });
       expect(store.recall("r1")).toEqual(record(1));
       expect(store.recall("r2")).toBeNull();
     });
@@ -33,7 +36,7 @@ describe("ObjectStore", () => {
   it("keeps only the newest entries", async () => {
     await runInDurableObject(counterStub(freshId()), (_instance, state) => {
       const store = new ObjectStore(state.storage, { maxEntries: 5, maxAgeMs: 60_000, maxResultBytes: 1_000 });
-      for (let n = 1; n <= 8; n++) store.commit({ version: n, stateJson: "{}" }, record(n));
+      for (let n = 1; n <= 8; n++) store.commit(write(n), record(n));
       expect(store.rememberedCount()).toBe(5);
       expect(store.recall("r3")).toBeNull();
       expect(store.recall("r4")).toEqual(record(4));
@@ -45,9 +48,9 @@ describe("ObjectStore", () => {
     await runInDurableObject(counterStub(freshId()), (_instance, state) => {
       let now = 1_000_000;
       const store = new ObjectStore(state.storage, { ...DEFAULT_RETENTION, maxEntries: 100, maxAgeMs: 1_000 }, () => now);
-      store.commit({ version: 1, stateJson: "{}" }, record(1, "old"));
+      store.commit(write(1), record(1, "old"));
       now += 600;
-      store.commit({ version: 2, stateJson: "{}" }, record(2, "young"));
+      store.commit(write(2), record(2, "young"));
       now += 400;
       expect(store.recall("old")).toBeNull();
       expect(store.pruneExpired()).toBe(1_000_600 + 1_000);
@@ -62,11 +65,11 @@ describe("ObjectStore", () => {
     await runInDurableObject(counterStub(freshId()), (_instance, state) => {
       const store = new ObjectStore(state.storage, { ...DEFAULT_RETENTION, maxResultBytes: 100 });
       const sized = (n: number, bytes: number): Remembered => ({ ...record(n), result: JSON.stringify("é".repeat((bytes - 2) / 2)) });
-      store.commit({ version: 1, stateJson: "{}" }, sized(1, 40));
-      store.commit({ version: 2, stateJson: "{}" }, sized(2, 40));
-      store.commit({ version: 3, stateJson: "{}" }, { ...record(3), kind: "delete", result: null });
+      store.commit(write(1), sized(1, 40));
+      store.commit(write(2), sized(2, 40));
+      store.commit(write(3), { ...record(3), kind: "delete", result: null });
       expect(store.rememberedResultBytes()).toBe(80);
-      store.commit({ version: 4, stateJson: "{}" }, sized(4, 40));
+      store.commit(write(4), sized(4, 40));
       // 120 bytes is over the budget: the oldest record goes, the record without a result stays.
       expect(store.recall("r1")).toBeNull();
       expect(store.recall("r2")?.version).toBe(2);

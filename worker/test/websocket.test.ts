@@ -82,7 +82,7 @@ describe("subscriptions", () => {
       ["event", 2],
       ["result", 2],
     ]);
-    expect(frames[4]).toEqual({ type: "event", version: 2, name: "Edited", data: { editor_id: "ann", version: 1 } });
+    expect(frames[4]).toEqual({ type: "event", version: 2, index: 0, count: 1, name: "Edited", data: { editor_id: "ann", version: 1 } });
     ws.close();
   });
 
@@ -96,7 +96,7 @@ describe("subscriptions", () => {
     expect(await subscribe(eventsOnly, { since: null, snapshots: false })).toEqual([]);
     expect(await subscribe(snapshotsOnly, { since: 0, events: false })).toEqual([]);
     await call("Document", id, "join", { editor_id: "bob", name: "Bob" });
-    const joined = { type: "event", version: 1, name: "Joined", data: { editor_id: "bob", name: "Bob" } };
+    const joined = { type: "event", version: 1, index: 0, count: 1, name: "Joined", data: { editor_id: "bob", name: "Bob" } };
     const snapshot = { type: "snapshot", version: 1, state: { content: "", version: 0, editors: { bob: "Bob" } } };
     expect(await drain(all)).toEqual([snapshot, joined]);
     expect(await drain(eventsOnly)).toEqual([joined]);
@@ -105,7 +105,7 @@ describe("subscriptions", () => {
     [all, eventsOnly, snapshotsOnly, nothing].forEach((ws) => ws.close());
   });
 
-  it("resume with the current snapshot only, skipping versions and never replaying events", async () => {
+  it("resume with the current snapshot, skipping versions, then the events logged since", async () => {
     const id = freshId();
     const first = await connect("Document", id);
     expect(await subscribe(first)).toHaveLength(1);
@@ -117,6 +117,8 @@ describe("subscriptions", () => {
     const second = await connect("Document", id);
     expect(await subscribe(second, { since: 1 })).toEqual([
       { type: "snapshot", version: 3, state: { content: "", version: 0, editors: { bob: "Bob" } } },
+      { type: "event", version: 2, index: 0, count: 1, name: "Joined", data: { editor_id: "bob", name: "Bob" } },
+      { type: "event", version: 3, index: 0, count: 1, name: "Left", data: { editor_id: "ann" } },
     ]);
     const third = await connect("Document", id);
     expect(await subscribe(third, { since: 3 })).toEqual([]);
@@ -135,7 +137,7 @@ describe("subscriptions", () => {
     expect(JSON.parse(reply.body)).toEqual({ result: null, version: 1, state: null });
     expect(await drain(ws)).toEqual([
       { type: "snapshot", version: 1, state: null },
-      { type: "event", version: 1, name: "Posted", data: { author: "a", text: "loud" } },
+      { type: "event", version: 1, index: 0, count: 1, name: "Posted", data: { author: "a", text: "loud" } },
     ]);
     ws.close();
   });

@@ -57,7 +57,7 @@ def write_stubs(models_dir: Path, document: dict[str, Any]) -> list[Path]:
     written: list[Path] = []
     for naming in namings(document):
         path = models_dir / f"{naming.module}.ts"
-        if naming.has_methods and not path.exists():
+        if naming.needs_code and not path.exists():
             models_dir.mkdir(parents=True, exist_ok=True)
             path.write_text(
                 stub(naming, document["models"][naming.wire], document), encoding="utf-8"
@@ -122,12 +122,19 @@ def _package_json(name: str, generate_command: str) -> str:
     return json.dumps(manifest, indent=2) + "\n"
 
 
+#: The index of each model's objects (listing), a Durable Object class of the library.
+INDEX_CLASS: Final = "DurableIndex"
+INDEX_BINDING: Final = "DURABLE_INDEX"
+
+
 def wrangler_config(name: str, models: list[Naming]) -> str:
-    """wrangler.jsonc: a Durable Object binding and a SQLite migration for each model."""
+    """wrangler.jsonc: a Durable Object binding and a SQLite migration for each model,
+    and for the index of the models' objects."""
     bindings = ",\n".join(
-        f'      {{ "name": "{m.binding}", "class_name": "{m.cls}" }}' for m in models
+        [f'      {{ "name": "{m.binding}", "class_name": "{m.cls}" }}' for m in models]
+        + [f'      {{ "name": "{INDEX_BINDING}", "class_name": "{INDEX_CLASS}" }}']
     )
-    classes = ", ".join(f'"{m.cls}"' for m in models)
+    classes = ", ".join([f'"{m.cls}"' for m in models] + [f'"{INDEX_CLASS}"'])
     served = ", ".join(m.wire for m in models)
     return f"""// The Worker serving {served} (made by `durable init worker`; yours to edit).
 // A model added later needs a binding below and a migration with a new tag.
@@ -151,8 +158,19 @@ def wrangler_config(name: str, models: list[Naming]) -> str:
 
 
 def missing_bindings(config_text: str, models: list[Naming]) -> list[str]:
-    """What wrangler.jsonc lacks for ``models``: one line per missing binding or migration."""
+    """What wrangler.jsonc lacks for ``models`` (and the index of their objects): one line
+    per missing binding or migration."""
     problems: list[str] = []
+    if not re.search(rf'"name"\s*:\s*"{INDEX_BINDING}"', config_text):
+        problems.append(
+            f'the index of objects (listing): add {{ "name": "{INDEX_BINDING}", '
+            f'"class_name": "{INDEX_CLASS}" }} to durable_objects.bindings'
+        )
+    if not re.search(rf'"new_sqlite_classes"\s*:\s*\[[^\]]*"{INDEX_CLASS}"', config_text):
+        problems.append(
+            f'the index of objects (listing): add a migration {{ "tag": "<new tag>", '
+            f'"new_sqlite_classes": ["{INDEX_CLASS}"] }}'
+        )
     for model in models:
         if not re.search(rf'"class_name"\s*:\s*"{re.escape(model.cls)}"', config_text):
             problems.append(
@@ -172,7 +190,7 @@ def missing_bindings(config_text: str, models: list[Naming]) -> list[str]:
 def _readme(name: str, generate_command: str, models: list[Naming]) -> str:
     table = "\n".join(
         f"| `{m.wire}` | `{m.cls}` | "
-        + (f"`src/models/{m.module}.ts`" if m.has_methods else "none (state only)")
+        + (f"`src/models/{m.module}.ts`" if m.needs_code else "none (state only)")
         + " |"
         for m in models
     )

@@ -39,9 +39,16 @@ RESERVED_METHODS: Final = frozenset(
         "webSocketClose",
         "webSocketError",
         "state",
+        "objectId",
+        "objects",
+        "schedule",
+        "cancelSchedule",
+        "schedules",
+        "migrations",
         "emit",
         "ctx",
         "env",
+        "goAway",
         "constructor",
     }
 )
@@ -89,12 +96,27 @@ class Naming:
     module: str
     binding: str
     has_methods: bool
+    schema_version: int = 1
+
+    @property
+    def needs_code(self) -> bool:
+        """Whether the object has code of its own to write: method bodies, or the
+        migrations of state stored by older schema versions."""
+        return self.has_methods or self.schema_version > 1
 
     @classmethod
     def of(cls, wire: str, model: dict[str, Any]) -> Naming:
         title = model.get("state", {}).get("title") or wire.rsplit(".", 1)[-1]
         name = identifier(title)
-        return cls(wire, name, snake(name), snake(name).upper(), bool(model.get("methods")))
+        version = model.get("schema_version", 1)
+        return cls(
+            wire,
+            name,
+            snake(name),
+            snake(name).upper(),
+            bool(model.get("methods")),
+            version if isinstance(version, int) else 1,
+        )
 
 
 def namings(document: dict[str, Any]) -> list[Naming]:
@@ -620,9 +642,16 @@ def _model_file(ctx: _Context, naming: Naming, model: dict[str, Any]) -> str:
     body.append(f"export const {cls}Fields = {{\n")
     body += [f"  {_member_name(n)}: {_spec(e, d)},\n" for n, e, d in fields]
     body.append("};\n\n")
-    body.append(f"/** {naming.wire}: its fields, remote methods and events. */\n")
+    if methods:
+        body.append(_methods_type(naming, methods))
+    generics = f"{cls}State, {cls}Methods" if methods else f"{cls}State"
     body.append(
-        f"export const {cls}Spec = new ModelSpec({json.dumps(naming.wire)}, {cls}Fields, {{\n"
+        f"/** {naming.wire}: its fields, remote methods and events "
+        f"(`this.objects({cls}Spec)` reaches its objects from other objects). */\n"
+    )
+    body.append(
+        f"export const {cls}Spec = new ModelSpec<{generics}>"
+        f"({json.dumps(naming.wire)}, {cls}Fields, {{\n"
     )
     body.append("  methods: {\n" if methods else "  methods: {},\n")
     for name, (params, result) in methods.items():
@@ -632,7 +661,11 @@ def _model_file(ctx: _Context, naming: Naming, model: dict[str, Any]) -> str:
             f"    {_member_name(name)}: {{ params: {params_text}, result: {result.builder} }},\n"
         )
     body.append("  },\n" if methods else "")
+    if naming.schema_version != 1:
+        body.append(f"  schemaVersion: {naming.schema_version},\n")
     body.append("  events: EVENTS,\n  document: SCHEMA_DOCUMENT,\n});\n\n")
+    if naming.schema_version > 1:
+        body.append(_migrations_type(naming))
     body.append(_base_class(naming, methods))
     if methods:
         body.append(_checked_type(naming, methods))
@@ -652,7 +685,9 @@ def _model_imports(
     )
     library = ["ModelBase", "ModelSpec", "t"]
     if methods:
-        library += ["type Awaitable", "type Exactly"]
+        library += ["type Awaitable", "type Exactly", "type When"]
+    if naming.schema_version > 1:
+        library.append("type Migration")
     if re.search(r"\bJson\b", text):
         library.append("type Json")
     local = sorted(
@@ -677,7 +712,7 @@ def _base_class(
         "    super.emit(name, data);\n"
         "  }\n"
     )
-    if not methods:
+    if not naming.needs_code:
         return (
             f"/** The {naming.wire} object: without remote methods, it needs no code of yours. */\n"
             f"export class {cls} extends ModelBase<{cls}State>({cls}Spec) {{\n{emit}}}\n"
@@ -686,7 +721,8 @@ def _base_class(
         f"/**\n * Base of the {naming.wire} object. Extend it in src/models/{naming.module}.ts\n"
         " * and implement each remote method with the same name and parameters, in the\n"
         " * Python order (`override` each one); `this.state` is the state, `this.emit`\n"
-        " * emits an event.\n */\n"
+        " * emits an event, `this.objects(...)` calls other objects, `this.schedule(...)`\n"
+        " * calls a method of this object later.\n */\n"
         f"export abstract class {cls}Base extends ModelBase<{cls}State>({cls}Spec) {{\n"
     )
     for name, (params, result) in methods.items():
@@ -696,7 +732,56 @@ def _base_class(
         text += f"  /** Python: `{name}({shown}) -> {_python_label(result)}` */\n"
         returns = f"Awaitable<{_result_ts(result)}>"
         text += f"  abstract {_member_name(name)}({_signature(params)}): {returns};\n"
+    if naming.schema_version > 1:
+        text += (
+            "  /**\n   * Migrations of state stored by schema versions before "
+            f"{naming.schema_version}, as the Python model's\n"
+            "   * `@migration(from_version=N)`: write one for each older version (return "
+            "the data\n   * unchanged when the Python model has none for it).\n   */\n"
+            f"  protected abstract override migrations(): {cls}Migrations;\n"
+        )
+    if methods:
+        text += (
+            "  /** Calls a remote method of this object at `when`, with its Python parameters; "
+            "returns the schedule's id. */\n"
+            f"  protected override schedule<K extends keyof {cls}Methods & string>"
+            f"(when: When, method: K, ...args: Parameters<{cls}Methods[K]>): string {{\n"
+            "    return super.schedule(when, method, ...args);\n"
+            "  }\n"
+        )
     return text + emit + "}\n"
+
+
+def _migrations_type(naming: Naming) -> str:
+    versions = "".join(
+        f"  readonly {version}: Migration;\n" for version in range(1, naming.schema_version)
+    )
+    return (
+        f"/** The migrations of {naming.wire}'s state, by the schema version they start from. */\n"
+        f"export type {naming.cls}Migrations = {{\n{versions}}};\n\n"
+    )
+
+
+def _methods_type(
+    naming: Naming, methods: dict[str, tuple[list[tuple[str, _Expr, Any]], _Expr]]
+) -> str:
+    """The remote methods as other objects call them: parameters that have defaults,
+    from the first after which all have one, may be left out."""
+    text = (
+        f"/** {naming.wire}'s remote methods as other objects call them "
+        "(Python parameters in order, and results). */\n"
+        f"export type {naming.cls}Methods = {{\n"
+    )
+    for name, (params, result) in methods.items():
+        optional_from = len(params)
+        while optional_from > 0 and params[optional_from - 1][2] is not _REQUIRED:
+            optional_from -= 1
+        shown = ", ".join(
+            f"{identifier(n)}{'?' if index >= optional_from else ''}: {e.ts}"
+            for index, (n, e, _d) in enumerate(params)
+        )
+        text += f"  {_member_name(name)}({shown}): {result.ts};\n"
+    return text + "};\n\n"
 
 
 def _python_label(expr: _Expr) -> str:
@@ -729,14 +814,15 @@ def _worker_file(models: list[Naming], implementations: str) -> str:
     lines = [
         _HEADER,
         "\n/** The Worker: every model's Durable Object class, and the router serving them. */\n",
-        f'import {{ createRouter, DurableShutdown }} from "{LIBRARY}";\n',
+        f'import {{ createRouter, DurableIndex, DurableShutdown }} from "{LIBRARY}";\n',
     ]
     for naming in models:
-        if naming.has_methods:
+        if naming.needs_code:
             lines.append(f'import {{ {naming.cls} }} from "{implementations}/{naming.module}";\n')
-            lines.append(f'import type {{ {naming.cls}Checked }} from "./{naming.module}";\n')
         else:
             lines.append(f'import {{ {naming.cls} }} from "./{naming.module}";\n')
+        if naming.has_methods:
+            lines.append(f'import type {{ {naming.cls}Checked }} from "./{naming.module}";\n')
     checked = [n for n in models if n.has_methods]
     if checked:
         lines.append(
@@ -752,7 +838,8 @@ def _worker_file(models: list[Naming], implementations: str) -> str:
     bindings = ", ".join(f"{n.binding}: {n.cls}" for n in models)
     lines.append(
         "\n// DurableShutdown: the local server closes every WebSocket with 1001 through it.\n"
-        f"export {{ {names}, DurableShutdown }};\n\n"
+        "// DurableIndex: the index of each model's objects (bound as DURABLE_INDEX).\n"
+        f"export {{ {names}, DurableIndex, DurableShutdown }};\n\n"
         f"export default createRouter({{ {bindings} }});\n"
     )
     return "".join(lines)
@@ -785,12 +872,32 @@ def stub(naming: Naming, model: dict[str, Any], document: dict[str, Any]) -> str
             f"    throw new NotImplementedError({json.dumps(message)});\n"
             "  }\n"
         )
+    if naming.schema_version > 1:
+        entries = "".join(
+            f"      {version}: () => {{\n        throw new NotImplementedError("
+            + json.dumps(
+                f"the migration of {naming.wire} from schema version {version} is not written yet"
+            )
+            + ");\n      },\n"
+            for version in range(1, naming.schema_version)
+        )
+        text += (
+            "\n  /** Each takes the state's JSON as that schema version stored it, and returns "
+            "the next version's. */\n"
+            f"  protected override migrations(): {cls}Migrations {{\n"
+            f"    return {{\n{entries}    }};\n  }}\n"
+        )
+        lines[1] = (
+            f'import {{ {cls}Base, type {cls}Migrations }} from "../generated/{naming.module}";\n'
+        )
     if types_used:
         lines.append(
             f'import type {{ {", ".join(sorted(types_used))} }} from "../generated/types";\n'
         )
     if re.search(r"\bJson\b", text):
         lines[0] = lines[0].replace("type Awaitable", "type Awaitable, type Json")
+    if not methods:
+        lines[0] = lines[0].replace(", type Awaitable", "")
     return (
         "".join(lines)
         + f"\n/** {naming.wire} on the Worker: the bodies of its remote methods. */\n"

@@ -9,6 +9,7 @@ ids, backoff, timeouts and telemetry belong to the client above it.
 from __future__ import annotations
 
 import abc
+import contextlib
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -59,6 +60,10 @@ class Transport(abc.ABC):
         """Open a subscription and send ``subscribe``."""
 
     @abc.abstractmethod
+    async def query(self, query: proto.Query) -> dict[str, Any]:
+        """Ask ``query`` (a listing, an object's schedules); the reply's JSON body."""
+
+    @abc.abstractmethod
     def channel(self, model: str, object_id: str) -> AbstractAsyncContextManager[CallChannel]:
         """Open a call channel (an RPC session) to one object."""
 
@@ -75,6 +80,11 @@ class Transport(abc.ABC):
     async def schema(self) -> dict[str, Any]:
         """The server's schema document (``GET /v1/models``)."""
         raise exc.UsageError("only a server has a schema document to check")
+
+    def running(self) -> AbstractAsyncContextManager[object]:
+        """While entered, do the transport's background work, if it has any (the embedded
+        host it owns runs its schedules). Nothing by default."""
+        return contextlib.nullcontext()
 
     def close_now(self) -> None:  # noqa: B027 - an optional hook, nothing to release by default
         """Release what can be released without I/O, from outside the event loop

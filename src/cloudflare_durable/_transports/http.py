@@ -60,6 +60,9 @@ class HttpTransport:
     async def schema(self) -> dict[str, Any]:
         return (await self._send("GET", proto.MODELS_PATH, None))[1]
 
+    async def query(self, query: proto.Query) -> dict[str, Any]:
+        return (await self._send("GET", proto.query_path(query), None))[1]
+
     async def _send(self, method: str, path: str, body: bytes | None) -> tuple[int, dict[str, Any]]:
         url = self._base + path
         try:

@@ -53,7 +53,7 @@ class NetworkTransport(HttpTransport, Transport):
         frame = proto.encode(subscribe.to_json(), proto.MAX_FRAME_BYTES)
         stream = WebSocketStream(websocket, self._connections)
         try:
-            await stream.subscribe(frame)
+            await stream.subscribe(frame, confirm=subscribe.since is None)
         except BaseException:
             await stream.aclose()
             raise

@@ -50,17 +50,20 @@ class WebSocketStream(MessageStream):
         self._connections = connections
         self._early: deque[proto.Message] = deque()
 
-    async def subscribe(self, frame: bytes) -> None:
-        """Send the subscribe frame and wait until the server has it.
+    async def subscribe(self, frame: bytes, *, confirm: bool = True) -> None:
+        """Send the subscribe frame and, with ``confirm``, wait until the server has it.
 
         A ping follows the subscribe frame, and servers answer frames in order:
         once the pong is back, every later change reaches this stream. Messages
-        that come before it are kept for ``receive``.
+        that come before it are kept for ``receive``. A subscription that resumes
+        (``since``) needs no such wait: what happens before the server has it
+        comes anyway (a newer state, the events it missed), and the wait would
+        come after all of it.
         """
         self._websocket.send_text(frame)
         self._websocket.send_text(PING_FRAME)
         await self._websocket.flush()
-        while True:
+        while confirm:
             message = await self._next()
             if message is None:
                 return
@@ -75,10 +78,12 @@ class WebSocketStream(MessageStream):
                 return message
 
     async def _next(self) -> proto.Message | None:
-        """The next snapshot or event, or None for a pong."""
+        """The next state, event or gap, or None for a pong."""
         while True:
             message = proto.parse_server_frame(await self._websocket.receive_text())
-            if isinstance(message, proto.Snapshot | proto.PatchMessage | proto.EventMessage):
+            if isinstance(
+                message, proto.Snapshot | proto.PatchMessage | proto.EventMessage | proto.GapMessage
+            ):
                 return message
             if isinstance(message, proto.Pong):
                 return None

@@ -4,7 +4,10 @@ A subscriber receives the object's state (when newer than the version it says
 it has seen), then every change in order: the new version's state and, if it
 asked for them, the events of that version. Only versions greater than its
 ``since`` reach it. A subscriber that asked for patches and holds the version
-just before a change receives only the fields that change set.
+just before a change receives only the fields that change set. A subscriber
+that resumes (``since``) and asked for events first gets the logged events it
+missed (``replay``), after a gap frame if the log no longer holds them all;
+replayed frames do not count toward its backlog.
 
 Each change is encoded once: every network subscriber gets the same frame text,
 and every in-process subscriber the same message (the frames and messages of a
@@ -15,18 +18,25 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
 from .. import _exceptions as exc
 from .. import _protocol as proto
+from ._store import LoggedEvent
 
-__all__ = ["Change", "Subscriber", "publish"]
+__all__ = ["Change", "Subscriber", "TextSink", "publish"]
 
-TextSink = Callable[[str], None]
 T = TypeVar("T")
+
+
+class TextSink(Protocol):
+    """Where a network subscriber's frames go, as text, in order (``replay``: a frame
+    of a replay, which does not count toward the connection's backlog)."""
+
+    def __call__(self, text: str, /, *, replay: bool = False) -> None: ...
 
 
 class Change:
@@ -74,7 +84,10 @@ class Change:
         return self._made(
             "event texts",
             lambda: [
-                proto.dumps_text(proto.event_frame(e.version, e.name, e.data)) for e in self.events
+                proto.dumps_text(
+                    proto.event_frame(e.version, e.name, e.data, index, len(self.events))
+                )
+                for index, e in enumerate(self.events)
             ],
         )
 
@@ -103,14 +116,33 @@ def _join(texts: dict[str, str], names: Iterable[str]) -> str:
     return "{" + ",".join(f"{proto.dumps_text(name)}:{texts[name]}" for name in names) + "}"
 
 
+def _event_message(event: LoggedEvent) -> Callable[[], proto.EventMessage]:
+    return lambda: proto.EventMessage(
+        event.version, event.name, json.loads(event.data), event.index, event.count
+    )
+
+
+def _event_text(event: LoggedEvent) -> Callable[[], str]:
+    return lambda: logged_event_text(event)
+
+
+def logged_event_text(event: LoggedEvent) -> str:
+    """The event frame of a logged event (its data's JSON text as stored)."""
+    return (
+        f'{{"type":"event","version":{event.version},"index":{event.index},'
+        f'"count":{event.count},"name":{proto.dumps_text(event.name)},"data":{event.data}}}'
+    )
+
+
 class Subscriber:
     """One subscriber's ordered inbox of snapshots, patches and events.
 
     With a ``sink`` (a network connection's outbox) frames are handed over as
     text, synchronously, in order. Without one, messages queue for ``receive()``;
     a subscriber more than ``SUBSCRIBER_BACKLOG`` messages behind is cut off:
-    ``receive`` raises ``SubscriberLagged`` and the client resumes from the last
-    version it saw, so it skips ahead but never repeats.
+    once it has read what was queued, ``receive`` raises ``SubscriberLagged`` and
+    the client resumes from what it has (newer state, and the events it missed
+    from the log), so it skips states ahead but never repeats.
     """
 
     def __init__(
@@ -128,25 +160,50 @@ class Subscriber:
         self._detach = detach
         self._sink = sink
         self._inbox: deque[proto.Message] = deque()
+        self._replayed = 0  # replayed messages in the inbox, beyond the backlog's bound
         self._wakeup = anyio.Event()
         self._lagged = False
         self._closed = False
         self.last_version = frame.since if frame.since is not None else -1
 
-    def _push(self, message: Callable[[], proto.Message], text: Callable[[], str]) -> None:
+    def _push(
+        self,
+        message: Callable[[], proto.Message],
+        text: Callable[[], str],
+        *,
+        replay: bool = False,
+    ) -> None:
         """Hand over one message: as text to a sink, or as a message to the inbox (each
         made only if needed, once for all subscribers)."""
         if self._closed or self._lagged:
             return
         if self._sink is not None:
-            self._sink(text())
+            self._sink(text(), replay=replay)
             return
-        if len(self._inbox) >= proto.SUBSCRIBER_BACKLOG:
+        if replay:
+            self._replayed += 1
+        elif len(self._inbox) >= proto.SUBSCRIBER_BACKLOG + self._replayed:
+            # Cut off: what is queued is still read, then ``receive`` says so.
             self._lagged = True
-            self._inbox.clear()
-        else:
-            self._inbox.append(message())
+            self._wakeup.set()
+            return
+        self._inbox.append(message())
         self._wakeup.set()
+
+    def replay(self, gap: tuple[int, int] | None, events: Sequence[LoggedEvent]) -> None:
+        """Logged events this subscriber missed, oldest first, after a gap frame if some
+        are no longer logged."""
+        if not self.frame.events:
+            return
+        if gap is not None:
+            since, until = gap
+            self._push(
+                lambda: proto.GapMessage(since, until),
+                lambda: proto.dumps_text(proto.gap_frame(since, until)),
+                replay=True,
+            )
+        for event in events:
+            self._push(_event_message(event), _event_text(event), replay=True)
 
     def _push_events(self, change: Change) -> None:
         for index, event in enumerate(change.events):
@@ -205,6 +262,8 @@ class Subscriber:
                 self._poll()
                 continue
             self._wakeup = anyio.Event()
+        if self._replayed:
+            self._replayed -= 1
         return self._inbox.popleft()
 
     def close(self) -> None:

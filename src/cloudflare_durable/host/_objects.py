@@ -11,21 +11,34 @@ another process sharing the store may have changed its object.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
+import pydantic
+
+from .. import _exceptions as exc
 from .. import _protocol as proto
 from .._handles import validate_state
-from .._models import DurableModel
-from .._pydantic import dump_state
-from ._store import Remembered, Store
+from .._models import DurableModel, migrate_state, schema_version_of
+from .._pydantic import dump_state, translate, validate_wire_state
+from ._store import LoggedEvent, Remembered, ScheduleRow, Store, Stored
 
 if TYPE_CHECKING:
     from ._fanout import Subscriber
     from ._queue import Pending
 
-__all__ = ["CACHED_BYTES", "CACHED_OBJECTS", "HISTORY", "RECENT_REPLIES", "Cell", "Cells"]
+__all__ = [
+    "CACHED_BYTES",
+    "CACHED_OBJECTS",
+    "HISTORY",
+    "RECENT_REPLIES",
+    "Cell",
+    "Cells",
+    "EventLog",
+]
 
 CACHED_OBJECTS: Final = 4096
 """Idle objects (no queued operation, no subscriber) kept in memory; older ones are dropped."""
@@ -51,12 +64,15 @@ class Cell:
         "history",
         "known_ids",
         "live",
+        "log",
+        "migrated",
         "model",
         "name",
         "object_id",
         "queue",
         "recent",
         "recent_bytes",
+        "refused",
         "subscribers",
         "texts",
         "values",
@@ -71,6 +87,12 @@ class Cell:
         self.object_id = object_id
         self.version = version
         self.texts: dict[str, str] | None = None
+        self.migrated = False
+        """The state was migrated from an older schema version when it was read: the next
+        change stores every field (and the schema version)."""
+        self.refused: exc.DurableError | None = None
+        """Why the stored state cannot be used (a newer schema version wrote it)."""
+        self.log: EventLog | None = None  # what the store's event log holds, once read
         self.values: dict[str, Any] = {}
         self.bytes = 0
         self.history: deque[tuple[int, Touched]] = deque(maxlen=HISTORY)
@@ -117,6 +139,14 @@ class Cell:
         self.recent_bytes = 0
         self.known_ids = None
         self.held = None
+        self.log = None
+        self.migrated = False
+        self.refused = None
+
+    def take(self, stored: Stored) -> None:
+        """Take the state as stored, migrated to the model's schema version if older."""
+        texts, self.migrated, self.refused = upgraded(self.model, self.object_id, stored)
+        self.set_texts(texts)
 
     # -- reading the state ------------------------------------------------------
 
@@ -181,6 +211,98 @@ class Cell:
             self.known_ids = None  # the store pruned; reload at the next lookup
 
 
+class EventLog:
+    """What an object's event log in the store holds, by version, oldest first (events
+    and bytes of each version, and when it was stored): enough to keep the log within
+    its bounds without asking the store."""
+
+    __slots__ = ("bytes", "events", "versions")
+
+    def __init__(self, rows: Iterable[tuple[int, int, int, float]]) -> None:
+        self.versions = deque(rows)
+        self.events = sum(row[1] for row in self.versions)
+        self.bytes = sum(row[2] for row in self.versions)
+
+    @staticmethod
+    def entries(added: list[LoggedEvent], now: float) -> list[tuple[int, int, int, float]]:
+        by_version: dict[int, list[int]] = {}
+        for event in added:
+            found = by_version.setdefault(event.version, [0, 0])
+            found[0] += 1
+            found[1] += event.size
+        return [(version, n, size, now) for version, (n, size) in by_version.items()]
+
+    def to_drop(self, added: list[tuple[int, int, int, float]], now: float) -> tuple[int, int]:
+        """How many of the oldest versions to drop once ``added`` is logged so that the
+        log keeps within its bounds (events, bytes, age), and the last one dropped."""
+        events = self.events + sum(entry[1] for entry in added)
+        size = self.bytes + sum(entry[2] for entry in added)
+        oldest = now - proto.EVENT_LOG_SECONDS
+        dropped, through = 0, 0
+        for version, count, weight, created in itertools.chain(self.versions, added):
+            if (
+                events <= proto.EVENT_LOG_EVENTS
+                and size <= proto.EVENT_LOG_BYTES
+                and created >= oldest
+            ):
+                break
+            events, size = events - count, size - weight
+            dropped, through = dropped + 1, version
+        return dropped, through
+
+    def update(self, added: list[tuple[int, int, int, float]], dropped: int) -> None:
+        """The store now holds ``added`` and dropped the ``dropped`` oldest versions."""
+        self.versions.extend(added)
+        self.events += sum(entry[1] for entry in added)
+        self.bytes += sum(entry[2] for entry in added)
+        for _ in range(dropped):
+            _, count, weight, _ = self.versions.popleft()
+            self.events -= count
+            self.bytes -= weight
+
+
+def upgraded(
+    model: type[DurableModel], object_id: str, stored: Stored
+) -> tuple[dict[str, str] | None, bool, exc.DurableError | None]:
+    """A stored state's fields under the model's schema version: migrated if an older
+    version wrote them (then True), refused (an error) if a newer one did."""
+    texts = stored.fields
+    known = schema_version_of(model)
+    if texts is None or stored.schema_version == known:
+        return texts, False, None
+    name = model.__durable_name__
+    if stored.schema_version > known:
+        message = (
+            f"{name} {object_id!r} is stored by schema version {stored.schema_version}, "
+            f"this code knows up to {known}"
+        )
+        error = {"loc": [], "msg": message, "type": "schema_version_newer"}
+        return texts, False, exc.ValidationError(message, details={"errors": [error]})
+    data = {field: json.loads(text) for field, text in texts.items()}
+    try:
+        data = migrate_state(model, data, stored.schema_version)
+        instance = validate_wire_state(model, proto.dumps_text(data))
+    except pydantic.ValidationError as error:
+        return (
+            texts,
+            False,
+            translate(
+                error,
+                f"{name} {object_id!r} stored by schema version {stored.schema_version} "
+                f"does not validate after its migrations to {known}",
+            ),
+        )
+    except Exception as error:
+        message = (
+            f"migrating {name} {object_id!r} from schema version {stored.schema_version} "
+            f"failed: {type(error).__name__}: {error}"
+        )
+        failure = {"loc": [], "msg": message, "type": "migration_failed"}
+        return texts, False, exc.ValidationError(message, details={"errors": [failure]})
+    state = dump_state(instance)
+    return {field: proto.dumps_text(value) for field, value in state.items()}, True, None
+
+
 def join_state(texts: dict[str, str]) -> str:
     """A state's JSON text from its fields' texts."""
     return "{" + ",".join(f"{proto.dumps_text(name)}:{text}" for name, text in texts.items()) + "}"
@@ -220,7 +342,8 @@ class Cells:
                 self._evict()
             self.refresh_epoch()
             stored = self._store.read(key[0], object_id)
-            cell = Cell(model, object_id, stored.version, stored.fields)
+            cell = Cell(model, object_id, stored.version, None)
+            cell.take(stored)
             cell.epoch = self._epoch
             self._cells[key] = cell
             self._loaded_bytes += cell.bytes
@@ -260,7 +383,8 @@ class Cells:
     def reload(self, cell: Cell) -> None:
         """Re-read ``cell`` from the store."""
         stored = self._store.read(cell.name, cell.object_id)
-        cell.reset(stored.version, stored.fields)
+        cell.reset(stored.version, None)
+        cell.take(stored)
         cell.epoch = self._epoch
 
     def catch_up(self, cell: Cell) -> bool:
@@ -273,6 +397,9 @@ class Cells:
             return False
         self.reload(cell)
         return True
+
+    def schedule(self, cell: Cell, schedule_id: str) -> ScheduleRow | None:
+        return self._store.schedule(cell.name, cell.object_id, schedule_id)
 
     def remembered(self, cell: Cell, request_id: str) -> Remembered | None:
         """The stored reply of ``request_id`` on ``cell``'s object, if any."""

@@ -12,12 +12,20 @@ request ids it answered, in one transaction.
 The state is kept as each field's JSON text. A method body's live instance
 records which fields the body read or assigned; only those are compared and
 encoded afterwards, so a small change to a large object costs what it changes.
+
+A change also carries its events (logged with it) and what its call did to the
+object's schedules (made, cancelled). A batch may also run schedules: the run
+that succeeds removes its schedule in the same transaction as its change, and
+one that fails records the attempt (the next one after a backoff, or the
+schedule kept as failed), so each schedule runs exactly once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
@@ -40,16 +48,28 @@ from .._pydantic import (
 )
 from ._fanout import Change
 from ._objects import join_state, state_bytes
-from ._store import Remembered
+from ._store import (
+    AddSchedule,
+    ClearSchedules,
+    LoggedEvent,
+    Remembered,
+    RemoveSchedule,
+    RetrySchedule,
+    ScheduleOp,
+    ScheduleRow,
+)
 
 if TYPE_CHECKING:
     from .._models import DurableModel
     from ._objects import Cell, Cells, Touched
     from ._queue import Pending
 
-__all__ = ["Applied", "Batch", "Outcome"]
+__all__ = ["Applied", "Batch", "Outcome", "retry_delay"]
+
+logger = logging.getLogger("cloudflare_durable.host")
 
 Outcome: TypeAlias = proto.Reply | exc.DurableError
+Events: TypeAlias = list[tuple[str, dict[str, Any]]]
 
 # An integer literal of 16 digits or more may be out of ±(2^53-1): only then is a
 # text scanned (outside its strings) for one that is.
@@ -88,11 +108,24 @@ class Batch:
         self.clear = False
         self.entries: list[tuple[int, Touched]] = []
         self.remember: list[tuple[str, Remembered]] = []
+        self.logged: list[LoggedEvent] = []
+        self.schedule_ops: list[ScheduleOp] = []
+        self.refused = cell.refused
+        self._rewrite_all = cell.migrated  # the next change stores every field
         self._answered: dict[str, Remembered] = {}
+        # What the batch did to schedules so far, by id: the row as it stands, or None
+        # once removed (``_cleared``: the state was deleted, so every schedule went).
+        self._schedules: dict[str, ScheduleRow | None] = {}
+        self._cleared = False
 
     @property
     def changed(self) -> bool:
         return bool(self.entries)
+
+    @property
+    def bookkeeping(self) -> bool:
+        """Whether there is something to store even without a change (schedules run)."""
+        return bool(self.schedule_ops)
 
     @property
     def present(self) -> bool:
@@ -108,9 +141,17 @@ class Batch:
         return self.cell.value(name)
 
     async def apply(self, pending: Pending) -> Applied:
+        if pending.fire is not None:
+            return await self._fire(pending, pending.fire)
+        return await self._apply(pending)
+
+    async def _apply(self, pending: Pending) -> Applied:
         op = pending.op
         request_id = pending.ticket.request_id
         try:
+            if self.refused is not None and not isinstance(op, proto.Delete):
+                refused = self.refused
+                raise type(refused)(refused.message, details=refused.details)
             if request_id is not None:
                 remembered = self._answered.get(request_id) or self.cells.remembered(
                     self.cell, request_id
@@ -204,20 +245,98 @@ class Batch:
         self,
         texts: dict[str, str] | None,
         touched: Touched,
-        events: list[tuple[str, dict[str, Any]]] = [],  # noqa: B006 - never changed
+        events: Events = [],  # noqa: B006 - never changed
+        event_texts: list[str] = [],  # noqa: B006 - never changed
     ) -> Change:
         """Make the next version: ``texts`` are its fields (``touched``, those that
-        changed; ``None``: all of them, the state was replaced)."""
+        changed; ``None``: all of them, the state was replaced), with its events (and
+        their data's JSON texts, to log)."""
         self.version += 1
-        if texts is None or touched is None:
+        if texts is None or touched is None or self._rewrite_all:
+            touched = None
             self.clear = True
             self.written = dict(texts or {})
+            self._rewrite_all = False
+            self.refused = None
         else:
             self.written.update((name, texts[name]) for name in touched)
         self.texts = texts
         self.entries.append((self.version, touched))
-        made = [proto.EventMessage(self.version, name, data) for name, data in events]
+        version, count = self.version, len(events)
+        made = []
+        for index, ((name, data), text) in enumerate(zip(events, event_texts, strict=True)):
+            made.append(proto.EventMessage(version, name, data, index, count))
+            size = len(text.encode()) + len(name.encode())
+            self.logged.append(LoggedEvent(version, index, count, name, text, size))
         return Change(self.version, texts, touched, made)
+
+    # -- schedules ----------------------------------------------------------------
+
+    def schedule(self, schedule_id: str) -> ScheduleRow | None:
+        """The object's schedule ``schedule_id`` as this batch leaves it so far."""
+        if schedule_id in self._schedules:
+            return self._schedules[schedule_id]
+        if self._cleared:
+            return None
+        return self.cells.schedule(self.cell, schedule_id)
+
+    def _schedule_exists(self, schedule_id: str) -> bool:
+        return self.schedule(schedule_id) is not None
+
+    def _take_schedules(self, execution: Execution) -> None:
+        """Store what a call's body did to the object's schedules (with its change)."""
+        for schedule_id, (at, method, args) in execution.scheduled.items():
+            row = ScheduleRow(schedule_id, at, at, method, proto.dumps_text(args))
+            self.schedule_ops.append(AddSchedule(row))
+            self._schedules[schedule_id] = row
+        for schedule_id in execution.cancelled:
+            self.schedule_ops.append(RemoveSchedule(schedule_id))
+            self._schedules[schedule_id] = None
+
+    async def _fire(self, pending: Pending, schedule_id: str) -> Applied:
+        """Run a schedule as a call (unless it is gone, or failed for good meanwhile): on
+        success it is removed with the call's change; a failure is recorded."""
+        row = self.schedule(schedule_id)
+        if row is None or row.status != "pending":
+            return Applied(exc.NotFoundError(f"schedule {schedule_id} is no longer pending"))
+        applied = await self._apply(pending)
+        outcome = applied.outcome
+        where = f"{self.cell.name} {self.cell.object_id!r}"
+        if isinstance(outcome, proto.Reply):
+            logger.info("schedule %s ran %s.%s", schedule_id, where, row.method)
+            self.schedule_ops.append(RemoveSchedule(schedule_id))
+            self._schedules[schedule_id] = None
+            return applied
+        attempts = row.attempts + 1
+        error = proto.dumps_text(proto.error_envelope(outcome)["error"])
+        if attempts >= proto.SCHEDULE_ATTEMPTS:
+            logger.error(
+                "schedule %s of %s (%s) failed %d times, and is kept as failed: %s",
+                schedule_id,
+                where,
+                row.method,
+                attempts,
+                outcome.message,
+            )
+            failed = RetrySchedule(schedule_id, attempts, row.due, "failed", error)
+        else:
+            due = int(time.time() * 1000 + retry_delay(attempts) * 1000)
+            logger.warning(
+                "schedule %s of %s (%s) failed (attempt %d of %d), tried again in %g s: %s",
+                schedule_id,
+                where,
+                row.method,
+                attempts,
+                proto.SCHEDULE_ATTEMPTS,
+                retry_delay(attempts),
+                outcome.message,
+            )
+            failed = RetrySchedule(schedule_id, attempts, due, "pending", error)
+        self.schedule_ops.append(failed)
+        self._schedules[schedule_id] = ScheduleRow(
+            schedule_id, failed.due, row.at, row.method, row.args, attempts, failed.status, error
+        )
+        return applied
 
     # -- call ------------------------------------------------------------------
 
@@ -230,7 +349,7 @@ class Batch:
         keywords = signature.keywords(op.args)
         live = self._live()
         tracking = Tracking(live)
-        execution = Execution(tracking=tracking)
+        execution = Execution(tracking=tracking, schedule_exists=self._schedule_exists)
         binding(live).execution = execution
         body = _context.Body(
             self.host, (*pending.chain, (cell.name, cell.object_id)), pending.ticket
@@ -247,13 +366,19 @@ class Batch:
             _check_result(cell.name, op.method, result)
             changed = self._compare(live, touched)
             events = [(event_name(event), dump_event(event)) for event in execution.events]
-            if not changed and not events:
+            if not changed and not events and not execution.schedules_changed:
                 return Applied(self._reply(op, 200, result))
-            texts, names = self._texts_after(changed, events)
+            # A schedule belongs to a state: one made on an object without state stores
+            # its defaults (a delete then cancels it); events alone store nothing.
+            texts, names, event_texts = self._texts_after(
+                changed, events, virtual=not execution.schedules_changed
+            )
         except BaseException:
             cell.live = None  # rebuilt from the last good state at the next call
             raise
-        change = self._change(texts, names, events)
+        change = self._change(texts, names, events, event_texts)
+        if execution.schedules_changed:
+            self._take_schedules(execution)
         return Applied(self._reply(op, 200, result), change)
 
     def _live(self) -> Any:
@@ -272,18 +397,19 @@ class Batch:
         return {name: value for name, value in after.items() if value != self.value(name)}
 
     def _texts_after(
-        self, changed: dict[str, Any], events: list[tuple[str, dict[str, Any]]]
-    ) -> tuple[dict[str, str] | None, Touched]:
+        self, changed: dict[str, Any], events: Events, *, virtual: bool = True
+    ) -> tuple[dict[str, str] | None, Touched, list[str]]:
         """The fields after a change, once they are known to fit the protocol's limits;
-        and which of them changed (``None``: all, the object had no state)."""
+        which of them changed (``None``: all, the object had no state); and the JSON
+        texts of the events' data."""
         model = self.cell.name
         new = {name: proto.dumps_text(value) for name, value in changed.items()}
         for name, text in new.items():
             _check_integers(text, f"{model}.{name}")
-        _check_events(events)
+        event_texts = _check_events(events)
         if self.texts is None:
-            if not new:
-                return None, None  # only events: the object still has no stored state
+            if not new and virtual:  # only events: the object still has no stored state
+                return None, None, event_texts
             texts = {**self.cell.defaults(), **new}
             size, touched = state_bytes(texts), None
         else:
@@ -296,7 +422,7 @@ class Batch:
         _check_size(model, size)
         self.bytes = size
         self.values.update(changed)
-        return texts, touched
+        return texts, touched, event_texts
 
     # -- create, update, delete -----------------------------------------------------
 
@@ -335,7 +461,7 @@ class Batch:
             changed = {name: value for name, value in state.items() if value != current.get(name)}
             if not changed:
                 return Applied(self._reply(op, 200))
-            texts, touched = self._texts_after(changed, [])
+            texts, touched, _ = self._texts_after(changed, [])
         else:
             texts, touched = self._replace(state), None
         self.cell.live = None
@@ -348,6 +474,10 @@ class Batch:
         self.cell.live = None
         self.values, self.bytes = {}, 0
         change = self._change(None, None)
+        # The schedules the state made go with it.
+        self.schedule_ops.append(ClearSchedules())
+        self._schedules.clear()
+        self._cleared = True
         return Applied(proto.Reply(200, self.version, None, deleted=True), change)
 
 
@@ -400,9 +530,15 @@ def _check_size(model: str, size: int) -> None:
         )
 
 
-def _check_events(events: list[tuple[str, dict[str, Any]]]) -> None:
+def retry_delay(attempts: int) -> float:
+    """Seconds before a schedule that failed ``attempts`` times is tried again."""
+    return min(proto.SCHEDULE_RETRY_MAX, proto.SCHEDULE_RETRY_FIRST * 2.0 ** (attempts - 1))
+
+
+def _check_events(events: Events) -> list[str]:
+    """The JSON texts of the events' data, once they fit the protocol's limits."""
     if not events:
-        return
+        return []
     texts = [proto.dumps_text(data) for _, data in events]
     size = sum(
         len(text.encode()) + len(name) for text, (name, _) in zip(texts, events, strict=True)
@@ -414,6 +550,7 @@ def _check_events(events: list[tuple[str, dict[str, Any]]]) -> None:
         )
     for text, (name, _) in zip(texts, events, strict=True):
         _check_integers(text, f"event {name}")
+    return texts
 
 
 def _check_result(model: str, method: str, result: Any) -> None:

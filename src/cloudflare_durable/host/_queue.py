@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -22,7 +23,9 @@ import anyio
 from .. import _exceptions as exc
 from .. import _protocol as proto
 from .._context import Key, Ticket
+from .._models import schema_version_of
 from ._fanout import publish
+from ._objects import EventLog
 from ._operations import Applied, Batch, Outcome
 from ._store import Store, VersionMoved, Write
 
@@ -50,6 +53,8 @@ class Pending:
     ticket: Ticket
     chain: tuple[Key, ...] = ()
     """The objects whose bodies are waiting on this operation (empty from outside)."""
+    fire: str | None = None
+    """The schedule this call runs, if it runs one."""
 
 
 class Queue:
@@ -106,14 +111,27 @@ class Queue:
             start = cell.version
             run = Batch(self._host, self._cells, cell)
             applied = [await run.apply(pending) for pending in batch]
-            if not run.changed:
+            if not run.changed and not run.bookkeeping:
                 # Nothing to commit, so no version check: make sure no other process
                 # changed the object under these answers (a write is checked at commit).
                 if self._cells.catch_up(cell):
                     continue
                 _settle(cell, batch, applied)
                 return
-            write = Write(run.version, run.present, run.written, run.clear, run.remember)
+            log, now = self._log_plan(cell, run)
+            write = Write(
+                run.version,
+                run.present,
+                run.written,
+                run.clear,
+                run.remember,
+                schema_version_of(cell.model),
+                run.logged,
+                log[1],
+                run.schedule_ops,
+                run.changed,
+                now,
+            )
             try:
                 self._store.commit(cell.name, cell.object_id, start, write)
             except VersionMoved:
@@ -127,12 +145,26 @@ class Queue:
                     pending.done(failure)
                 return
             _committed(cell, run)
+            if run.logged and cell.log is not None:
+                cell.log.update(EventLog.entries(run.logged, now), log[0])
             cell.remember(run.remember, self._store.max_requests)
+            if run.schedule_ops:
+                self._host._schedules_changed(run.schedule_ops)
             _settle(cell, batch, applied)
             return
         busy = exc.UnavailableError("the object is busy in another process")
         for pending in batch:
             pending.done(busy)
+
+    def _log_plan(self, cell: Cell, run: Batch) -> tuple[tuple[int, int], float]:
+        """What to drop from the object's event log to keep it within its bounds once the
+        batch's events are in it: (how many of its oldest versions, the last of them)."""
+        if not run.logged:
+            return (0, 0), 0.0
+        now = time.time()
+        if cell.log is None:
+            cell.log = EventLog(self._store.log_summary(cell.name, cell.object_id))
+        return cell.log.to_drop(EventLog.entries(run.logged, now), now), now
 
 
 def _committed(cell: Cell, run: Batch) -> None:
@@ -140,6 +172,8 @@ def _committed(cell: Cell, run: Batch) -> None:
     cell.version, cell.bytes = run.version, run.bytes
     if run.clear:
         cell.values = {}
+        cell.migrated = False
+    cell.refused = run.refused
     cell.texts = run.texts
     if run.texts is not None:
         cell.values.update(run.values)

@@ -1,17 +1,21 @@
 """The host runtime: ``Host`` serves ``DurableModel`` objects from one SQLite store.
 
 It ties together the cells of its objects (``_objects``), their queues
-(``_queue``), what each operation means (``_operations``) and the fan-out to
-subscribers (``_fanout``). An operation a method body sends to this same host
-(a handle used inside the body) is checked for re-entry into its chain of calls
-and given a request id derived from the body's own.
+(``_queue``), what each operation means (``_operations``), the fan-out to
+subscribers (``_fanout``) and the schedules (``_scheduler``). An operation a
+method body sends to this same host (a handle used inside the body) is checked
+for re-entry into its chain of calls and given a request id derived from the
+body's own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import math
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, Final
 
 import anyio
@@ -21,12 +25,13 @@ from .. import _context
 from .. import _exceptions as exc
 from .. import _protocol as proto
 from .._config import DEFAULT_TIMEOUT, store_path
-from .._models import DurableModel, registered_models
-from ._fanout import Change, Subscriber
+from .._models import DurableModel, registered_models, schema_version_of
+from ._fanout import Change, Subscriber, TextSink
 from ._objects import Cell, Cells
 from ._operations import Outcome, encoded_state, validated_state
 from ._queue import Drain, Pending, Queue
-from ._store import Store
+from ._scheduler import Scheduler
+from ._store import AddSchedule, LoggedEvent, RetrySchedule, ScheduleOp, Store
 
 __all__ = ["Host"]
 
@@ -64,6 +69,12 @@ class Host:
         self._unyielded = 0
         shared = path != ":memory:"
         self.poll_interval = poll_interval or (POLL_INTERVAL if shared else math.inf)
+        self._scheduler = Scheduler(self, self._store, POLL_INTERVAL if shared else math.inf)
+        self._running = 0  # how many ``running()`` blocks are open
+        self._catching_up = False
+        self._next_due = self._store.next_due()
+        """When the earliest pending schedule this host knows of is due (milliseconds), for
+        hosts whose schedules run only when they are used (``fire_due``)."""
 
     # -- lifecycle --------------------------------------------------------
 
@@ -71,9 +82,14 @@ class Host:
     def store(self) -> Store:
         return self._store
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         if not self._closed:
             self._closed = self._queue.closed = True
+            self._scheduler.wake(-1)
             for cell in self._cells:
                 for subscriber in list(cell.subscribers):
                     subscriber.close()
@@ -84,6 +100,71 @@ class Host:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
+
+    # -- schedules ----------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Host]:
+        """While the block runs, run the schedules as they fall due (those already due
+        first), in a task of the block's own, cancelled when it ends::
+
+            async with host.running():
+                ...
+
+        ``durable serve`` runs its host this way, and so does a ``DurableClient`` entered
+        with ``async with`` on the embedded host it starts.
+        """
+        async with anyio.create_task_group() as group:
+            await group.start(self._scheduler.run)
+            self._running += 1
+            try:
+                yield self
+            finally:
+                self._running -= 1
+                group.cancel_scope.cancel()
+
+    @property
+    def runs_schedules(self) -> bool:
+        return self._running > 0
+
+    async def fire_due(self) -> int:
+        """Run the schedules that are due now, in the caller's task; returns how many ran.
+        For a host no ``running()`` block runs (the default client's)."""
+        if self._catching_up or self._closed:
+            return 0
+        self._catching_up = True
+        try:
+            count = await self._scheduler.catch_up()
+        finally:
+            self._catching_up = False
+            self._next_due = None if self._closed else self._store.next_due()
+        return count
+
+    def due(self) -> bool:
+        """Whether a schedule this host knows of is due (no query: a time compared)."""
+        due = self._next_due
+        return due is not None and due <= time.time() * 1000
+
+    def _schedules_changed(self, ops: Sequence[ScheduleOp]) -> None:
+        """A commit made schedules or put one off: the scheduler may wake up earlier."""
+        for op in ops:
+            due = op.row.due if isinstance(op, AddSchedule) else None
+            if isinstance(op, RetrySchedule) and op.status == "pending":
+                due = op.due
+            if due is not None:
+                if self._next_due is None or due < self._next_due:
+                    self._next_due = due
+                self._scheduler.wake(due)
+
+    async def fire(self, model: str, object_id: str, schedule_id: str, op: proto.Call) -> Outcome:
+        """Run one schedule as a call of its object (queued like any other operation)."""
+        cell = self._cell(model, object_id)
+        waiter = _Waiter()
+        pending = Pending(op, waiter.done, _context.Ticket(op.request_id), fire=schedule_id)
+        drain = self._queue.submit(cell, pending)
+        if drain is not None:
+            await drain()
+        return waiter.outcome if waiter.outcome is not None else await waiter.wait()
 
     # -- models -----------------------------------------------------------
 
@@ -125,6 +206,20 @@ class Host:
             raise outcome
         return outcome
 
+    async def query(self, query: proto.Query) -> dict[str, Any]:
+        """Answer ``query`` with the JSON body the network host sends for it."""
+        if self._closed:
+            raise exc.UnavailableError("the host is closed", retryable=False)
+        self.model(query.model)
+        if isinstance(query, proto.ListSchedules):
+            proto.check_object_id(query.object_id)
+            rows = self._store.schedules(query.model, query.object_id)
+            return {"schedules": [schedule_json(row) for row in rows]}
+        ids = self._store.list_ids(query.model, query.prefix, query.after, query.limit + 1)
+        more = len(ids) > query.limit
+        ids = ids[: query.limit]
+        return proto.ObjectPage(ids, ids[-1] if more else None).to_json()
+
     async def create_many(self, model: str, states: dict[str, dict[str, Any]]) -> dict[str, int]:
         """Create many objects of ``model`` (fields by object id) in one transaction: all
         or nothing. Returns each object's version; ``AlreadyExistsError`` if one of them
@@ -142,7 +237,7 @@ class Host:
                 f"{len(busy)} of these objects are busy ({busy[0]!r}...); create them one by one"
             )
         self._cells.refresh_epoch()
-        versions = self._store.create_many(model, texts)
+        versions = self._store.create_many(model, texts, schema_version_of(model_class))
         for object_id in texts:
             self._cells.forget(model, object_id)
         return versions
@@ -159,9 +254,11 @@ class Host:
         model: str,
         object_id: str,
         frame: proto.SubscribeFrame,
-        sink: Callable[[str], None] | None = None,
+        sink: TextSink | None = None,
     ) -> Subscriber:
-        """Register a subscriber; it holds the current snapshot first if it is newer.
+        """Register a subscriber; it holds the current snapshot first if it is newer,
+        then, if it resumes (``since``) and asked for events, the logged events after
+        ``since``.
 
         With ``sink``, frames are handed to it as text, synchronously, in order,
         instead of queueing as messages for ``receive()`` (a network connection's
@@ -170,6 +267,9 @@ class Host:
         self._from_body(proto.Read(model, object_id))
         cell = self._cell(model, object_id)
         self._poll(cell)
+        if cell.refused is not None:
+            refused = cell.refused
+            raise type(refused)(refused.message, details=refused.details)
         subscriber = Subscriber(
             frame,
             poll=lambda: self._poll(cell),
@@ -179,7 +279,22 @@ class Host:
         )
         cell.subscribers.add(subscriber)
         _offer(cell, subscriber)
+        if frame.since is not None and frame.events:
+            subscriber.replay(*self._logged(cell, frame.since))
         return subscriber
+
+    def _logged(self, cell: Cell, since: int) -> tuple[tuple[int, int] | None, list[LoggedEvent]]:
+        """The logged events of versions ``since + 1`` up to the object's, and the gap
+        (``since``, ``until``) if the log no longer holds them all."""
+        if since >= cell.version:
+            return None, []
+        events, dropped = self._store.logged_events(
+            cell.name, cell.object_id, since, cell.version, proto.EVENT_LOG_SECONDS
+        )
+        gap = None
+        if dropped > since:
+            gap = (since, events[0].version - 1 if events else cell.version)
+        return gap, events
 
     # -- machinery --------------------------------------------------------
 
@@ -199,6 +314,11 @@ class Host:
             op = dataclasses.replace(op, request_id=body.nested_request_id(key))
         return op, body.chain
 
+    def forget(self, model: str, object_id: str) -> None:
+        """Drop what is cached of an object (its store changed behind this host), unless
+        it is in use."""
+        self._cells.forget(model, object_id)
+
     def _cell(self, model: str, object_id: str) -> Cell:
         if self._closed:
             raise exc.UnavailableError("the host is closed", retryable=False)
@@ -210,12 +330,41 @@ class Host:
             return
         if self._cells.catch_up(cell):
             for subscriber in list(cell.subscribers):
-                _offer(cell, subscriber)
+                self._catch_up(cell, subscriber)
+
+    def _catch_up(self, cell: Cell, subscriber: Subscriber) -> None:
+        """Bring ``subscriber`` to the object's version, which another process made: the
+        events of the versions it skips, its state, then that version's own events (in
+        the order the versions' own frames would have come)."""
+        seen = subscriber.last_version
+        if seen < 0 or not subscriber.frame.events:
+            _offer(cell, subscriber)
+            return
+        gap, events = self._logged(cell, seen)
+        subscriber.replay(gap, [e for e in events if e.version < cell.version])
+        _offer(cell, subscriber)
+        subscriber.replay(None, [e for e in events if e.version == cell.version])
+
+
+def schedule_json(row: Any) -> dict[str, Any]:
+    """A stored schedule as ``GET .../schedules`` lists it."""
+    return {
+        "id": row.id,
+        "when": proto.format_time(row.at),
+        "method": row.method,
+        "args": json.loads(row.args),
+        "attempts": row.attempts,
+        "status": row.status,
+        "error": None if row.error is None else json.loads(row.error),
+    }
 
 
 def _read(cell: Cell, have: int | None) -> proto.Reply:
     """The object's state, or, when the reader holds an older version the history
     reaches, the fields changed since."""
+    if cell.refused is not None:
+        refused = cell.refused
+        raise type(refused)(refused.message, details=refused.details)
     if have is not None and cell.texts is not None:
         names = cell.changed_since(have)
         if names is not None:

@@ -179,7 +179,7 @@ def serve(
     config = uvicorn.Config(
         app,
         log_level=log_level,
-        lifespan="off",
+        lifespan="on",  # the app runs the host's schedules during its lifespan
         http=_HttpTools if fast else _H11,
         loop="auto",
         ws_max_size=proto.MAX_FRAME_BYTES,

@@ -8,6 +8,10 @@ below its mount point, so object ids may contain any character.
 Every failure is answered with the JSON error envelope of ``docs/protocol.md``;
 unexpected exceptions are logged on ``cloudflare_durable.host`` and answered
 ``500 internal`` without a traceback.
+
+The host's schedules run while the app's ASGI lifespan runs (``durable serve``
+turns it on). An app mounted inside another, whose lifespan does not reach it,
+runs them in the outer app's lifespan: ``async with durable_app.running(): ...``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import inspect
 import json
 import logging
 import sys
@@ -25,21 +30,28 @@ from urllib.parse import urlsplit
 
 import anyio
 from anyio.abc import TaskGroup
+from starlette.requests import HTTPConnection
 
 from .. import _exceptions as exc
 from .. import _protocol as proto
+from .. import _tickets as tickets
+from .._codegen.library import library_dir
 from .._models import Event, events_in
 from .._schema import schema_document, schema_json
 from ._fanout import Subscriber
 from ._operations import Outcome
 from ._runtime import Host
 
-__all__ = ["DurableApp", "create_app"]
+__all__ = ["Authorize", "DurableApp", "client_script", "create_app"]
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
 Receive: TypeAlias = Callable[[], Awaitable[Message]]
 Send: TypeAlias = Callable[[Message], Awaitable[None]]
+Authorize: TypeAlias = Callable[[HTTPConnection, str, str, str], bool | Awaitable[bool]]
+"""``authorize(connection, model, object_id, operation)``: may this request do that?
+``operation`` is ``"load"`` (read, or open a WebSocket), ``"create"``, ``"update"``,
+``"delete"`` or a remote method's name."""
 
 logger = logging.getLogger("cloudflare_durable.host")
 
@@ -50,6 +62,13 @@ LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "[::1]"})
 """The Host names a host serving without a token answers to."""
 REQUEST_TIMEOUT: Final = 10.0
 """Seconds a request's head and body may take to arrive."""
+CLIENT_SCRIPT_PATH: Final = "/v1/client.js"
+"""Where the host serves the browser module (no token needed: it is public code)."""
+
+
+def client_script() -> bytes:
+    """The browser ES module (``durable.js``), as shipped with the Worker library."""
+    return (library_dir() / "browser" / "durable.js").read_bytes()
 
 
 def create_app(
@@ -59,14 +78,19 @@ def create_app(
     events: Iterable[type[Event]] | None = None,
     allowed_origins: Iterable[str] = (),
     request_timeout: float = REQUEST_TIMEOUT,
+    authorize: Authorize | None = None,
 ) -> DurableApp:
-    """An ASGI app serving ``host``; with ``token``, every request must carry it.
+    """An ASGI app serving ``host``; with ``token``, every request must carry it (or a
+    ticket signed with it, see ``cloudflare_durable.issue_ticket``).
 
     - ``events``: the event types ``GET /v1/models`` describes (default: those
       defined or imported by the modules of the served models);
     - ``allowed_origins``: origins (``https://app.example.com``) whose pages may call
       the host besides its own; a request from any other page is refused;
-    - ``request_timeout``: seconds a request's body may take to arrive.
+    - ``request_timeout``: seconds a request's body may take to arrive;
+    - ``authorize``: ``authorize(connection, model, object_id, operation)``, called
+      for every operation, WebSocket handshake and call frame after the token or
+      ticket was checked; false (or an awaitable of false) answers ``403 forbidden``.
 
     Without a token, only requests addressed to a loopback name (``localhost``,
     ``127.0.0.1``, ``[::1]``) are served, so a web page cannot reach the host
@@ -78,6 +102,7 @@ def create_app(
         events=events,
         allowed_origins=allowed_origins,
         request_timeout=request_timeout,
+        authorize=authorize,
     )
 
 
@@ -92,11 +117,14 @@ class DurableApp:
         events: Iterable[type[Event]] | None = None,
         allowed_origins: Iterable[str] = (),
         request_timeout: float = REQUEST_TIMEOUT,
+        authorize: Authorize | None = None,
     ) -> None:
         if token is not None and not token.strip():
             raise exc.UsageError("the token is empty: give a real one, or none at all")
         self.host = host
         self._token_digest = hashlib.sha256(token.encode()).digest() if token else None
+        self._ticket_key = tickets.ticket_key(token) if token else None
+        self._authorize = authorize
         self._events = None if events is None else list(events)
         self._models_document: Any = None
         self._origins = {_normal_origin(origin) for origin in allowed_origins}
@@ -122,7 +150,21 @@ class DurableApp:
         elif kind == "websocket":
             await _Connection(self, scope, receive, send).run()
         elif kind == "lifespan":
-            await _lifespan(receive, send)
+            await self._lifespan(receive, send)
+
+    def running(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """While entered, the host runs its schedules (see ``Host.running``)."""
+        return self.host.running()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
+        async with self.running():
+            await send({"type": "lifespan.startup.complete"})
+            while message["type"] != "lifespan.shutdown":
+                message = await receive()
+        await send({"type": "lifespan.shutdown.complete"})
 
     # -- checks shared by HTTP and WebSocket ------------------------------
 
@@ -155,23 +197,58 @@ class DurableApp:
                     "localhost, 127.0.0.1 or [::1]"
                 )
 
-    def route(self, scope: Scope, headers: dict[bytes, bytes]) -> proto.Route:
+    def ticket(self, scope: Scope, headers: dict[bytes, bytes]) -> tickets.Ticket | None:
+        """The ticket the request presents instead of the token (None: the token, or no
+        token configured); ``UnauthorizedError`` when it presents neither validly."""
+        if self.authorized(headers):
+            return None
+        assert self._ticket_key is not None
+        scheme, _, credential = headers.get(b"authorization", b"").partition(b" ")
+        presented: str | None = None
+        if scheme.lower() == tickets.TICKET_SCHEME.encode():
+            presented = credential.strip().decode("latin-1")
+        elif scope["type"] == "websocket":
+            presented = tickets.ticket_from_subprotocols(scope.get("subprotocols") or ())
+        if presented is None:
+            raise exc.UnauthorizedError("a valid bearer token is required")
+        return tickets.read_ticket(presented, self._ticket_key)
+
+    def route(
+        self, scope: Scope, headers: dict[bytes, bytes]
+    ) -> tuple[proto.Route, tickets.Ticket | None]:
         """Check the caller, auth and version, then route; raises the error to answer with."""
         path = _route_path(scope)
         version = headers.get(proto.PROTOCOL_HEADER.encode())
         if path == "/v1/health":
             proto.check_protocol_header(None if version is None else version.decode("latin-1"))
-            return proto.Route("health")
+            return proto.Route("health"), None
         self.check_caller(headers)
-        if not self.authorized(headers):
-            raise exc.UnauthorizedError("a valid bearer token is required")
+        ticket = self.ticket(scope, headers)
         proto.check_protocol_header(None if version is None else version.decode("latin-1"))
-        return proto.parse_path(path)
+        return proto.parse_path(path), ticket
+
+    async def permit(
+        self, scope: Scope, ticket: tickets.Ticket | None, route: proto.Route, operation: str
+    ) -> None:
+        """``ForbiddenError`` unless the ticket (if any) and the ``authorize`` hook allow
+        ``operation`` on the route's object."""
+        if ticket is not None and not ticket.permits(route.model, route.object_id, operation):
+            raise exc.ForbiddenError(f"the ticket does not allow {operation!r} here")
+        if self._authorize is None:
+            return
+        allowed = self._authorize(HTTPConnection(scope), route.model, route.object_id, operation)
+        if inspect.isawaitable(allowed):
+            allowed = await allowed
+        if allowed is not True:
+            raise exc.ForbiddenError(f"{operation!r} is not allowed on this object")
 
     # -- HTTP ----------------------------------------------------------------
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
+        if _route_path(scope) == CLIENT_SCRIPT_PATH and scope["method"] in ("GET", "HEAD"):
+            await _respond(send, 200, client_script(), _SCRIPT_HEADERS)
+            return
         try:
             status, body = await self._handle(scope, headers, receive)
         except exc.DurableError as error:
@@ -185,7 +262,7 @@ class DurableApp:
     async def _handle(
         self, scope: Scope, headers: dict[bytes, bytes], receive: Receive
     ) -> tuple[int, bytes]:
-        route = self.route(scope, headers)
+        route, ticket = self.route(scope, headers)
         method = scope["method"]
         if method not in proto.allowed_methods(route.kind):
             raise exc.MethodNotAllowedError(f"{method} is not allowed here")
@@ -194,9 +271,22 @@ class DurableApp:
         if route.kind == "health":
             return 200, proto.dumps({"status": "ok", "protocol": proto.PROTOCOL_VERSION})
         if route.kind == "models":
+            if ticket is not None:
+                raise exc.ForbiddenError("a ticket is for one object")
             return 200, proto.dumps(self.models_document())
         if route.kind == "ws":
             raise exc.BadRequestError("this endpoint needs a WebSocket upgrade")
+        if route.kind == "list":
+            if ticket is not None:
+                raise exc.ForbiddenError("a ticket is for one object")
+            await self.permit(scope, None, route, "list")
+            query = proto.list_query(route, _query_string(scope))
+            return 200, proto.dumps(await self.host.query(query))
+        operation = tickets.operation_name(route.kind, method, route.method)
+        await self.permit(scope, ticket, route, operation)
+        if route.kind == "schedules":
+            schedules = proto.ListSchedules(route.model, route.object_id)
+            return 200, proto.dumps(await self.host.query(schedules))
         try:
             with anyio.fail_after(self._request_timeout):
                 body = await _read_body(headers, receive)
@@ -303,20 +393,27 @@ async def _read_body(headers: dict[bytes, bytes], receive: Receive) -> dict[str,
     return proto.loads_object(text)
 
 
-async def _respond(send: Send, status: int, body: bytes) -> None:
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+_SCRIPT_HEADERS: Final = [
+    (b"content-type", b"text/javascript; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, kind: list[tuple[bytes, bytes]] = _JSON_HEADERS
+) -> None:
+    headers = [*kind, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+def _query_string(scope: Scope) -> str:
+    raw: bytes = scope.get("query_string", b"")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise exc.InvalidIdError("the query string is not UTF-8") from None
 
 
 # -- WebSocket -----------------------------------------------------------------
@@ -346,6 +443,7 @@ class _Connection:
         self.in_flight = 0
         self.closing: _Closed | None = None
         self.subscriber: Subscriber | None = None
+        self.ticket: tickets.Ticket | None = None
 
     async def run(self) -> None:
         message = await self.receive()
@@ -367,18 +465,23 @@ class _Connection:
     async def _accept(self) -> bool:
         headers = dict(self.scope["headers"])
         try:
-            self.route = self.app.route(self.scope, headers)
+            self.route, self.ticket = self.app.route(self.scope, headers)
             if self.route.kind != "ws":
                 if "GET" not in proto.allowed_methods(self.route.kind):
                     raise exc.MethodNotAllowedError("GET is not allowed here")
                 raise exc.NotFoundError("WebSocket connections go to /v1/objects/{model}/{id}/ws")
             self.app.host.model(self.route.model)
+            await self.app.permit(self.scope, self.ticket, self.route, "load")
         except exc.DurableError as error:
             await self._refuse(error)
             return False
-        await self.send(
-            {"type": "websocket.accept", "headers": [_VERSION_HEADER, _FEATURES_HEADER]}
-        )
+        accept: dict[str, Any] = {
+            "type": "websocket.accept",
+            "headers": [_VERSION_HEADER, _FEATURES_HEADER],
+        }
+        if tickets.SUBPROTOCOL in (self.scope.get("subprotocols") or ()):
+            accept["subprotocol"] = tickets.SUBPROTOCOL  # what browsers offer; selected
+        await self.send(accept)
         return True
 
     async def _refuse(self, error: exc.DurableError) -> None:
@@ -404,10 +507,10 @@ class _Connection:
             elif len(text) > proto.MAX_FRAME_BYTES:
                 self.close(1009, "frame too large")
             else:
-                self._frame(text, tg)
+                await self._frame(text, tg)
         await anyio.sleep_forever()  # the writer sends the close frame, then cancels this
 
-    def _frame(self, text: str, tg: TaskGroup) -> None:
+    async def _frame(self, text: str, tg: TaskGroup) -> None:
         try:
             frame = proto.parse_client_frame(text)
         except proto.FrameError as refused:
@@ -417,6 +520,12 @@ class _Connection:
             self.unacknowledged = self.unacknowledged_bytes = 0
             self._queue(proto.PONG_TEXT, counted=False)
         elif isinstance(frame, proto.CallFrame):
+            if self.ticket is not None or self.app._authorize is not None:
+                try:  # in the reader, so calls still run in the order they came
+                    await self.app.permit(self.scope, self.ticket, self.route, frame.method)
+                except exc.DurableError as error:
+                    self._put(proto.error_frame(frame.id, error))
+                    return
             self._call(frame, tg)
         else:
             self._subscribe(frame)
@@ -451,21 +560,25 @@ class _Connection:
             error = exc.BadRequestError("this connection is already subscribed")
             self._put(proto.error_frame(None, error))
             return
-        self.subscriber = self.app.host.subscribe(
-            self.route.model, self.route.object_id, frame, self._queue
-        )
+        try:
+            self.subscriber = self.app.host.subscribe(
+                self.route.model, self.route.object_id, frame, self._queue
+            )
+        except exc.DurableError as error:  # its state cannot be read (a newer schema version)
+            self._put(proto.error_frame(None, error))
 
     def _put(self, frame: dict[str, Any]) -> None:
         self._queue(proto.dumps_text(frame))
 
-    def _queue(self, text: str, *, counted: bool = True) -> None:
+    def _queue(self, text: str, *, counted: bool = True, replay: bool = False) -> None:
         """Queue a frame. A client acknowledges what it read with a ping; one that lets
         more than the backlog go unacknowledged (it does not read, or reads too slowly)
-        is cut off with 4008, and resumes with ``since`` (``docs/protocol.md``)."""
+        is cut off with 4008, and resumes with ``since`` (``docs/protocol.md``).
+        Replayed frames (the events a resuming subscriber missed) count in bytes only."""
         if self.closing is not None:
             return
         if counted:
-            self.unacknowledged += 1
+            self.unacknowledged += 0 if replay else 1
             self.unacknowledged_bytes += len(text)
             if (
                 self.unacknowledged > proto.SUBSCRIBER_BACKLOG

@@ -79,6 +79,86 @@ export class KeyError extends RemoteException {
   override name = "KeyError";
 }
 
+/**
+ * The class a Python client (and a Python method body) raises for each code:
+ * the type name a nested call's failure takes inside a body.
+ */
+export const EXCEPTION_NAMES: Record<ErrorCode, string> = {
+  bad_request: "BadRequestError",
+  invalid_id: "InvalidIdError",
+  unsupported_protocol: "UnsupportedProtocolError",
+  unauthorized: "UnauthorizedError",
+  forbidden: "ForbiddenError",
+  not_found: "NotFoundError",
+  unknown_model: "UnknownModelError",
+  unknown_method: "UnknownMethodError",
+  object_not_found: "ObjectNotFoundError",
+  method_not_allowed: "MethodNotAllowedError",
+  conflict: "ConflictError",
+  already_exists: "AlreadyExistsError",
+  request_id_reused: "RequestIdReusedError",
+  payload_too_large: "PayloadTooLargeError",
+  state_too_large: "StateTooLargeError",
+  unsupported_media_type: "UnsupportedMediaTypeError",
+  validation_error: "ValidationError",
+  remote_error: "RemoteError",
+  invalid_result: "InvalidResultError",
+  internal: "ServerError",
+  overloaded: "OverloadedError",
+  unavailable: "UnavailableError",
+};
+
+/**
+ * A call to another object failed: thrown inside the method body that made it.
+ *
+ * For `remote_error` (the other object's method threw), `name` and `message`
+ * are that exception's type name and message, as the other method threw them
+ * (`error.type === "ValueError"`); for every other code, `name` is the class a
+ * Python body would see (`ConflictError`, `ValidationError`, ...) and `message`
+ * the error's message. A body that does not catch it fails with the same
+ * `remote_error` type and message (the summary says which call failed).
+ */
+export class CallError extends Error {
+  override name: string;
+  constructor(
+    readonly code: ErrorCode,
+    /** The error envelope's message (for `remote_error`, the other method's summary). */
+    readonly summary: string,
+    readonly details: JsonObject = {},
+  ) {
+    const remote = code === "remote_error" && typeof details.type === "string";
+    super(remote ? String(details.message ?? "") : summary);
+    this.name = remote ? (details.type as string) : EXCEPTION_NAMES[code];
+  }
+
+  /** The exception's type name: for a remote error, what the other method threw. */
+  get type(): string {
+    return this.name;
+  }
+
+  /** From an error envelope's `error` member (anything unexpected: `internal`). */
+  static fromEnvelope(error: unknown): CallError {
+    const { code, message, details } = (typeof error === "object" && error !== null ? error : {}) as Record<string, unknown>;
+    const known = typeof code === "string" && Object.hasOwn(ERROR_CODES, code) ? (code as ErrorCode) : "internal";
+    const detail = typeof details === "object" && details !== null && !Array.isArray(details) ? (details as JsonObject) : {};
+    return new CallError(known, typeof message === "string" ? message : "the call failed", detail);
+  }
+}
+
+/**
+ * A method re-entered an object already running a method in its chain of calls
+ * (A calling A, or A calling B calling A): it would wait for itself forever, so
+ * it fails at once. The message names the chain.
+ */
+export class ReentrancyError extends Error {
+  override name = "ReentrancyError";
+}
+
+/** A call to another object got no answer within the caller's call timeout. */
+export class CallTimeoutError extends Error {
+  override name = "TimeoutError";
+}
+
 /** The type name and message of anything a method threw. */
 export function describeThrown(thrown: unknown): { type: string; message: string } {
   if (thrown instanceof Error) {

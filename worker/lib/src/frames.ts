@@ -15,8 +15,19 @@ export function snapshotFrame(version: number, stateJson: string | null): string
   return `{"type":"snapshot","version":${version},"state":${stateJson ?? "null"}}`;
 }
 
-export function eventFrame(version: number, event: EmittedEvent): string {
-  return `{"type":"event","version":${version},"name":${JSON.stringify(event.name)},"data":${event.dataJson}}`;
+/** The fields a change set (their values at `version`), to a client that holds version `since`. */
+export function patchFrame(version: number, since: number, setJson: string): string {
+  return `{"type":"patch","version":${version},"since":${since},"set":${setJson}}`;
+}
+
+/** Event `index` of the `count` events the change to `version` emitted. */
+export function eventFrame(version: number, event: EmittedEvent, index: number, count: number): string {
+  return `{"type":"event","version":${version},"index":${index},"count":${count},"name":${JSON.stringify(event.name)},"data":${event.dataJson}}`;
+}
+
+/** Events of versions `since + 1` to `until` may be missing: the object's event log no longer holds them all. */
+export function gapFrame(since: number, until: number): string {
+  return `{"type":"gap","since":${since},"until":${until}}`;
 }
 
 /** The `result` or `error` frame answering call `id`, from the reply an HTTP call would get. */
@@ -31,16 +42,21 @@ export function errorFrame(id: number | null, failure: Failure): string {
   return JSON.stringify({ type: "error", id, ...failure.toEnvelope() });
 }
 
-/** What a socket asked for with its `subscribe` frame. */
+/** What a socket asked for with its `subscribe` frame, and how far it has got. */
 export interface Subscription {
   subscribed: boolean;
   snapshots: boolean;
   events: boolean;
-  /** Nothing at or below this version is sent (null: everything). */
+  /** Send a change as the fields it set to a subscriber that holds the version before it. */
+  patches: boolean;
+  /**
+   * The latest version the subscriber holds: the `since` it subscribed with,
+   * then each version sent to it. Nothing at or below it is sent (null: everything).
+   */
   since: number | null;
 }
 
-export const NOT_SUBSCRIBED: Subscription = { subscribed: false, snapshots: false, events: false, since: null };
+export const NOT_SUBSCRIBED: Subscription = { subscribed: false, snapshots: false, events: false, patches: false, since: null };
 
 /**
  * What a socket keeps in its attachment, so that it survives hibernation: its
@@ -75,8 +91,8 @@ export function recordFrom(attachment: unknown): SocketRecord {
 /** Reads a subscription back (anything unexpected: not subscribed). */
 export function subscriptionFrom(value: unknown): Subscription {
   if (typeof value !== "object" || value === null) return NOT_SUBSCRIBED;
-  const { subscribed, snapshots, events, since } = value as Record<string, unknown>;
+  const { subscribed, snapshots, events, patches, since } = value as Record<string, unknown>;
   if (subscribed !== true) return NOT_SUBSCRIBED;
   const from = Number.isSafeInteger(since) ? (since as number) : null;
-  return { subscribed: true, snapshots: snapshots === true, events: events === true, since: from };
+  return { subscribed: true, snapshots: snapshots === true, events: events === true, patches: patches === true, since: from };
 }

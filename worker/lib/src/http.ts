@@ -1,10 +1,15 @@
 /** Replies and request bodies for the HTTP side of the protocol. */
 import { Failure } from "./errors";
 import type { JsonObject, ParsedJson } from "./json";
-import { failureReply, MAX_BODY_BYTES, parseBody, PROTOCOL_HEADER, PROTOCOL_VERSION, type Reply } from "./protocol";
+import { failureReply, FEATURES, FEATURES_HEADER, MAX_BODY_BYTES, parseBody, PROTOCOL_HEADER, PROTOCOL_VERSION, type Reply } from "./protocol";
+
+/** The headers of every reply and handshake: the protocol version and the features beyond it. */
+export function protocolHeaders(): Record<string, string> {
+  return { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION), [FEATURES_HEADER]: FEATURES };
+}
 
 export function replyHeaders(): Record<string, string> {
-  return { "Content-Type": "application/json", [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) };
+  return { "Content-Type": "application/json", ...protocolHeaders() };
 }
 
 /** An HTTP response carrying an object's reply. */

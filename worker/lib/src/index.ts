@@ -13,7 +13,9 @@
  * }
  * ```
  */
-export { DurableModel, DurableModelObject, type ModelClass } from "./object";
+export { DurableModel, DurableModelObject, type ModelClass, type Migration, type Migrations } from "./object";
+export { DurableIndex, DEFAULT_INDEX_SHARDS } from "./listing";
+export { DEFAULT_SCHEDULE_RETRY, type When, type ScheduleRetry } from "./schedules";
 export { ModelBase } from "./model";
 export { remote, RemoteMethod, NotImplementedError, type Awaitable, type Exactly } from "./remote";
 export {
@@ -30,9 +32,23 @@ export {
   type StringConstraints,
   type LengthConstraints,
 } from "./types";
-export { RemoteException, ValueError, PermissionError, KeyError, Failure, ERROR_CODES, type ErrorCode } from "./errors";
-export { createRouter, DurableShutdown, type ModelBindings } from "./router";
+export {
+  RemoteException,
+  ValueError,
+  PermissionError,
+  KeyError,
+  Failure,
+  CallError,
+  CallTimeoutError,
+  ReentrancyError,
+  ERROR_CODES,
+  EXCEPTION_NAMES,
+  type ErrorCode,
+} from "./errors";
+export { type Objects, type ObjectHandle, type StateOperations, type Calls, type Loaded } from "./calls";
+export { createRouter, DurableShutdown, type ModelBindings, type RouterOptions } from "./router";
 export { ModelSpec, type MethodSpec, type ModelOptions } from "./schema";
-export { DEFAULT_RETENTION, type Retention } from "./store";
+export { DEFAULT_RETENTION, DEFAULT_LOG_BOUNDS, type Retention, type LogBounds } from "./store";
 export { parseJson, type Json, type JsonObject } from "./json";
 export { PROTOCOL_VERSION, PROTOCOL_HEADER, type Operation, type Change, type Reply } from "./protocol";
+export { issueTicket, readTicket, type Ticket } from "./ticket";

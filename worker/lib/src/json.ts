@@ -227,3 +227,16 @@ function memberName(text: string, level: Level): string {
     return "";
   }
 }
+
+/**
+ * Whether a JSON text the server produced is one a client could send back: no
+ * integer beyond ±(2^53 − 1), no unpaired surrogate, nested at most 64 levels.
+ */
+export function carriable(json: string): boolean {
+  try {
+    return inspectJson(json).outOfRange.length === 0;
+  } catch (error) {
+    if (error instanceof JsonError) return false;
+    throw error;
+  }
+}

@@ -4,12 +4,15 @@
  * subscriptions (with the Hibernation API).
  */
 import { DurableObject } from "cloudflare:workers";
-import { describeThrown, Failure } from "./errors";
+import { objectsIn, pythonRepr, type Link, type Objects } from "./calls";
+import { CallError, describeThrown, Failure } from "./errors";
 import {
   callReplyFrame,
   errorFrame,
   eventFrame,
   freshRecord,
+  gapFrame,
+  patchFrame,
   PING_FRAME,
   PONG_FRAME,
   recordFrom,
@@ -17,8 +20,8 @@ import {
   type EmittedEvent,
   type SocketRecord,
 } from "./frames";
-import { respondFailure } from "./http";
-import { inspectJson, isJson, isJsonObject, JsonError, type Json, type JsonObject } from "./json";
+import { protocolHeaders, respondFailure } from "./http";
+import { carriable, isJson, isJsonObject, type Json, type JsonObject } from "./json";
 import {
   CLOSE,
   exceedsBytes,
@@ -32,18 +35,23 @@ import {
   MAX_UNACKNOWLEDGED_FRAMES,
   MAX_UNANSWERED_CALLS,
   operationText,
-  PROTOCOL_HEADER,
-  PROTOCOL_VERSION,
   parseFrame,
+  SCHEDULE_REQUEST_PREFIX,
   utf8Length,
+  OBJECT_ID_HEADER,
+  type Caller,
   type Change,
   type ClientFrame,
   type Operation,
   type Reply,
 } from "./protocol";
 import { RemoteMethod } from "./remote";
-import { checkArguments, ModelSpec } from "./schema";
-import { DEFAULT_RETENTION, ObjectStore, type ChangeKind, type Remembered, type Retention, type Stored } from "./store";
+import { checkArguments, migrateState, ModelSpec, type ModelOptions } from "./schema";
+import { Draft, fieldBytes, ObjectState, sameJson, stateBytes, textsOf, type FieldTexts, type Touched } from "./state";
+import { IndexSync } from "./listing";
+import { DEFAULT_SCHEDULE_RETRY, dueOf, retryDelay, scheduledArguments, scheduleId, scheduleJson, type ScheduleRetry, type When } from "./schedules";
+import { DEFAULT_RETENTION, ObjectStore, type ChangeKind, type LoggedEvent, type Remembered, type Retention, type ScheduleOp, type Stored } from "./store";
+import { selectedSubprotocol, socketMayCall, ticketTags } from "./ticket";
 import { INVALID, type Infer, type Issue, type Specs } from "./types";
 
 /** Names of the base class that remote methods may not take. */
@@ -56,6 +64,12 @@ const RESERVED = new Set([
   "webSocketClose",
   "webSocketError",
   "state",
+  "objectId",
+  "objects",
+  "schedule",
+  "cancelSchedule",
+  "schedules",
+  "migrations",
   "emit",
   "ctx",
   "env",
@@ -68,16 +82,43 @@ const RESERVED = new Set([
  */
 export const OBJECTS_WITH_SOCKETS = new Map<string, Set<string>>();
 
-/** What a model class carries besides its instances: its declaration and retention. */
+/** A migration of stored state: the state's JSON as one schema version stored it, to the next version's. */
+export type Migration = (data: JsonObject) => JsonObject;
+
+/**
+ * Migrations of stored state from older schema versions, by the version they
+ * start from. A version without one changes nothing.
+ */
+export type Migrations = Readonly<Record<number, Migration>>;
+
+/** What a model class carries besides its instances: its declaration and settings. */
 export interface ModelClass {
   readonly spec: ModelSpec;
   readonly retention: Retention;
+  readonly callTimeoutMs: number;
+  readonly scheduleRetry: ScheduleRetry;
 }
 
-/** The state of the call that is running: its working copy and the events it emitted. */
+/** A schedule a call made, stored with its change. */
+interface Scheduled {
+  at: number;
+  method: string;
+  args: JsonObject;
+}
+
+/**
+ * The call that is running: the state it works on, the events it emitted, and
+ * what its calls to other objects need (the chain of calls it belongs to, its
+ * request id, and how many changing operations it sent to each object).
+ */
 interface CallContext {
-  draft: JsonObject;
+  draft: Draft;
   events: EmittedEvent[];
+  chain: readonly Link[];
+  requestId: string;
+  made: Map<string, number>;
+  scheduled: Map<string, Scheduled>;
+  cancelled: string[];
 }
 
 /** A socket as the object sees it: its durable record, and its calls waiting for a reply. */
@@ -92,6 +133,30 @@ interface RequestKey {
   digest: string;
 }
 
+/** A field a change wrote: its new text and value. */
+interface Written {
+  text: string;
+  value: Json;
+}
+
+/** What a change stores besides its state. */
+interface AppliedChange {
+  events?: EmittedEvent[];
+  key: RequestKey | null;
+  kind: ChangeKind;
+  status: number;
+  result?: string | null;
+  schedules?: ScheduleOp[];
+}
+
+/** The next version a change makes, before it is stored. */
+interface Next {
+  /** The texts of the fields written (all of them when `touched` is null); null: no state. */
+  fields: FieldTexts | null;
+  touched: Touched;
+  values: Map<string, Json>;
+}
+
 /**
  * Base class of every model object. Subclass it through `DurableModel(name,
  * fields)`, declare remote methods as class fields with `remote(...)`, and
@@ -102,22 +167,41 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   declare static readonly spec: ModelSpec;
   /** How many request ids each object remembers, for how long, and how many bytes of results. */
   static retention: Retention = DEFAULT_RETENTION;
+  /** How long a method body waits for each call it makes to another object, in milliseconds. */
+  static callTimeoutMs = 30_000;
+  /** How failed schedules are tried again (by default: after 1 s, doubling up to 5 min, 10 runs). */
+  static scheduleRetry: ScheduleRetry = DEFAULT_SCHEDULE_RETRY;
 
   readonly #spec: ModelSpec;
+  readonly #model: ModelClass;
   readonly #store: ObjectStore;
-  #current: Stored;
+  readonly #state: ObjectState;
+  #objectId: string | null;
+  /** Why the stored state cannot be served (a newer schema version, a failed migration), or null. */
+  #refused: Failure | null = null;
+  /** The stored state was migrated on load: its next change stores every field. */
+  #migrated = false;
   #call: CallContext | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   #methods: Map<string, RemoteMethod> | null = null;
   #alarmAt: number | null = null;
+  /** When the oldest remembered request id expires (null: none is remembered). */
+  #pruneAt: number | null;
+  /** The schedule whose call is running, and whether its change removed it. */
+  #firing: { id: string; removed: boolean } | null = null;
+  readonly #index: IndexSync;
   readonly #connections = new WeakMap<WebSocket, Connection>();
 
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env);
-    const model = this.constructor as unknown as ModelClass;
+    const model = (this.#model = this.constructor as unknown as ModelClass);
     this.#spec = model.spec;
     this.#store = new ObjectStore(ctx.storage, model.retention);
-    this.#current = this.#normalized(this.#store.read());
+    this.#objectId = this.#store.objectId();
+    const stored = this.#store.read();
+    this.#state = new ObjectState(stored.version, this.#loaded(stored));
+    this.#pruneAt = this.#store.nextExpiry();
+    this.#index = new IndexSync(env, this.#spec.name, this.#store);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     if (ctx.getWebSockets().length > 0) this.#holdsSockets(true);
     void ctx.blockConcurrencyWhile(async () => {
@@ -125,10 +209,101 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     });
   }
 
+  /**
+   * The stored fields as the running code reads them: as stored, when the same
+   * schema version wrote them; migrated and validated, when an older one did;
+   * refused (every operation but a delete fails) when a newer one did or the
+   * migration failed.
+   */
+  #loaded(stored: Stored): Map<string, string> | null {
+    if (stored.fields === null) return null;
+    const known = this.#spec.schemaVersion;
+    if (stored.schemaVersion === known) return this.#spec.normalizeTexts(stored.fields);
+    const where = `${this.#spec.name} ${pythonRepr(this.#objectId ?? this.ctx.id.toString())}`;
+    if (stored.schemaVersion > known) {
+      const message = `${where} is stored by schema version ${stored.schemaVersion}, this code knows up to ${known}`;
+      this.#refused = new Failure("validation_error", message, { errors: [{ loc: [], msg: message, type: "schema_version_newer" }] });
+      return stored.fields;
+    }
+    const upgraded = migrateState(this.#spec, this.migrations(), stored, where);
+    if (upgraded instanceof Failure) {
+      this.#refused = upgraded;
+      return stored.fields;
+    }
+    this.#migrated = true;
+    return upgraded;
+  }
+
   /** The object's state, to read and change inside a remote method. */
   protected get state(): S {
     if (this.#call === null) throw new Error("`state` is only available inside a remote method");
-    return this.#call.draft as S;
+    return this.#call.draft.proxy as S;
+  }
+
+  /** The object's id (as clients name it). */
+  protected get objectId(): string {
+    const id = this.#objectId ?? this.ctx.id.name;
+    if (id === undefined) throw new Error("the object's id is not known yet");
+    return id;
+  }
+
+  /**
+   * The objects of another model (or this one), to call from inside a remote
+   * method: `await this.objects(WalletSpec).get(id).hold(this.objectId, 5)`.
+   * Each operation is that object's own (its queue, its version, its request
+   * ids), with a request id derived from this call's; it fails at once with
+   * `ReentrancyError` on an object already running a method in this chain of
+   * calls, and with `TimeoutError` after `callTimeoutMs`. A failed call throws
+   * `CallError` (a remote error keeps the other method's type and message).
+   */
+  protected objects<T extends object, M extends object>(spec: ModelSpec<T, M>): Objects<T, M> {
+    const call = this.#call;
+    if (call === null) throw new Error("`objects` is only available inside a remote method");
+    const timeoutMs = (this.constructor as unknown as { callTimeoutMs: number }).callTimeoutMs;
+    return objectsIn({ env: this.env, chain: call.chain, requestId: call.requestId, made: call.made, timeoutMs }, spec);
+  }
+
+  /**
+   * Inside a remote method: calls this object's remote method `method` with
+   * `args` (in its parameters' order) at `when` (a `Date`, an RFC 3339 time with
+   * an offset, or seconds from now), and returns the schedule's id. The
+   * arguments are checked now, as a call's. The schedule is stored with this
+   * call's change (a call that throws schedules nothing) and runs once, at or
+   * after its time, as a call of its own (request id `schedule:<id>`); a failed
+   * run is tried again after 1 s, 2 s, 4 s... (at most 5 min), 10 times, then
+   * kept as failed.
+   */
+  protected schedule(when: When, method: string, ...args: unknown[]): string {
+    const call = this.#call;
+    if (call === null) throw new Error("`schedule` is only available inside a remote method");
+    const target = this.#methodTable().get(method);
+    if (target === undefined || method.startsWith("_")) {
+      throw new CallError("unknown_method", `${this.#spec.name} has no remote method ${JSON.stringify(method)} to schedule`);
+    }
+    const scheduled = { at: dueOf(when), method, args: scheduledArguments(method, target, args) };
+    const id = scheduleId();
+    call.scheduled.set(id, scheduled);
+    return id;
+  }
+
+  /** Inside a remote method: cancels a pending or failed schedule of this object, with this call's change. Returns whether there was one. */
+  protected cancelSchedule(id: string): boolean {
+    const call = this.#call;
+    if (call === null) throw new Error("`cancelSchedule` is only available inside a remote method");
+    if (call.scheduled.delete(id)) return true;
+    if (call.cancelled.includes(id) || this.#store.schedule(id) === null) return false;
+    call.cancelled.push(id);
+    return true;
+  }
+
+  /**
+   * The migrations of state stored by older schema versions (`ModelSpec`'s
+   * `schemaVersion`), by the version they start from; run when such state is
+   * loaded, in order, then the result is validated. None by default; generated
+   * bases of models with a schema version over 1 ask for one per older version.
+   */
+  protected migrations(): Migrations {
+    return {};
   }
 
   /** Emits an event; subscribers receive it once the call's change is stored. */
@@ -140,9 +315,16 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   }
 
   /** Runs one operation handed over by the router; never throws for bad input. */
-  async dispatch(operation: Operation): Promise<Reply> {
-    if (operation.op === "read") return this.#readReply();
-    return this.#exclusive(() => this.#change(operation));
+  async dispatch(operation: Operation, caller?: Caller): Promise<Reply> {
+    this.#learnId(caller?.objectId);
+    if (operation.op === "read") return this.#refused !== null ? failureReply(this.#refused) : this.#readReply(operation.have ?? null);
+    return this.#exclusive(() => this.#change(operation, caller?.chain ?? []));
+  }
+
+  /** `GET .../schedules`: the object's pending and failed schedules, by time, then id. */
+  async schedules(caller?: Caller): Promise<Reply> {
+    this.#learnId(caller?.objectId);
+    return { status: 200, body: JSON.stringify({ schedules: this.#store.schedules().map(scheduleJson) }) };
   }
 
   /** Closes every WebSocket with 1001 (going away): the server is shutting down. */
@@ -157,12 +339,17 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return respondFailure(new Failure("bad_request", "expected a WebSocket upgrade"));
     }
+    const id = request.headers.get(OBJECT_ID_HEADER);
+    if (id !== null) this.#learnId(decodeURIComponent(id));
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    this.ctx.acceptWebSocket(server);
+    this.ctx.acceptWebSocket(server, ticketTags(request));
     server.serializeAttachment(freshRecord());
     this.#holdsSockets(true);
-    return new Response(null, { status: 101, webSocket: client, headers: { [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) } });
+    const headers = protocolHeaders();
+    const subprotocol = selectedSubprotocol(request);
+    if (subprotocol !== null) headers["Sec-WebSocket-Protocol"] = subprotocol;
+    return new Response(null, { status: 101, webSocket: client, headers });
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -200,11 +387,95 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
   }
 
-  /** Forgets expired request ids and schedules the next pruning. */
+  /** Keeps the object's id the first time the router names it (and tells the index, if it has not been told). */
+  #learnId(objectId: string | undefined): void {
+    if (objectId === undefined || objectId === this.#objectId) return;
+    this.#objectId = objectId;
+    this.#store.rememberObjectId(objectId);
+    if (this.#index.needed(this.#state.present)) this.ctx.waitUntil(this.#exclusive(() => this.#syncIndex()));
+  }
+
+  /**
+   * The object's own bookkeeping, all on the Durable Object's one alarm: runs
+   * the schedules that are due, tells the index what it could not tell before,
+   * forgets expired request ids, then sets the alarm for the next of these.
+   */
   override async alarm(): Promise<void> {
-    const next = this.#store.pruneExpired();
-    this.#alarmAt = next;
-    if (next !== null) await this.ctx.storage.setAlarm(next);
+    this.#alarmAt = null;
+    this.#pruneAt = this.#store.pruneExpired();
+    if (this.#index.retryAt !== null) await this.#exclusive(() => this.#syncIndex());
+    await this.#fireDue();
+    await this.#planAlarm();
+  }
+
+  /** Sets the alarm for the earliest of: the next schedule, the next retry of the index, the next request id to forget. */
+  async #planAlarm(): Promise<void> {
+    const times = [this.#store.nextDue(), this.#index.retryAt, this.#pruneAt].filter((at): at is number => at !== null);
+    if (times.length === 0) return;
+    const at = Math.min(...times);
+    if (this.#alarmAt !== null && this.#alarmAt <= at) return;
+    try {
+      await this.ctx.storage.setAlarm(at);
+      this.#alarmAt = at;
+    } catch (error) {
+      console.warn("could not set the alarm:", describeThrown(error).message);
+    }
+  }
+
+  // --- schedules ------------------------------------------------------------
+
+  /** Runs the schedules that are due, one call at a time with the object's other operations. */
+  async #fireDue(): Promise<void> {
+    const started = Date.now();
+    for (const row of this.#store.dueSchedules(Date.now(), 100)) {
+      await this.#exclusive(() => this.#fire(row.id));
+      if (Date.now() - started > 10_000) break; // the rest at the next alarm
+    }
+  }
+
+  /**
+   * Runs one schedule as a call of its method with the request id
+   * `schedule:<id>`: removed with the call's change when it succeeds (or on its
+   * own, when the call changed nothing or was answered from its record), its
+   * failed attempt recorded when it fails.
+   */
+  async #fire(id: string): Promise<void> {
+    const row = this.#store.schedule(id);
+    if (row === null || row.status !== "pending" || row.due > Date.now()) return;
+    const firing = (this.#firing = { id, removed: false });
+    let reply: Reply;
+    try {
+      const args = JSON.parse(row.args) as JsonObject;
+      reply = await this.#change({ op: "call", method: row.method, args, requestId: SCHEDULE_REQUEST_PREFIX + id }, []);
+    } finally {
+      this.#firing = null;
+    }
+    const where = `${this.#spec.name} ${JSON.stringify(this.#objectId)}`;
+    if (reply.status < 300) {
+      if (!firing.removed) this.#store.updateSchedules([{ op: "remove", id }]);
+      return;
+    }
+    const { attempts: most } = this.#model.scheduleRetry;
+    const attempts = row.attempts + 1;
+    const error = JSON.stringify((JSON.parse(reply.body) as { error: JsonObject }).error);
+    if (attempts >= most) {
+      console.error(`schedule ${id} of ${where} (${row.method}) failed ${attempts} times, and is kept as failed: ${error}`);
+      this.#store.updateSchedules([{ op: "retry", id, attempts, due: row.due, status: "failed", error }]);
+    } else {
+      const delay = retryDelay(this.#model.scheduleRetry, attempts);
+      console.warn(`schedule ${id} of ${where} (${row.method}) failed (attempt ${attempts} of ${most}), tried again in ${delay / 1000} s: ${error}`);
+      this.#store.updateSchedules([{ op: "retry", id, attempts, due: Date.now() + delay, status: "pending", error }]);
+    }
+  }
+
+  // --- the index of the model's objects -------------------------------------
+
+  /** Tells the model's index whether the object has state, if it was not told yet; on failure, tries again from the alarm. */
+  async #syncIndex(): Promise<void> {
+    const objectId = this.#objectId;
+    if (objectId === null || !this.#index.needed(this.#state.present)) return;
+    await this.#index.sync(objectId, this.#state.version, this.#state.present);
+    if (this.#index.retryAt !== null) await this.#planAlarm();
   }
 
   // --- operations ---------------------------------------------------------
@@ -216,13 +487,14 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
   }
 
   /** A change: replayed from its request id's record, or performed (and remembered if it changed something). */
-  async #change(operation: Change): Promise<Reply> {
+  async #change(operation: Change, chain: readonly Link[]): Promise<Reply> {
     try {
-      if (operation.requestId === null) return await this.#perform(operation, null);
+      if (this.#refused !== null && operation.op !== "delete") throw this.#refused;
+      if (operation.requestId === null) return await this.#perform(operation, null, chain);
       const key = { requestId: operation.requestId, digest: await sha256Hex(operationText(operation)) };
       const remembered = this.#store.recall(key.requestId);
       if (remembered !== null) return this.#replay(remembered, key.digest);
-      return await this.#perform(operation, key);
+      return await this.#perform(operation, key, chain);
     } catch (error) {
       if (error instanceof Failure) return failureReply(error);
       console.error("unexpected failure:", error);
@@ -230,14 +502,17 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
   }
 
-  #perform(operation: Change, key: RequestKey | null): Promise<Reply> {
+  #perform(operation: Change, key: RequestKey | null, chain: readonly Link[]): Promise<Reply> {
     switch (operation.op) {
-      case "call":
-        return this.#callMethod(operation.method, operation.args, key);
+      case "call": {
+        // A call without a request id gets one for its nested calls to derive theirs from (it is not remembered).
+        const requestId = key?.requestId ?? `local:${crypto.randomUUID().replaceAll("-", "")}`;
+        return this.#callMethod(operation.method, operation.args, key, operation.have ?? null, [...chain, [this.#spec.name, this.#objectId ?? this.ctx.id.name ?? this.ctx.id.toString()]], requestId);
+      }
       case "create":
-        return this.#create(operation.state, key);
+        return this.#create(operation.state, key, operation.have ?? null);
       case "update":
-        return this.#update(operation.fields, operation.ifVersion, key);
+        return this.#update(operation.fields, operation.ifVersion, key, operation.have ?? null);
       case "delete":
         return this.#delete(key);
     }
@@ -248,36 +523,62 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     if (remembered.digest !== null && remembered.digest !== digest) {
       throw new Failure("request_id_reused", `request id ${remembered.requestId} was used for another operation; nothing was changed`);
     }
-    const { version, stateJson } = this.#current;
-    const state = version === remembered.version ? `,"state":${stateJson ?? "null"}` : "";
+    const current = this.#state.version === remembered.version;
+    const state = current && remembered.kind !== "delete" ? `,"state":${this.#state.text() ?? "null"}` : "";
     const head = { call: `"result":${remembered.result ?? "null"},`, delete: '"deleted":true,', create: "", update: "" }[remembered.kind];
-    return { status: remembered.status, body: `{${head}"version":${remembered.version}${state}}` };
+    const tail = remembered.kind === "delete" ? ',"state":null' : state;
+    return { status: remembered.status, body: `{${head}"version":${remembered.version}${tail}}` };
   }
 
-  #readReply(): Reply {
-    const { version, stateJson } = this.#current;
-    return { status: 200, body: `{"version":${version},"state":${stateJson ?? "null"}}` };
+  /**
+   * `"version":V,"state":{...}`, or, for a client that holds version `have` when
+   * the object knows every field changed since (and its state existed all along),
+   * `"version":V,"patch":{"since":have,"set":{...}}`.
+   */
+  #stateMembers(have: number | null): string {
+    const state = this.#state;
+    if (have !== null && state.present) {
+      const names = state.changedSince(have);
+      if (names !== null) return `"version":${state.version},"patch":{"since":${have},"set":${state.fieldsText(names)}}`;
+    }
+    return `"version":${state.version},"state":${state.text() ?? "null"}`;
   }
 
-  async #callMethod(name: string, given: JsonObject, key: RequestKey | null): Promise<Reply> {
+  #readReply(have: number | null): Reply {
+    return { status: 200, body: `{${this.#stateMembers(have)}}` };
+  }
+
+  async #callMethod(
+    name: string,
+    given: JsonObject,
+    key: RequestKey | null,
+    have: number | null,
+    chain: readonly Link[],
+    requestId: string,
+  ): Promise<Reply> {
     const method = this.#method(name);
     const args = checkArguments(method.args, given);
-    const baseJson = this.#baseStateJson();
-    const call: CallContext = { draft: JSON.parse(baseJson) as JsonObject, events: [] };
+    const base = this.#baseTexts();
+    const call: CallContext = { draft: new Draft(base), events: [], chain, requestId, made: new Map(), scheduled: new Map(), cancelled: [] };
     const result = await this.#run(name, method, args, call);
     const resultJson = this.#encodeResult(name, method, result);
-    const draftJson = this.#encodeState(name, call.draft);
+    const written = this.#written(name, call.draft, base);
     checkEvents(call.events);
-    const unchanged = draftJson === baseJson;
-    if (unchanged && call.events.length === 0) return this.#callReply(resultJson, this.#current);
-    // A call that only emitted events is a change too: a new version, the state as it was.
-    const next = { version: this.#current.version + 1, stateJson: unchanged ? this.#current.stateJson : draftJson };
-    await this.#apply(next, this.#record(key, "call", 200, next.version, resultJson), call.events);
-    return this.#callReply(resultJson, next);
-  }
-
-  #callReply(resultJson: string, { version, stateJson }: Stored): Reply {
-    return { status: 200, body: `{"result":${resultJson},"version":${version},"state":${stateJson ?? "null"}}` };
+    // Making or cancelling a schedule is a change too: it is stored with the call's.
+    const schedules: ScheduleOp[] = [
+      ...[...call.scheduled].map(([id, { at, method, args }]): ScheduleOp => ({
+        op: "add",
+        row: { id, due: at, at, method, args: JSON.stringify(args), attempts: 0, status: "pending", error: null },
+      })),
+      ...call.cancelled.map((id): ScheduleOp => ({ op: "remove", id })),
+    ];
+    if (written.size > 0 || call.events.length > 0 || schedules.length > 0) {
+      // A schedule belongs to a state: one made on an object without state stores its
+      // defaults (a delete then cancels it); events alone store nothing.
+      const next = this.#next(base, written, schedules.length === 0);
+      await this.#apply(next, { events: call.events, key, kind: "call", status: 200, result: resultJson, schedules });
+    }
+    return { status: 200, body: `{"result":${resultJson},${this.#stateMembers(have)}}` };
   }
 
   async #run(name: string, method: RemoteMethod, args: JsonObject, call: CallContext): Promise<unknown> {
@@ -285,6 +586,10 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     try {
       return await method.body(args);
     } catch (thrown) {
+      if (thrown instanceof CallError && thrown.code === "remote_error") {
+        // Another object's method threw and this body let it through: same type and message.
+        throw new Failure("remote_error", `${this.#spec.name}.${name} failed: ${thrown.summary}`, thrown.details);
+      }
       const { type, message } = describeThrown(thrown);
       const summary = `${this.#spec.name}.${name} raised ${type}${message === "" ? "" : `: ${message}`}`;
       throw new Failure("remote_error", summary, { type, message });
@@ -293,76 +598,150 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
   }
 
-  async #create(given: JsonObject, key: RequestKey | null): Promise<Reply> {
-    if (this.#current.stateJson !== null) {
-      throw new Failure("already_exists", `the object already has state (version ${this.#current.version})`);
+  /**
+   * The fields a body changed: of those it touched, the ones whose value now
+   * differs, in canonical form, once every touched field is valid for the model
+   * (else `invalid_result`) and a value a client could send back.
+   */
+  #written(name: string, draft: Draft, base: FieldTexts): Map<string, Written> {
+    const rejected = `${this.#spec.name}.${name} left a state its fields reject; nothing was changed`;
+    const issues: Issue[] = [];
+    const changed = new Map<string, Written>();
+    for (const outcome of draft.outcomes()) {
+      const field = outcome.name;
+      if (outcome.deleted) {
+        if (base.has(field)) issues.push({ loc: [field], msg: "Field required", type: "missing" });
+        continue;
+      }
+      const value = this.#spec.checkField(field, outcome.value, issues);
+      if (value === INVALID) continue;
+      const text = JSON.stringify(value);
+      const before = base.get(field)!;
+      // Equal texts are equal values; texts of one length may be equal values with members in another order.
+      if (text === before || (text.length === before.length && sameJson(value, this.#baseValue(field, before)))) continue;
+      changed.set(field, { text, value });
     }
-    const stateJson = checkStateSize(JSON.stringify(this.#spec.createState(given)));
-    return this.#write(201, "create", stateJson, key);
+    if (issues.length > 0) throw new Failure("invalid_result", rejected, issueDetails(issues));
+    for (const { text } of changed.values()) {
+      if (!carriable(`[${text}]`)) throw new Failure("invalid_result", rejected);
+    }
+    return changed;
   }
 
-  async #update(fields: JsonObject, ifVersion: number | null, key: RequestKey | null): Promise<Reply> {
-    const { version, stateJson } = this.#current;
-    if (ifVersion !== null && ifVersion !== version) {
-      throw new Failure("conflict", `version is ${version}, not ${ifVersion}; nothing was changed`, {
+  #baseValue(name: string, text: string): Json {
+    return this.#state.present ? this.#state.value(name)! : (JSON.parse(text) as Json);
+  }
+
+  /** The next version after writing `written` over `base`, once it fits the byte limit. */
+  #next(base: FieldTexts, written: Map<string, Written>, virtual = true): Next {
+    const values = new Map([...written].map(([name, { value }]) => [name, value]));
+    const state = this.#state;
+    if (!state.present) {
+      if (written.size === 0 && virtual) return { fields: null, touched: null, values }; // only events: still no state
+      const fields = new Map(base);
+      for (const [name, { text }] of written) fields.set(name, text);
+      checkStateSize(stateBytes(fields));
+      return { fields, touched: null, values };
+    }
+    let bytes = state.bytes;
+    const fields = new Map<string, string>();
+    for (const [name, { text }] of written) {
+      const before = state.texts!.get(name);
+      bytes += fieldBytes(name, text) - (before === undefined ? 0 : fieldBytes(name, before));
+      fields.set(name, text);
+    }
+    checkStateSize(bytes);
+    return { fields, touched: new Set(written.keys()), values };
+  }
+
+  async #create(given: JsonObject, key: RequestKey | null, have: number | null): Promise<Reply> {
+    if (this.#state.present) {
+      throw new Failure("already_exists", `the object already has state (version ${this.#state.version})`);
+    }
+    const fields = textsOf(this.#spec.createState(given));
+    checkStateSize(stateBytes(fields));
+    await this.#apply({ fields, touched: null, values: new Map() }, { key, kind: "create", status: 201 });
+    return { status: 201, body: `{${this.#stateMembers(have)}}` };
+  }
+
+  async #update(fields: JsonObject, ifVersion: number | null, key: RequestKey | null, have: number | null): Promise<Reply> {
+    const state = this.#state;
+    if (ifVersion !== null && ifVersion !== state.version) {
+      throw new Failure("conflict", `version is ${state.version}, not ${ifVersion}; nothing was changed`, {
         expected: ifVersion,
-        actual: version,
+        actual: state.version,
       });
     }
     this.#spec.checkUpdate(fields);
-    const next = stateJson === null ? this.#spec.createState(fields) : { ...(JSON.parse(stateJson) as JsonObject), ...fields };
-    const nextJson = JSON.stringify(next);
-    if (nextJson === stateJson) return this.#readReply();
-    return this.#write(200, "update", checkStateSize(nextJson), key);
+    if (!state.present) {
+      const created = textsOf(this.#spec.createState(fields));
+      checkStateSize(stateBytes(created));
+      await this.#apply({ fields: created, touched: null, values: new Map() }, { key, kind: "update", status: 200 });
+      return { status: 200, body: `{${this.#stateMembers(have)}}` };
+    }
+    const written = new Map<string, Written>();
+    for (const [name, value] of Object.entries(fields)) {
+      const text = JSON.stringify(value);
+      const before = state.texts!.get(name);
+      if (before !== undefined && (text === before || (text.length === before.length && sameJson(value, state.value(name))))) continue;
+      written.set(name, { text, value });
+    }
+    if (written.size === 0) return this.#readReply(have);
+    await this.#apply(this.#next(state.texts!, written), { key, kind: "update", status: 200 });
+    return { status: 200, body: `{${this.#stateMembers(have)}}` };
   }
 
   async #delete(key: RequestKey | null): Promise<Reply> {
-    const { version, stateJson } = this.#current;
-    if (stateJson === null) return { status: 200, body: `{"deleted":false,"version":${version},"state":null}` };
-    const next = { version: version + 1, stateJson: null };
-    await this.#apply(next, this.#record(key, "delete", 200, next.version, null), []);
-    return { status: 200, body: `{"deleted":true,"version":${next.version},"state":null}` };
+    if (!this.#state.present) return { status: 200, body: `{"deleted":false,"version":${this.#state.version},"state":null}` };
+    // The schedules the state made go with it; the event log stays.
+    await this.#apply({ fields: null, touched: null, values: new Map() }, { key, kind: "delete", status: 200, schedules: [{ op: "clear" }] });
+    return { status: 200, body: `{"deleted":true,"version":${this.#state.version},"state":null}` };
   }
 
-  /** Stores a new state as the next version, replying `{"version", "state"}` with `status`. */
-  async #write(status: number, kind: ChangeKind, stateJson: string, key: RequestKey | null): Promise<Reply> {
-    const next = { version: this.#current.version + 1, stateJson };
-    await this.#apply(next, this.#record(key, kind, status, next.version, null), []);
-    return { status, body: `{"version":${next.version},"state":${stateJson}}` };
-  }
-
-  #record(key: RequestKey | null, kind: ChangeKind, status: number, version: number, result: string | null): Remembered | null {
-    return key === null ? null : { ...key, kind, status, version, result };
-  }
-
-  /** Commits a change with its request id, then tells subscribers: snapshot first, then events. */
-  async #apply(next: Stored, remembered: Remembered | null, events: EmittedEvent[]): Promise<void> {
-    this.#store.commit(next, remembered);
-    this.#current = next;
-    this.#broadcast(next, events);
-    if (remembered !== null) await this.#scheduleExpiry();
-  }
-
-  /** Makes sure an alarm will prune request ids; the change is already stored, so this never fails it. */
-  async #scheduleExpiry(): Promise<void> {
-    if (this.#alarmAt !== null) return;
-    const at = Date.now() + this.#store.retention.maxAgeMs;
-    try {
-      await this.ctx.storage.setAlarm(at);
-      this.#alarmAt = at;
-    } catch (error) {
-      console.warn("could not schedule request id pruning:", describeThrown(error).message);
+  /**
+   * Commits the next version, with its events, what it did to schedules (a
+   * schedule whose call this is goes with it), and the record of its request id
+   * (what a repeat needs: status, version, result); then tells subscribers the
+   * state (whole or patched) and the events, and the index when the state
+   * appeared or disappeared. State migrated on load is stored whole.
+   */
+  async #apply(next: Next, change: AppliedChange): Promise<void> {
+    const { events = [], key, kind, status, result = null } = change;
+    const schedules = [...(change.schedules ?? [])];
+    if (this.#firing !== null && !this.#firing.removed) {
+      schedules.push({ op: "remove", id: this.#firing.id });
+      this.#firing.removed = true;
     }
+    if (this.#migrated && next.touched !== null) next = { fields: new Map([...this.#state.texts!, ...next.fields!]), touched: null, values: next.values };
+    const version = this.#state.version + 1;
+    const remembered: Remembered | null = key === null ? null : { ...key, kind, status, version, result };
+    const logged: LoggedEvent[] = events.map((event, index) => ({
+      version,
+      index,
+      count: events.length,
+      name: event.name,
+      data: event.dataJson,
+      size: utf8Length(event.name) + utf8Length(event.dataJson),
+    }));
+    const schemaVersion = this.#spec.schemaVersion;
+    this.#store.commit({ version, fields: next.fields, replace: next.touched === null, events: logged, schedules, schemaVersion }, remembered);
+    this.#state.advance(version, next.fields, next.touched, next.values);
+    this.#migrated = false;
+    this.#refused = null;
+    this.#broadcast(next.touched, events);
+    if (remembered !== null && this.#pruneAt === null) this.#pruneAt = Date.now() + this.#store.retention.maxAgeMs;
+    if (this.#index.needed(this.#state.present)) await this.#syncIndex();
+    if (schedules.some((op) => op.op === "add") || (remembered !== null && this.#alarmAt === null)) await this.#planAlarm();
   }
 
-  /** The JSON text a method starts from: the stored state, or the defaults of a virtual object. */
-  #baseStateJson(): string {
-    const stored = this.#current.stateJson;
+  /** The fields a method starts from: the stored state, or the defaults of a virtual object. */
+  #baseTexts(): FieldTexts {
+    const stored = this.#state.texts;
     if (stored !== null) return stored;
-    if (this.#spec.defaultsJson === null) {
+    if (this.#spec.defaultTexts === null) {
       throw new Failure("object_not_found", "the object has no state and its model has fields without defaults; create it first");
     }
-    return this.#spec.defaultsJson;
+    return this.#spec.defaultTexts;
   }
 
   /** The result as JSON text: JSON, of the declared type, at most 1 MiB, and a value a client could send back. */
@@ -383,23 +762,6 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
     if (!carriable(json)) throw new Failure("invalid_result", rejected);
     return json;
-  }
-
-  /** The state a method left behind as JSON text: valid for the fields (else `invalid_result`), at most 1 MiB. */
-  #encodeState(name: string, draft: JsonObject): string {
-    const rejected = `${this.#spec.name}.${name} left a state its fields reject; nothing was changed`;
-    const issues = this.#spec.checkState(draft);
-    if (issues.length > 0) throw new Failure("invalid_result", rejected, issueDetails(issues));
-    const json = checkStateSize(JSON.stringify(draft));
-    if (!carriable(json)) throw new Failure("invalid_result", rejected);
-    return json;
-  }
-
-  #normalized(stored: Stored): Stored {
-    if (stored.stateJson === null) return stored;
-    const state: unknown = JSON.parse(stored.stateJson);
-    const normalized = isJsonObject(state) ? this.#spec.normalize(state) : {};
-    return { version: stored.version, stateJson: JSON.stringify(normalized) };
   }
 
   #method(name: string): RemoteMethod {
@@ -446,6 +808,10 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
    * then its result.
    */
   async #callOver(ws: WebSocket, id: number, operation: Change): Promise<void> {
+    const method = operation.op === "call" ? operation.method : "";
+    if (!socketMayCall(this.ctx.getTags(ws), method)) {
+      return this.#send(ws, [errorFrame(id, new Failure("forbidden", `the ticket does not allow ${JSON.stringify(method)} here`))]);
+    }
     const connection = this.#connection(ws);
     if (connection.unanswered >= MAX_UNANSWERED_CALLS) {
       const refused = new Failure("overloaded", `more than ${MAX_UNANSWERED_CALLS} calls are waiting on this connection; the call was not run`);
@@ -453,21 +819,49 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
     connection.unanswered += 1;
     try {
-      await this.#exclusive(async () => this.#send(ws, [callReplyFrame(id, await this.#change(operation))]));
+      await this.#exclusive(async () => this.#send(ws, [callReplyFrame(id, await this.#change(operation, []))]));
     } finally {
       connection.unanswered -= 1;
     }
   }
 
+  /**
+   * Starts a subscription: the current state first, unless the subscriber
+   * already holds it (`since`), as a patch when it asked for patches and the
+   * object knows what changed since its version; then, for a subscriber that
+   * resumes and wants events, the logged events of the versions after `since`
+   * (after a gap frame if the log no longer holds them all).
+   */
   #subscribe(ws: WebSocket, frame: Extract<ClientFrame, { type: "subscribe" }>): void {
     const connection = this.#connection(ws);
     if (connection.subscription.subscribed) {
       return this.#send(ws, [errorFrame(null, new Failure("bad_request", "this connection is already subscribed"))]);
     }
-    connection.subscription = { subscribed: true, snapshots: frame.snapshots, events: frame.events, since: frame.since };
-    const { version, stateJson } = this.#current;
-    const frames = frame.snapshots && (frame.since === null || version > frame.since) ? [snapshotFrame(version, stateJson)] : [];
-    this.#send(ws, frames);
+    if (this.#refused !== null) return this.#send(ws, [errorFrame(null, this.#refused)]);
+    const { since, snapshots, events, patches } = frame;
+    const subscription = (connection.subscription = { subscribed: true, snapshots, events, patches, since });
+    const state = this.#state;
+    if (since !== null && state.version <= since) return this.#send(ws, []);
+    subscription.since = state.version;
+    if (snapshots) {
+      const names = patches && since !== null && state.present ? state.changedSince(since) : null;
+      const first = names === null ? snapshotFrame(state.version, state.text()) : patchFrame(state.version, since!, state.fieldsText(names));
+      this.#send(ws, [first]);
+    }
+    if (since !== null && events) this.#send(ws, this.#missedEvents(since), undefined, true);
+    else if (!snapshots) this.#send(ws, []);
+  }
+
+  /** The frames of the logged events after version `since`, after a gap frame if some are no longer logged. */
+  #missedEvents(since: number): string[] {
+    const version = this.#state.version;
+    const { events, dropped } = this.#store.loggedEvents(since, version);
+    const frames = events.map(
+      (event) =>
+        `{"type":"event","version":${event.version},"index":${event.index},"count":${event.count},"name":${JSON.stringify(event.name)},"data":${event.data}}`,
+    );
+    if (dropped > since) frames.unshift(gapFrame(since, events[0] === undefined ? version : events[0].version - 1));
+    return frames;
   }
 
   #connection(ws: WebSocket): Connection {
@@ -490,8 +884,10 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
    * ping (the runtime answers `{"type":"ping"}` itself and records when). A
    * socket over 1,000 frames or 8 MiB is closed with 4008 instead: the runtime
    * buffers whatever a client does not read, and shows no send buffer to measure.
+   * The frames of a replay (the events a resuming subscriber missed, up to the
+   * event log's 1,000) count in bytes only.
    */
-  #send(ws: WebSocket, frames: string[], sizes?: number[]): void {
+  #send(ws: WebSocket, frames: string[], sizes?: number[], replay = false): void {
     const connection = this.#connection(ws);
     if (connection.closed) return;
     const pingAt = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? null;
@@ -500,7 +896,7 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
       this.#acknowledged(connection);
     }
     for (const [index, frame] of frames.entries()) {
-      connection.frames += 1;
+      if (!replay) connection.frames += 1;
       connection.bytes += sizes?.[index] ?? utf8Length(frame);
       if (connection.frames > MAX_UNACKNOWLEDGED_FRAMES || connection.bytes > MAX_UNACKNOWLEDGED_BYTES) {
         connection.closed = true;
@@ -523,21 +919,49 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
     }
   }
 
-  /** Sends a change's snapshot and events to every subscriber that asked for them and is past `since`. */
-  #broadcast({ version, stateJson }: Stored, events: EmittedEvent[]): void {
-    const snapshot = snapshotFrame(version, stateJson);
-    const eventFrames = events.map((event) => eventFrame(version, event));
-    const snapshotSize = utf8Length(snapshot);
-    const eventSizes = eventFrames.map(utf8Length);
-    for (const ws of this.ctx.getWebSockets()) {
+  /**
+   * Sends the change that made the current version to every subscriber that
+   * does not hold it yet: its state (the fields it set, to a subscriber with
+   * patches that holds the version before; else the whole state), then its
+   * events. Each frame is encoded once, for every socket.
+   */
+  #broadcast(touched: Touched, events: EmittedEvent[]): void {
+    const sockets = this.ctx.getWebSockets();
+    if (sockets.length === 0) return;
+    const state = this.#state;
+    const version = state.version;
+    const frames = new LazyFrames();
+    const snapshot = () => frames.get("snapshot", () => snapshotFrame(version, state.text()));
+    const patch = () => frames.get("patch", () => patchFrame(version, version - 1, state.fieldsText(touched!)));
+    const eventFrames = events.map((event, index) => () => frames.get(`event ${index}`, () => eventFrame(version, event, index, events.length)));
+    for (const ws of sockets) {
       const { subscription } = this.#connection(ws);
-      if (!subscription.subscribed || (subscription.since !== null && version <= subscription.since)) continue;
-      const frames: string[] = [];
-      const sizes: number[] = [];
-      if (subscription.snapshots) frames.push(snapshot), sizes.push(snapshotSize);
-      if (subscription.events) frames.push(...eventFrames), sizes.push(...eventSizes);
-      if (frames.length > 0) this.#send(ws, frames, sizes);
+      if (!subscription.subscribed) continue;
+      const held = subscription.since;
+      if (held !== null && version <= held) continue;
+      subscription.since = version;
+      const out: [string, number][] = [];
+      if (subscription.snapshots) {
+        const patched = subscription.patches && held === version - 1 && touched !== null && state.present;
+        out.push(patched ? patch() : snapshot());
+      }
+      if (subscription.events) for (const event of eventFrames) out.push(event());
+      if (out.length > 0) this.#send(ws, out.map(([text]) => text), out.map(([, size]) => size));
     }
+  }
+}
+
+/** Frames of one change, each encoded (and measured) the first time a subscriber needs it. */
+class LazyFrames {
+  readonly #made = new Map<string, [string, number]>();
+
+  get(key: string, make: () => string): [string, number] {
+    let frame = this.#made.get(key);
+    if (frame === undefined) {
+      const text = make();
+      this.#made.set(key, (frame = [text, utf8Length(text)]));
+    }
+    return frame;
   }
 }
 
@@ -546,8 +970,8 @@ export abstract class DurableModelObject<S extends object = JsonObject> extends 
  * t.int.default(0) }) { ... }`. The name is the model's name on the wire and
  * must match the Python model's.
  */
-export function DurableModel<F extends Specs>(name: string, fields: F) {
-  const spec = new ModelSpec(name, fields);
+export function DurableModel<F extends Specs>(name: string, fields: F, options: ModelOptions = {}) {
+  const spec = new ModelSpec<Infer<F>>(name, fields, options);
   abstract class Model extends DurableModelObject<Infer<F>> {
     static override readonly spec = spec;
   }
@@ -558,14 +982,13 @@ function issueDetails(issues: Issue[]): JsonObject {
   return { errors: issues.map((issue) => ({ loc: issue.loc, msg: issue.msg, type: issue.type })) };
 }
 
-/** `413 state_too_large` for a state over 1 MiB; returns the state otherwise. */
-function checkStateSize(stateJson: string): string {
-  if (exceedsBytes(stateJson, MAX_STATE_BYTES)) {
+/** `413 state_too_large` for a state of more than 1 MiB. */
+function checkStateSize(bytes: number): void {
+  if (bytes > MAX_STATE_BYTES) {
     throw new Failure("state_too_large", `the change would make the state larger than ${MAX_STATE_BYTES} bytes; nothing was changed`, {
       limit: MAX_STATE_BYTES,
     });
   }
-  return stateJson;
 }
 
 /** `413 state_too_large` when a change's events (names and data) exceed 256 KiB together. */
@@ -581,19 +1004,6 @@ function checkEvents(events: EmittedEvent[]): void {
   }
   for (const event of events) {
     if (!carriable(event.dataJson)) throw new Failure("invalid_result", `event ${event.name} holds a value clients cannot be sent`);
-  }
-}
-
-/**
- * Whether a JSON text the server produced is one a client could send back: no
- * integer beyond ±(2^53 − 1), no unpaired surrogate, nested at most 64 levels.
- */
-function carriable(json: string): boolean {
-  try {
-    return inspectJson(json).outOfRange.length === 0;
-  } catch (error) {
-    if (error instanceof JsonError) return false;
-    throw error;
   }
 }
 

@@ -7,6 +7,9 @@ import { hasOwn, isJsonObject, JsonError, parseJson, type JsonObject, type Locat
 
 export const PROTOCOL_VERSION = 1;
 export const PROTOCOL_HEADER = "Durable-Protocol";
+/** What the server supports beyond version 1, on every reply and handshake: patches (`have`, `patches`). */
+export const FEATURES_HEADER = "Durable-Features";
+export const FEATURES = "patch";
 /** Largest accepted HTTP body and WebSocket frame, in bytes. */
 export const MAX_BODY_BYTES = 1_048_576;
 export const MAX_FRAME_BYTES = 1_048_576;
@@ -17,6 +20,23 @@ export const MAX_STATE_BYTES = 1_048_576;
 export const MAX_EVENTS_BYTES = 262_144;
 /** Largest encoded result a method may return. */
 export const MAX_RESULT_BYTES = 1_048_576;
+/** An object's event log keeps at most this many events... */
+export const EVENT_LOG_EVENTS = 1_000;
+/** ...this many bytes of them (each event: its name and its data's JSON, in UTF-8)... */
+export const EVENT_LOG_BYTES = 1_048_576;
+/** ...for at most this long, in milliseconds. */
+export const EVENT_LOG_MS = 24 * 3_600_000;
+/** Times a schedule's call is tried before the schedule is kept as failed. */
+export const SCHEDULE_ATTEMPTS = 10;
+/** Milliseconds before the first retry of a failed schedule; each later one waits twice as long... */
+export const SCHEDULE_RETRY_FIRST_MS = 1_000;
+/** ...up to this. */
+export const SCHEDULE_RETRY_MAX_MS = 300_000;
+/** The request id of a schedule's call is this and the schedule's id. */
+export const SCHEDULE_REQUEST_PREFIX = "schedule:";
+/** Ids a listing page holds when the request does not say, and at most. */
+export const LIST_LIMIT = 100;
+export const MAX_LIST_LIMIT = 1_000;
 /** Calls one connection may have waiting for their reply; more are answered `overloaded`. */
 export const MAX_UNANSWERED_CALLS = 256;
 /** Frames and bytes a server sends on a connection between two pings before it closes it (4008). */
@@ -76,15 +96,34 @@ export function checkMethodName(name: string): void {
   if (!METHOD_NAME.test(name)) throw new Failure("invalid_id", `malformed method name ${JSON.stringify(name)}`);
 }
 
-/** The operations an object performs, as the router and sockets hand them over. */
+/**
+ * The operations an object performs, as the router and sockets hand them over.
+ * `have` is the version of the state the client holds (null: none): the reply
+ * may then carry a patch instead of the state. It is not part of what a request
+ * id is bound to.
+ */
 export type Operation =
-  | { op: "read" }
-  | { op: "call"; method: string; args: JsonObject; requestId: string | null }
-  | { op: "create"; state: JsonObject; requestId: string | null }
-  | { op: "update"; fields: JsonObject; ifVersion: number | null; requestId: string | null }
+  | { op: "read"; have?: number | null }
+  | { op: "call"; method: string; args: JsonObject; requestId: string | null; have?: number | null }
+  | { op: "create"; state: JsonObject; requestId: string | null; have?: number | null }
+  | { op: "update"; fields: JsonObject; ifVersion: number | null; requestId: string | null; have?: number | null }
   | { op: "delete"; requestId: string | null };
 
 export type Change = Exclude<Operation, { op: "read" }>;
+
+/**
+ * What an object is told with an operation: its own id (as clients name it;
+ * a Durable Object only knows the hash of it), and the chain of objects whose
+ * method bodies are waiting on this operation, outermost first (empty for a
+ * client's request).
+ */
+export interface Caller {
+  objectId: string;
+  chain: readonly (readonly [model: string, objectId: string])[];
+}
+
+/** The header the router gives a WebSocket handshake the object's id in (percent-encoded). */
+export const OBJECT_ID_HEADER = "Durable-Object-Id";
 
 /**
  * What identifies an operation for its request id: its kind, method and
@@ -188,39 +227,66 @@ export function checkIntegerRange(outOfRange: Location[]): void {
   });
 }
 
-/** `POST .../call/{method}` body: `{"args"?: {...}, "request_id"?: "..."}`. */
+/** An optional version member (`if_version`, `have`): an integer from 0 to 2^53 − 1, or null. */
+function versionMember(body: ParsedJson, key: string): number | null {
+  const value = body.value as JsonObject;
+  const version = hasOwn(value, key) ? value[key] : null;
+  if (version !== null && !isCount(body, key)) {
+    throw new Failure("bad_request", `${key} must be an integer from 0 to 2**53 - 1, or null`);
+  }
+  return version as number | null;
+}
+
+/** `POST .../call/{method}` body: `{"args"?: {...}, "request_id"?: "...", "have"?: int}`. */
 export function parseCallBody(method: string, body: ParsedJson): Change {
   const value = body.value as JsonObject;
-  rejectUnknownMembers(value, ["args", "request_id"], "call body");
+  rejectUnknownMembers(value, ["args", "request_id", "have"], "call body");
   const args = objectMember(value, "args", "call body") ?? {};
   const requestId = requestIdMember(value);
+  const have = versionMember(body, "have");
   checkIntegerRange(body.outOfRange);
-  return { op: "call", method, args, requestId };
+  return { op: "call", method, args, requestId, have };
 }
 
-/** `PUT` body: `{"state"?: {...}, "request_id"?: "..."}`; missing state means all defaults. */
+/** `PUT` body: `{"state"?: {...}, "request_id"?: "...", "have"?: int}`; missing state means all defaults. */
 export function parseCreateBody(body: ParsedJson): Change {
   const value = body.value as JsonObject;
-  rejectUnknownMembers(value, ["state", "request_id"], "create body");
+  rejectUnknownMembers(value, ["state", "request_id", "have"], "create body");
   const state = objectMember(value, "state", "create body") ?? {};
   const requestId = requestIdMember(value);
+  const have = versionMember(body, "have");
   checkIntegerRange(body.outOfRange);
-  return { op: "create", state, requestId };
+  return { op: "create", state, requestId, have };
 }
 
-/** `PATCH` body: `{"fields": {...}, "if_version"?: int | null, "request_id"?: "..."}`. */
+/** `PATCH` body: `{"fields": {...}, "if_version"?: int | null, "request_id"?: "...", "have"?: int}`. */
 export function parseUpdateBody(body: ParsedJson): Change {
   const value = body.value as JsonObject;
-  rejectUnknownMembers(value, ["fields", "if_version", "request_id"], "update body");
+  rejectUnknownMembers(value, ["fields", "if_version", "request_id", "have"], "update body");
   const fields = objectMember(value, "fields", "update body");
   if (fields === undefined) throw new Failure("bad_request", 'update body needs a "fields" object');
-  const ifVersion = hasOwn(value, "if_version") ? value.if_version : null;
-  if (ifVersion !== null && !isCount(body, "if_version")) {
-    throw new Failure("bad_request", "if_version must be an integer from 0 to 2**53 - 1, or null");
-  }
+  const ifVersion = versionMember(body, "if_version");
   const requestId = requestIdMember(value);
+  const have = versionMember(body, "have");
   checkIntegerRange(body.outOfRange);
-  return { op: "update", fields, ifVersion: ifVersion as number | null, requestId };
+  return { op: "update", fields, ifVersion, requestId, have };
+}
+
+/**
+ * `have` from a `GET` query string (`?have=3`): 1 to 16 ASCII digits, as written
+ * (not percent-decoded), else `400 bad_request`; other parameters are ignored,
+ * and of several `have` the first counts.
+ */
+export function haveOfQuery(query: string): number | null {
+  for (const part of query.split("&")) {
+    const equals = part.indexOf("=");
+    const name = equals < 0 ? part : part.slice(0, equals);
+    if (name !== "have") continue;
+    const value = equals < 0 ? "" : part.slice(equals + 1);
+    if (!/^[0-9]{1,16}$/.test(value)) throw new Failure("bad_request", "'have' must be a non-negative integer");
+    return Number(value);
+  }
+  return null;
 }
 
 /** `DELETE` body (optional): `{"request_id"?: "..."}`. */
@@ -234,7 +300,7 @@ export function parseDeleteBody(body: ParsedJson): Change {
 
 /** A frame a client sends over the WebSocket. */
 export type ClientFrame =
-  | { type: "subscribe"; since: number | null; snapshots: boolean; events: boolean }
+  | { type: "subscribe"; since: number | null; snapshots: boolean; events: boolean; patches: boolean }
   | { type: "call"; id: number; operation: Change }
   | { type: "ping" };
 
@@ -286,8 +352,8 @@ function rejectFrameMembers(frame: JsonObject, allowed: readonly string[], id: n
   }
 }
 
-function flag(frame: JsonObject, key: string): boolean {
-  if (!hasOwn(frame, key)) return true;
+function flag(frame: JsonObject, key: string, absent = true): boolean {
+  if (!hasOwn(frame, key)) return absent;
   const value = frame[key];
   if (typeof value !== "boolean") throw new FrameError(null, `subscribe member ${JSON.stringify(key)} must be a boolean`);
   return value;
@@ -295,12 +361,18 @@ function flag(frame: JsonObject, key: string): boolean {
 
 function parseSubscribe(parsed: ParsedJson): ClientFrame {
   const frame = parsed.value as JsonObject;
-  rejectFrameMembers(frame, ["type", "since", "snapshots", "events"], null);
+  rejectFrameMembers(frame, ["type", "since", "snapshots", "events", "patches"], null);
   const since = hasOwn(frame, "since") ? frame.since : null;
   if (since !== null && !isCount(parsed, "since")) {
     throw new FrameError(null, 'subscribe member "since" must be an integer from 0 to 2**53 - 1, or null');
   }
-  return { type: "subscribe", since: since as number | null, snapshots: flag(frame, "snapshots"), events: flag(frame, "events") };
+  return {
+    type: "subscribe",
+    since: since as number | null,
+    snapshots: flag(frame, "snapshots"),
+    events: flag(frame, "events"),
+    patches: flag(frame, "patches", false),
+  };
 }
 
 function parseCallFrame(parsed: ParsedJson): ClientFrame {
@@ -309,7 +381,7 @@ function parseCallFrame(parsed: ParsedJson): ClientFrame {
     throw new FrameError(null, 'call frame needs an "id": an integer from 0 to 2**53 - 1');
   }
   const id = frame.id as number;
-  rejectFrameMembers(frame, ["type", "id", "method", "args", "request_id"], id);
+  rejectFrameMembers(frame, ["type", "id", "method", "args", "request_id", "have"], id);
   try {
     const method = frame.method;
     if (typeof method !== "string") throw new Failure("bad_request", 'call frame needs a "method" name');

@@ -5,27 +5,34 @@
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { authorized } from "./auth";
+import { checkTicket, presentedTicket, readTicket, TICKET_ALLOW_HEADER, type Ticket } from "./ticket";
 import { Failure } from "./errors";
 import { readJsonBody, respond, respondFailure, respondJson } from "./http";
 import { OBJECTS_WITH_SOCKETS, type ModelClass } from "./object";
+import { listObjects, parseListQuery, setIndexShards } from "./listing";
+import { namespaceOf, registerModel } from "./registry";
 import {
   checkMethodName,
   checkModelName,
   checkObjectId,
   EMPTY_BODY,
+  haveOfQuery,
+  OBJECT_ID_HEADER,
   parseCallBody,
   parseCreateBody,
   parseDeleteBody,
   parseUpdateBody,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
+  type Caller,
   type Operation,
   type Reply,
 } from "./protocol";
 
 /** The RPC surface of a model object, as the router sees it. */
 interface ModelStub {
-  dispatch(operation: Operation): Promise<Reply>;
+  dispatch(operation: Operation, caller?: Caller): Promise<Reply>;
+  schedules(caller?: Caller): Promise<Reply>;
   fetch(request: Request): Promise<Response>;
   goAway(): Promise<number>;
 }
@@ -44,30 +51,38 @@ export type ModelBindings = Record<string, ModelClass>;
 
 /** A request's route after the path was split and decoded. */
 type ObjectRoute =
+  | { kind: "list"; model: string }
   | { kind: "object"; model: string; id: string }
   | { kind: "call"; model: string; id: string; method: string }
+  | { kind: "schedules"; model: string; id: string }
   | { kind: "socket"; model: string; id: string };
 
 const ALLOWED: Record<ObjectRoute["kind"] | "health", readonly string[]> = {
   health: ["GET"],
+  list: ["GET"],
   object: ["GET", "PUT", "PATCH", "DELETE"],
   call: ["POST"],
+  schedules: ["GET"],
   socket: ["GET"],
 };
+
+/** What a router serves besides its models. */
+export interface RouterOptions {
+  /** Shards of each model's index of objects (default 4); every deployment of the Worker must keep the same. */
+  indexShards?: number;
+}
 
 const HEALTH_PATH = "/v1/health";
 const MODELS_PATH = "/v1/models";
 /** Host names a server without a token answers to (DNS rebinding cannot forge them). */
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
-/** Model names to their namespace bindings, for every router built in this isolate. */
-const SERVED = new Map<string, string>();
-
 /** Builds the Worker's `fetch` handler serving the given models. */
-export function createRouter(bindings: ModelBindings): ExportedHandler<RouterEnv> {
+export function createRouter(bindings: ModelBindings, options: RouterOptions = {}): ExportedHandler<RouterEnv> {
+  if (options.indexShards !== undefined) setIndexShards(options.indexShards);
   const namespaces = new Map<string, string>();
   for (const [binding, model] of Object.entries(bindings)) namespaces.set(model.spec.name, binding);
-  for (const [model, binding] of namespaces) SERVED.set(model, binding);
+  for (const [model, binding] of namespaces) registerModel(model, binding);
   const models = schemaDocument(bindings);
   return {
     async fetch(request, env) {
@@ -85,16 +100,27 @@ async function route(request: Request, env: RouterEnv, namespaces: Map<string, s
   const path = rawPath(request.url);
   if (path === HEALTH_PATH) return health(request);
   checkOrigin(request, env);
-  await checkToken(request, env);
+  const ticket = await checkToken(request, env);
   checkProtocol(request);
-  if (path === MODELS_PATH) return serveSchemaDocument(request, models);
+  if (path === MODELS_PATH) {
+    if (ticket !== null) throw new Failure("forbidden", "a ticket is for one object");
+    return serveSchemaDocument(request, models);
+  }
   const target = parsePath(path);
   checkMethod(request, target.kind, path);
   checkUpgrade(request, target.kind === "socket");
   const namespace = objectNamespace(env, namespaces, target.model);
-  if (target.kind === "socket") return objectStub(namespace, target.id).fetch(request);
+  if (target.kind === "list") {
+    if (ticket !== null) throw new Failure("forbidden", "a ticket is for one object");
+    return respondJson(200, { ...(await listObjects(env, target.model, parseListQuery(rawQuery(request.url)))) });
+  }
+  // A ticket allowing "load" lets its holder read the object's schedules too.
+  if (ticket !== null) checkTicket(ticket, target.model, target.id, operationName(target, request.method));
+  const caller: Caller = { objectId: target.id, chain: [] };
+  if (target.kind === "schedules") return respond(await rpc(() => objectStub(namespace, target.id).schedules(caller)));
+  if (target.kind === "socket") return objectStub(namespace, target.id).fetch(withObjectId(withTicketScope(request, ticket), target.id));
   const operation = await readOperation(request, target);
-  return respond(await dispatch(objectStub(namespace, target.id), operation));
+  return respond(await rpc(() => objectStub(namespace, target.id).dispatch(operation, caller)));
 }
 
 // --- GET /v1/models: the schema document the models were generated from ---
@@ -135,6 +161,14 @@ export function rawPath(url: string): string {
   return end < 0 ? rest.slice(start) : rest.slice(start, start + end);
 }
 
+/** The query of a URL as sent (after `?`, before `#`), not decoded. */
+function rawQuery(url: string): string {
+  const start = url.indexOf("?");
+  if (start < 0) return "";
+  const end = url.indexOf("#", start);
+  return end < 0 ? url.slice(start + 1) : url.slice(start + 1, end);
+}
+
 function checkMethod(request: Request, kind: keyof typeof ALLOWED, path: string): void {
   if (!ALLOWED[kind].includes(request.method)) {
     throw new Failure("method_not_allowed", `${request.method} is not allowed on ${path}`);
@@ -157,14 +191,32 @@ function isAnonymous(env: RouterEnv): boolean {
   return env.API_TOKEN === undefined || env.API_TOKEN === "";
 }
 
-async function checkToken(request: Request, env: RouterEnv): Promise<void> {
+/** Null when the token is right (or none is configured); the ticket presented instead of it. */
+async function checkToken(request: Request, env: RouterEnv): Promise<Ticket | null> {
   if (isAnonymous(env)) {
-    if (env.ALLOW_ANONYMOUS === "true") return;
+    if (env.ALLOW_ANONYMOUS === "true") return null;
     throw new Failure("unauthorized", "no token configured: set the API_TOKEN secret (or ALLOW_ANONYMOUS=true for local use)");
   }
   if (!(await authorized(request.headers.get("Authorization"), env.API_TOKEN!))) {
-    throw new Failure("unauthorized", "missing or wrong bearer token");
+    const ticket = presentedTicket(request);
+    if (ticket === null) throw new Failure("unauthorized", "missing or wrong bearer token");
+    return readTicket(ticket, env.API_TOKEN!);
   }
+  return null;
+}
+
+/** The name tickets know an operation by: `load` (a read, or opening a socket), or what it does. */
+function operationName(target: ObjectRoute, method: string): string {
+  if (target.kind === "call") return target.method;
+  return { PUT: "create", PATCH: "update", DELETE: "delete" }[method] ?? "load";
+}
+
+/** The request to hand the object: a ticket socket carries what the ticket allows it to call. */
+function withTicketScope(request: Request, ticket: Ticket | null): Request {
+  const headers = new Headers(request.headers);
+  headers.delete(TICKET_ALLOW_HEADER);
+  if (ticket !== null) headers.set(TICKET_ALLOW_HEADER, ticket.allow.join(","));
+  return new Request(request, { headers });
 }
 
 /** The request's Host (header, else the URL's), lowercased. */
@@ -236,14 +288,16 @@ function checkProtocol(request: Request): void {
  */
 function parsePath(path: string): ObjectRoute {
   const segments = path.split("/");
-  if (segments.length < 5 || segments[0] !== "" || segments[1] !== "v1" || segments[2] !== "objects") throw notFound(path);
+  if (segments.length < 4 || segments[0] !== "" || segments[1] !== "v1" || segments[2] !== "objects") throw notFound(path);
   const model = decodeSegment(segments[3]!);
   checkModelName(model);
+  if (segments.length === 4) return { kind: "list", model };
   const id = decodeSegment(segments[4]!);
   checkObjectId(id);
   const rest = segments.slice(5);
   if (rest.length === 0) return { kind: "object", model, id };
   if (rest.length === 1 && rest[0] === "ws") return { kind: "socket", model, id };
+  if (rest.length === 1 && rest[0] === "schedules") return { kind: "schedules", model, id };
   if (rest.length === 2 && rest[0] === "call") {
     const method = decodeSegment(rest[1]!);
     checkMethodName(method);
@@ -276,8 +330,8 @@ function objectStub(namespace: Namespace, id: string): ModelStub {
 }
 
 /** The operation a request asks for; bodies are read (and refused) before any object is reached. */
-async function readOperation(request: Request, target: Exclude<ObjectRoute, { kind: "socket" }>): Promise<Operation> {
-  if (target.kind === "object" && request.method === "GET") return { op: "read" };
+async function readOperation(request: Request, target: Extract<ObjectRoute, { kind: "object" | "call" }>): Promise<Operation> {
+  if (target.kind === "object" && request.method === "GET") return { op: "read", have: haveOfQuery(rawQuery(request.url)) };
   const body = (await readJsonBody(request)) ?? EMPTY_BODY;
   if (target.kind === "call") return parseCallBody(target.method, body);
   switch (request.method) {
@@ -290,9 +344,16 @@ async function readOperation(request: Request, target: Exclude<ObjectRoute, { ki
   }
 }
 
-async function dispatch(stub: ModelStub, operation: Operation): Promise<Reply> {
+/** The handshake as the object receives it: with its id, which only the router can tell it. */
+function withObjectId(request: Request, id: string): Request {
+  const headers = new Headers(request.headers);
+  headers.set(OBJECT_ID_HEADER, encodeURIComponent(id));
+  return new Request(request, { headers });
+}
+
+async function rpc(call: () => Promise<Reply>): Promise<Reply> {
   try {
-    return await stub.dispatch(operation);
+    return await call();
   } catch (error) {
     throw unexpected(error);
   }
@@ -318,8 +379,7 @@ export class DurableShutdown extends WorkerEntrypoint<RouterEnv> {
   override async fetch(): Promise<Response> {
     const calls: Promise<number>[] = [];
     for (const [model, ids] of OBJECTS_WITH_SOCKETS) {
-      const binding = SERVED.get(model);
-      const namespace = binding === undefined ? undefined : ((this.env as Record<string, unknown>)[binding] as Namespace | undefined);
+      const namespace = namespaceOf(this.env, model);
       if (namespace === undefined) continue;
       for (const id of ids) calls.push((namespace.get(namespace.idFromString(id)) as unknown as ModelStub).goAway());
     }

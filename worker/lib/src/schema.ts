@@ -5,11 +5,11 @@
  * datetimes and UUIDs as pydantic writes them), so what the Worker stores is
  * what a Python host would have stored.
  */
-import { Failure } from "./errors";
-import { hasOwn, type Json, type JsonObject } from "./json";
+import { describeThrown, Failure } from "./errors";
+import { hasOwn, isJson, isJsonObject, type Json, type JsonObject } from "./json";
 import { MODEL_NAME } from "./protocol";
 import { RemoteMethod } from "./remote";
-import { INVALID, isDefaulted, parseMembers, type Issue, type Specs, type Type } from "./types";
+import { INVALID, isDefaulted, parseMembers, typeOf, type Invalid, type Issue, type Specs, type Type } from "./types";
 
 /** Throws `validation_error` listing `issues`, if there are any. */
 export function raiseIssues(issues: Issue[], what: string): void {
@@ -65,15 +65,27 @@ export interface ModelOptions {
   readonly events?: Readonly<Record<string, Type<JsonObject>>>;
   /** The schema document (`GET /v1/models`) the model was generated from, as JSON text. */
   readonly document?: string;
+  /** The model's schema version (`schema_version=` of the Python model; 1 by default). */
+  readonly schemaVersion?: number;
 }
 
-/** A model: its wire name, its fields, and what it was generated with. */
-export class ModelSpec {
+/**
+ * A model: its wire name, its fields, and what it was generated with. `S` is
+ * its state's type and `M` its remote methods' signatures (generated code gives
+ * both), so that calls to its objects from other objects are typed.
+ */
+export class ModelSpec<S extends object = JsonObject, M extends object = Record<never, never>> {
+  /** Types only: the state and the remote methods (nothing is stored here). */
+  declare readonly types?: { state: S; methods: M };
   /** The defaults as JSON text, or null when a field has no default. */
   readonly defaultsJson: string | null;
+  /** The defaults field by field, as JSON texts in the fields' order; null when a field has no default. */
+  readonly defaultTexts: ReadonlyMap<string, string> | null;
   readonly methods: Readonly<Record<string, MethodSpec>>;
   readonly events: Readonly<Record<string, Type<JsonObject>>> | null;
   readonly document: string | null;
+  /** The schema version of the state this code writes; stored state records the one that wrote it. */
+  readonly schemaVersion: number;
 
   constructor(
     readonly name: string,
@@ -82,10 +94,16 @@ export class ModelSpec {
   ) {
     if (!MODEL_NAME.test(name)) throw new TypeError(`model name ${JSON.stringify(name)} is not allowed on the wire`);
     const canDefault = Object.values(fields).every(isDefaulted);
-    this.defaultsJson = canDefault ? JSON.stringify(withDefaults(fields, {})) : null;
+    const defaults = canDefault ? withDefaults(fields, {}) : null;
+    this.defaultsJson = defaults === null ? null : JSON.stringify(defaults);
+    this.defaultTexts = defaults === null ? null : new Map(Object.entries(defaults).map(([name, value]) => [name, JSON.stringify(value)]));
     this.methods = options.methods ?? {};
     this.events = options.events ?? null;
     this.document = options.document ?? null;
+    this.schemaVersion = options.schemaVersion ?? 1;
+    if (!Number.isSafeInteger(this.schemaVersion) || this.schemaVersion < 1) {
+      throw new TypeError(`the schema version of ${name} must be an integer from 1, not ${String(options.schemaVersion)}`);
+    }
   }
 
   /**
@@ -118,6 +136,33 @@ export class ModelSpec {
     const parsed = parseMembers(this.fields, fields, [], issues, true);
     raiseIssues(issues, "fields");
     replaceMembers(fields, parsed as JsonObject);
+  }
+
+  /**
+   * One field of a state a method left behind, in canonical form, or `INVALID`
+   * after its issues were appended (an unknown field is `extra_forbidden`).
+   */
+  checkField(name: string, value: unknown, issues: Issue[]): Json | Invalid {
+    if (!hasOwn(this.fields, name)) {
+      issues.push({ loc: [name], msg: "Extra inputs are not permitted", type: "extra_forbidden" });
+      return INVALID;
+    }
+    return typeOf(this.fields[name]!).parse(value, [name], issues);
+  }
+
+  /** Stored field texts brought up to the current fields, in their order: unknown ones dropped, new ones defaulted. */
+  normalizeTexts(stored: ReadonlyMap<string, string>): Map<string, string> {
+    const texts = new Map<string, string>();
+    for (const name of Object.keys(this.fields)) {
+      const text = stored.get(name) ?? this.#defaultText(name);
+      if (text !== undefined) texts.set(name, text);
+    }
+    return texts;
+  }
+
+  #defaultText(name: string): string | undefined {
+    const spec = this.fields[name]!;
+    return isDefaulted(spec) ? JSON.stringify(spec.value) : undefined;
   }
 
   /** A stored state brought up to the current fields: unknown ones dropped, new ones defaulted. */
@@ -162,6 +207,48 @@ export class ModelSpec {
     }
     return parsed;
   }
+}
+
+/**
+ * State stored by an older schema version, brought to the model's: its JSON
+ * (every stored field, known or not) through the migrations from its version
+ * up to the model's, in order (a version without one changes nothing), then
+ * validated as a whole state. Answers the fields' texts, or the failure every
+ * operation on the object gets (`validation_error`, of type `migration_failed`
+ * when a migration threw).
+ */
+export function migrateState(
+  spec: ModelSpec,
+  migrations: Readonly<Record<number, (data: JsonObject) => JsonObject>>,
+  stored: { fields: ReadonlyMap<string, string> | null; schemaVersion: number },
+  where: string,
+): Map<string, string> | Failure {
+  const from = stored.schemaVersion;
+  let data: JsonObject = Object.fromEntries([...(stored.fields ?? [])].map(([name, text]) => [name, JSON.parse(text) as Json]));
+  try {
+    for (let version = from; version < spec.schemaVersion; version++) {
+      const step = Object.hasOwn(migrations, version) ? migrations[version] : undefined;
+      if (step === undefined) continue;
+      const next: unknown = step(data);
+      if (!isJsonObject(next) || !isJson(next)) {
+        throw new TypeError(`the migration from schema version ${version} returned ${Array.isArray(next) ? "an array" : typeof next}, not a JSON object`);
+      }
+      data = next;
+    }
+  } catch (thrown) {
+    const { type, message } = describeThrown(thrown);
+    const text = `migrating ${where} from schema version ${from} failed: ${type}: ${message}`;
+    return new Failure("validation_error", text, { errors: [{ loc: [], msg: text, type: "migration_failed" }] });
+  }
+  const issues: Issue[] = [];
+  const parsed = parseMembers(spec.fields, data, [], issues);
+  if (parsed === INVALID || issues.length > 0) {
+    const summary = issues.map((issue) => `${issue.loc.join(".") || "(root)"}: ${issue.msg}`).join("; ");
+    return new Failure("validation_error", `${where} stored by schema version ${from} does not validate after its migrations to ${spec.schemaVersion}: ${summary}`, {
+      errors: issues.map((issue) => ({ loc: issue.loc, msg: issue.msg, type: issue.type })),
+    });
+  }
+  return new Map(Object.entries(parsed).map(([name, value]) => [name, JSON.stringify(value)]));
 }
 
 /** An event that does not match its declaration: reported as pydantic's `ValidationError`. */

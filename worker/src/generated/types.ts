@@ -16,6 +16,30 @@ export const Message: Type<Message> = t.object(
 
 // --- events ---
 
+export type AuctionClosed = {
+  winner: string | null;
+  amount: number;
+};
+export const AuctionClosed: Type<AuctionClosed> = t.object(
+  {
+    winner: t.nullable(t.str),
+    amount: t.int,
+  },
+  "AuctionClosed",
+);
+
+export type BidPlaced = {
+  bidder: string;
+  amount: number;
+};
+export const BidPlaced: Type<BidPlaced> = t.object(
+  {
+    bidder: t.str,
+    amount: t.int,
+  },
+  "BidPlaced",
+);
+
 export type Edited = {
   editor_id: string;
   version: number;
@@ -64,9 +88,11 @@ export const Posted: Type<Posted> = t.object(
 
 /** Every event of these models' modules, by name, with its data. */
 export type Events = {
+  "AuctionClosed": AuctionClosed;
+  "BidPlaced": BidPlaced;
   "Edited": Edited;
   "Joined": Joined;
   "Left": Left;
   "Posted": Posted;
 };
-export const EVENTS = { "Edited": Edited, "Joined": Joined, "Left": Left, "Posted": Posted };
+export const EVENTS = { "AuctionClosed": AuctionClosed, "BidPlaced": BidPlaced, "Edited": Edited, "Joined": Joined, "Left": Left, "Posted": Posted };

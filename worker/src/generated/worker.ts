@@ -2,24 +2,37 @@
 // change the Python models, then run `npm run generate` (or the same command).
 
 /** The Worker: every model's Durable Object class, and the router serving them. */
-import { createRouter, DurableShutdown } from "cloudflare-durable";
+import { createRouter, DurableIndex, DurableShutdown } from "cloudflare-durable";
+import { Account } from "../models/account";
+import type { AccountChecked } from "./account";
+import { Auction } from "../models/auction";
+import type { AuctionChecked } from "./auction";
 import { ChatRoom } from "../models/chat_room";
 import type { ChatRoomChecked } from "./chat_room";
 import { Counter } from "../models/counter";
 import type { CounterChecked } from "./counter";
 import { Document } from "../models/document";
 import type { DocumentChecked } from "./document";
+import { Transfer } from "../models/transfer";
+import type { TransferChecked } from "./transfer";
+import { Wallet } from "../models/wallet";
+import type { WalletChecked } from "./wallet";
 
 // Each implementation against its Python model: tsc names any remote method whose
 // parameters differ from the model's.
 function implementsModel<T>(prototype: T): void {
   void prototype;
 }
+implementsModel<AccountChecked<Account>>(Account.prototype);
+implementsModel<AuctionChecked<Auction>>(Auction.prototype);
 implementsModel<ChatRoomChecked<ChatRoom>>(ChatRoom.prototype);
 implementsModel<CounterChecked<Counter>>(Counter.prototype);
 implementsModel<DocumentChecked<Document>>(Document.prototype);
+implementsModel<TransferChecked<Transfer>>(Transfer.prototype);
+implementsModel<WalletChecked<Wallet>>(Wallet.prototype);
 
 // DurableShutdown: the local server closes every WebSocket with 1001 through it.
-export { ChatRoom, Counter, Document, DurableShutdown };
+// DurableIndex: the index of each model's objects (bound as DURABLE_INDEX).
+export { Account, Auction, ChatRoom, Counter, Document, Transfer, Wallet, DurableIndex, DurableShutdown };
 
-export default createRouter({ CHAT_ROOM: ChatRoom, COUNTER: Counter, DOCUMENT: Document });
+export default createRouter({ ACCOUNT: Account, AUCTION: Auction, CHAT_ROOM: ChatRoom, COUNTER: Counter, DOCUMENT: Document, TRANSFER: Transfer, WALLET: Wallet });

@@ -31,7 +31,7 @@ afterAll(async () => {
 for (const [file, prefix] of [["http", "h"], ["websocket", "w"]]) {
   describe(`golden ${file} cases over the network`, () => {
     golden(file).forEach((goldenCase, index) => {
-      it(goldenCase.name, () => runCase(target, goldenCase, `${prefix}-${runId}-${index}`));
+      it(goldenCase.name, { timeout: 180_000 }, () => runCase(target, goldenCase, `${prefix}-${runId}-${index}`));
     });
   });
 }

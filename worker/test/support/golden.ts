@@ -3,6 +3,7 @@
  * `SELF`, or over real sockets against lib/scripts/serve.mjs.
  */
 import { expect } from "vitest";
+import { issueTicket } from "../../lib/src/ticket";
 import { mismatch } from "./match";
 import { FrameQueue } from "./sockets";
 
@@ -28,6 +29,8 @@ export interface Target {
 
 type Auth = string | null | undefined;
 type Headers = Record<string, string>;
+/** A ticket the runner signs with the golden token; `{ticket}` in `auth` and headers is replaced by it. */
+type TicketSpec = { model: string; id: string; allow: string[]; expired?: boolean };
 
 interface HttpStep {
   request: {
@@ -39,17 +42,38 @@ interface HttpStep {
     auth?: Auth;
     raw?: boolean;
     fill?: [string, number];
+    ticket?: TicketSpec;
   };
-  response: { status: number; body?: unknown };
+  response: { status: number; headers?: Headers; body?: unknown };
 }
 
 export type Step =
   | HttpStep
-  | { ws_open: string; auth?: Auth; headers?: Headers; absent_headers?: string[] }
+  | { repeat: number; steps: Step[] }
+  | {
+      ws_open: string;
+      auth?: Auth;
+      headers?: Headers;
+      absent_headers?: string[];
+      expect_headers?: Headers;
+      subprotocol?: string;
+      ticket?: TicketSpec;
+    }
   | { ws_send: unknown }
   | { ws_send_raw: string }
   | { ws_expect: unknown }
-  | { ws_open_refused: string; auth?: Auth; headers?: Headers; status: number; body?: unknown };
+  | { ws_open_refused: string; auth?: Auth; headers?: Headers; status: number; body?: unknown; ticket?: TicketSpec };
+
+/** `auth` and `headers` with `{ticket}` replaced by a ticket made for `spec` (and `{run}` in its id). */
+async function withTicket<T extends { auth?: Auth; headers?: Headers; ticket?: TicketSpec }>(step: T, run: string): Promise<T> {
+  const spec = step.ticket;
+  if (spec === undefined) return step;
+  const now = Date.now() / 1000 - (spec.expired === true ? 120 : 0);
+  const ticket = await issueTicket(GOLDEN_TOKEN, spec.model, spec.id.replaceAll("{run}", run), spec.allow, 60, now);
+  const fill = (text: string) => text.replaceAll("{ticket}", ticket);
+  const headers = Object.fromEntries(Object.entries(step.headers ?? {}).map(([name, value]) => [name, fill(value)]));
+  return { ...step, ...("auth" in step ? { auth: typeof step.auth === "string" ? fill(step.auth) : step.auth } : {}), headers };
+}
 
 export interface GoldenCase {
   name: string;
@@ -76,9 +100,10 @@ function expectMatch(expected: unknown, actual: unknown, where: string): void {
   expect(problem, `${where}: ${problem}\nactual: ${JSON.stringify(actual)?.slice(0, 2_000)}`).toBeNull();
 }
 
-function expectReply(reply: RawReply, status: number, body: unknown, where: string): void {
+function expectReply(reply: RawReply, status: number, body: unknown, where: string, headers: Headers = {}): void {
   expect(reply.status, `${where}: status (body ${reply.body.slice(0, 2_000)})`).toBe(status);
   expect(reply.headers["durable-protocol"], `${where}: Durable-Protocol header`).toBe("1");
+  for (const [name, value] of Object.entries(headers)) expect(reply.headers[name.toLowerCase()], `${where}: ${name} header`).toBe(value);
   if (body !== undefined) expectMatch(body, JSON.parse(reply.body), where);
 }
 
@@ -98,7 +123,7 @@ function bodyOf(request: HttpStep["request"]): string | undefined {
 }
 
 async function runHttp(target: Target, step: HttpStep, run: string, where: string): Promise<void> {
-  const { request } = step;
+  const request = await withTicket(step.request, run);
   const body = bodyOf(request);
   const headers = headersFor(target, request.auth, "auth" in request, request.headers, body !== undefined);
   const path = request.path.replaceAll("{run}", run);
@@ -111,18 +136,43 @@ async function runHttp(target: Target, step: HttpStep, run: string, where: strin
     if (body !== undefined) init.body = body;
     reply = await read(await target.fetch(target.origin + path, init));
   }
-  expectReply(reply, step.response.status, step.response.body, where);
+  expectReply(reply, step.response.status, step.response.body, where, step.response.headers);
 }
 
 function upgradeInit(target: Target, auth: Auth, hasAuth: boolean, extra?: Headers): RequestInit {
   return { headers: { Upgrade: "websocket", ...headersFor(target, auth, hasAuth, extra) } };
 }
 
+/** `value` with each `{name}` of `tokens` replaced in every string in it (keys too). */
+export function substituted<T>(value: T, tokens: Record<string, string>): T {
+  if (typeof value === "string") {
+    let text: string = value;
+    for (const [name, token] of Object.entries(tokens)) text = text.replaceAll(`{${name}}`, token);
+    return text as T;
+  }
+  if (Array.isArray(value)) return value.map((item) => substituted(item, tokens)) as T;
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [substituted(key, tokens), substituted(item, tokens)])) as T;
+  }
+  return value;
+}
+
+/** The steps, with each `{"repeat": n, "steps": [...]}` unrolled (`{i}`: 0 to n-1). */
+export function* expanded(steps: Step[]): Generator<Step> {
+  for (const step of steps) {
+    if ("repeat" in step) {
+      for (let number = 0; number < step.repeat; number++) yield* expanded(substituted(step.steps, { i: String(number) }));
+    } else {
+      yield step;
+    }
+  }
+}
+
 /** Runs one case: its steps in order, with one WebSocket at most. */
 export async function runCase(target: Target, golden: GoldenCase, run: string): Promise<void> {
   let socket: FrameQueue | null = null;
   try {
-    for (const [index, step] of golden.steps.entries()) {
+    for (const [index, step] of [...expanded(substituted(golden.steps, { run }))].entries()) {
       const where = `${golden.name} / step ${index + 1}`;
       socket = (await runStep(target, step, run, socket, where)) ?? socket;
     }
@@ -135,12 +185,16 @@ async function runStep(target: Target, step: Step, run: string, socket: FrameQue
   if ("request" in step) {
     await runHttp(target, step, run, where);
   } else if ("ws_open" in step) {
+    step = await withTicket(step, run);
     const res = await target.fetch(target.origin + step.ws_open.replaceAll("{run}", run), upgradeInit(target, step.auth, "auth" in step, step.headers));
     expect(res.status, `${where}: handshake status`).toBe(101);
     expect(res.headers.get("Durable-Protocol"), `${where}: Durable-Protocol header`).toBe("1");
     for (const name of step.absent_headers ?? []) expect(res.headers.get(name), `${where}: ${name}`).toBeNull();
+    for (const [name, value] of Object.entries(step.expect_headers ?? {})) expect(res.headers.get(name), `${where}: ${name}`).toBe(value);
+    expect(res.headers.get("Sec-WebSocket-Protocol"), `${where}: selected subprotocol`).toBe(step.subprotocol ?? null);
     return FrameQueue.accept(res);
   } else if ("ws_open_refused" in step) {
+    step = await withTicket(step, run);
     const res = await target.fetch(
       target.origin + step.ws_open_refused.replaceAll("{run}", run),
       upgradeInit(target, step.auth, "auth" in step, step.headers),
