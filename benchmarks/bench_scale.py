@@ -63,8 +63,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import (  # noqa: E402
     HEADERS,
+    MODELS,
     TOKEN,
-    WORKER_DIR,
     cpu_seconds,
     interleave_many,
     percentile,
@@ -74,15 +74,15 @@ from common import (  # noqa: E402
     say_left_out,
     server_pid,
     verdict,
+    worker_project,
     worker_status,
 )
-from models import WORKER_BODIES, Blob  # noqa: E402
+from models import Blob  # noqa: E402
 
 from cloudflare_durable import DurableClient  # noqa: E402
 from cloudflare_durable._protocol import ACKNOWLEDGE_EVERY, PING_TEXT  # noqa: E402
 from cloudflare_durable.testing import NetworkHost, WorkerHost  # noqa: E402
 
-MODELS = ROOT / "benchmarks" / "models.py"
 SECTIONS = ("state", "store", "fanout", "objects", "bulk")
 
 
@@ -423,7 +423,7 @@ class Listener:
             arrived = self.arrivals.setdefault(version, [])
             arrived.append(time.perf_counter())
             if len(arrived) == 1:
-                self.texts.append(text)
+                self.texts.append(text if isinstance(text, str) else text.decode())
             if len(arrived) == self.count:
                 self.event(version).set()
 
@@ -768,23 +768,6 @@ async def create_vs_call(target: Target, plan: Plan) -> list[list[str]]:
 # -- servers -----------------------------------------------------------------------
 
 
-def worker_project(folder: Path) -> Path:
-    """A Worker project for ``benchmarks/models.py`` (``durable init worker``), with
-    the method bodies it needs and the repository Worker's installed toolchain."""
-    root = folder / "bench-worker"
-    init = ["init", "worker", str(root), "--models", str(MODELS)]
-    subprocess.run(
-        [sys.executable, "-m", "cloudflare_durable.host._cli", *init],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    for name, text in WORKER_BODIES.items():
-        (root / "src" / "models" / name).write_text(text)
-    os.symlink(WORKER_DIR / "node_modules", root / "node_modules")
-    return root
-
-
 @contextlib.asynccontextmanager
 async def nothing() -> AsyncIterator[None]:
     yield
@@ -922,7 +905,7 @@ def run(args: argparse.Namespace, folder: Path) -> None:
             if left_out is None:
                 worker = stack.enter_context(
                     WorkerHost(
-                        folder / "bulk-worker", token=TOKEN, worker_dir=folder / "bench-worker"
+                        folder / "bulk-worker", token=TOKEN, worker_dir=worker_project(folder)
                     )
                 )
                 targets.append(Target("Worker", worker.url))

@@ -22,6 +22,7 @@ from cloudflare_durable.testing import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER_DIR = ROOT / "worker"
+MODELS = ROOT / "benchmarks" / "models.py"
 TOKEN = "bench-token"
 HEADERS = {
     "authorization": f"Bearer {TOKEN}",
@@ -217,3 +218,25 @@ def rss_bytes(pids: list[int]) -> int:
         except OSError:
             continue
     return total
+
+
+def worker_project(folder: Path) -> Path:
+    """A Worker project for ``benchmarks/models.py`` (``durable init worker``), with
+    the method bodies of ``WORKER_BODIES`` and the repository Worker's installed
+    toolchain. Made once per folder."""
+    from models import WORKER_BODIES
+
+    root = folder / "bench-worker"
+    if root.exists():
+        return root
+    init = ["init", "worker", str(root), "--models", str(MODELS)]
+    subprocess.run(
+        [sys.executable, "-m", "cloudflare_durable._cli", *init],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    for name, text in WORKER_BODIES.items():
+        (root / "src" / "models" / name).write_text(text)
+    os.symlink(WORKER_DIR / "node_modules", root / "node_modules")
+    return root

@@ -6,8 +6,7 @@
   to compare a nested call with two calls made one after the other from outside.
 
 ``WORKER_BODIES`` are the same bodies in TypeScript, for a Worker project made from
-this module with ``durable init worker`` (the Worker library has no calls between
-objects, so ``transfer`` keeps its stub there).
+this module with ``durable init worker``.
 """
 
 from __future__ import annotations
@@ -48,6 +47,21 @@ export class Blob extends BlobBase {
   override bump(): number {
     this.state.count += 1;
     return this.state.count;
+  }
+}
+""",
+    "account.ts": """import { AccountBase, AccountSpec } from "../generated/account";
+
+export class Account extends AccountBase {
+  override deposit(amount: number): number {
+    this.state.balance += amount;
+    return this.state.balance;
+  }
+
+  override async transfer(to: string, amount: number): Promise<number> {
+    this.state.balance -= amount;
+    await this.objects(AccountSpec).get(to).deposit(amount);
+    return this.state.balance;
   }
 }
 """,

@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import (  # noqa: E402
     HEADERS,
+    MODELS,
     TOKEN,
     Row,
     interleave,
@@ -52,6 +53,7 @@ from common import (  # noqa: E402
     print_table,
     say_left_out,
     verdict,
+    worker_project,
     worker_status,
 )
 from counter import Counter  # noqa: E402
@@ -65,8 +67,6 @@ from cloudflare_durable._protocol import (  # noqa: E402
     has_patch_feature,
 )
 from cloudflare_durable.testing import NetworkHost, ServerProcess, WorkerHost  # noqa: E402
-
-MODELS = ROOT / "benchmarks" / "models.py"
 
 
 def ws_url(server: ServerProcess, model: str, object_id: str) -> str:
@@ -448,16 +448,10 @@ def main() -> None:
     if left_out is None:
         with WorkerHost(folder / "worker", token=TOKEN) as worker:
             rows += anyio.run(network_rows, worker, "Worker (workerd)", args)
-        rows.append(
-            Row(
-                "Worker (workerd)",
-                "call making one nested call",
-                "not measured",
-                "the Worker library has no calls between objects yet",
-                "",
-                "",
-            )
-        )
+        with WorkerHost(
+            folder / "nested-worker", token=TOKEN, worker_dir=worker_project(folder)
+        ) as worker:
+            rows.append(anyio.run(served_nested_row, worker, "Worker (workerd)", args.calls))
     rows.append(
         Row(
             "Elixir client (published)",
