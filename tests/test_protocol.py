@@ -387,11 +387,30 @@ def test_event_frames_say_their_place_and_gap_frames_parse() -> None:
         ("limit=1000&limit=1&prefix=x+y", proto.ListObjects("M", "x+y", None, 1000)),
         ("after=&other=1&have=x", proto.ListObjects("M")),
         ("prefix=%C3%A9", proto.ListObjects("M", "é")),
-        ("limit=%31%30", proto.ListObjects("M", limit=10)),
+        ("limit=0000000000001000", proto.ListObjects("M", limit=1000)),
     ],
 )
 def test_listing_queries(query: str, expected: proto.ListObjects) -> None:
     assert proto.list_query(proto.Route("list", "M"), query) == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=%31%30",
+        "limit=0",
+        "limit=1001",
+        "limit=000010000",
+        "limit=00000000000001000",
+        "limit=+5",
+        "limit=5.0",
+        "limit=",
+        "limit=\u0661",
+    ],
+)
+def test_listing_limits_are_ascii_digits_as_written(query: str) -> None:
+    with pytest.raises(exc.BadRequestError):
+        proto.list_query(proto.Route("list", "M"), query)
 
 
 def test_listing_query_paths_round_trip() -> None:
