@@ -101,11 +101,7 @@ def ls(
     model: str,
     prefix: str,
     limit: int | None,
-    url: str | None,
-    token: str | None,
-    token_file: Any,
-    store: str | None,
-    modules: tuple[str, ...],
+    target: Target,
     as_json: bool,
 ) -> int:
     """List the ids of MODEL's objects that have stored state, one per line.
@@ -114,7 +110,6 @@ def ls(
     listing of any length starts at once and holds one page in memory. With
     --json each line is the id as a JSON string (ids may hold any character).
     """
-    target = Target.from_options(url, token, token_file, store, modules)
     name = target.model_name(model)
     output = Output(as_json)
 
@@ -155,11 +150,7 @@ def export(
     models: tuple[str, ...],
     prefix: str,
     out: IO[str],
-    url: str | None,
-    token: str | None,
-    token_file: Any,
-    store: str | None,
-    modules: tuple[str, ...],
+    target: Target,
 ) -> int:
     """Write every object of each MODEL with stored state as one JSON line.
 
@@ -169,7 +160,6 @@ def export(
     state at the moment it was read; objects created meanwhile may be missed.
     `durable import` reads the file back into any host.
     """
-    target = Target.from_options(url, token, token_file, store, modules)
     names = [target.model_name(model) for model in models]
     output = Output(False)
 
@@ -258,11 +248,7 @@ Examples:
 def import_(
     source: IO[str],
     existing: str,
-    url: str | None,
-    token: str | None,
-    token_file: Any,
-    store: str | None,
-    modules: tuple[str, ...],
+    target: Target,
     as_json: bool,
 ) -> int:
     """Create the objects of FILE (written by `durable export`; - for stdin).
@@ -275,7 +261,6 @@ def import_(
     (skip), or gets the exported fields (replace). Every line is tried; the
     status is 1 if any failed.
     """
-    target = Target.from_options(url, token, token_file, store, modules)
     lines = _read_lines(source)
     output = Output(as_json)
 

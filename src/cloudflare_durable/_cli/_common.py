@@ -102,8 +102,22 @@ def read_token(token: str | None, token_file: Path | None) -> str | None:
     return token
 
 
-def connection_options(fn: Callable[P, R]) -> Callable[P, R]:
-    """``--url``, ``--token``, ``--token-file``, ``--store`` and ``--models``."""
+def connection_options(fn: Callable[..., R]) -> Callable[..., R]:
+    """``--url``, ``--token``, ``--token-file``, ``--store`` and ``--models``, given
+    to the command as one ``target`` (a :class:`Target`)."""
+
+    @functools.wraps(fn)
+    def command(
+        *,
+        url: str | None,
+        token: str | None,
+        token_file: Path | None,
+        store: str | None,
+        modules: tuple[str, ...],
+        **params: Any,
+    ) -> R:
+        return fn(target=Target.from_options(url, token, token_file, store, modules), **params)
+
     options = [
         click.option(
             "--models",
@@ -131,7 +145,7 @@ def connection_options(fn: Callable[P, R]) -> Callable[P, R]:
         ),
         click.option("--url", metavar="URL", help=f"A server's URL (default ${ENV_URL})."),
     ]
-    return functools.reduce(lambda f, option: option(f), options, fn)
+    return functools.reduce(lambda f, option: option(f), options, command)
 
 
 @dataclass(frozen=True, slots=True)

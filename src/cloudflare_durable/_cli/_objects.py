@@ -101,11 +101,7 @@ def call(
     method: str,
     arguments: tuple[str, ...],
     args_json: str | None,
-    url: str | None,
-    token: str | None,
-    token_file: Any,
-    store: str | None,
-    modules: tuple[str, ...],
+    target: Target,
     as_json: bool,
 ) -> int:
     """Call METHOD of the object ID of MODEL and print its result.
@@ -114,7 +110,6 @@ def call(
     (2, true, [1,2], {"a":1}, "quoted"), else as a string. With --models, a
     parameter declared `str` keeps the text as given (id=42 stays "42").
     """
-    target = Target.from_options(url, token, token_file, store, modules)
     name = target.model_name(model)
     args = parse_arguments(arguments, args_json, target.model(name), method)
     output = Output(as_json)
@@ -146,11 +141,7 @@ Examples:
 def get(
     model: str,
     object_id: str,
-    url: str | None,
-    token: str | None,
-    token_file: Any,
-    store: str | None,
-    modules: tuple[str, ...],
+    target: Target,
     as_json: bool,
 ) -> int:
     """Print the state and version of the object ID of MODEL.
@@ -158,7 +149,6 @@ def get(
     An object that was never written has version 0 and no stored state
     (it behaves as its model's defaults).
     """
-    target = Target.from_options(url, token, token_file, store, modules)
     name = target.model_name(model)
     output = Output(as_json)
 
@@ -213,11 +203,7 @@ def watch(
     object_id: str,
     since: int | None,
     count: int | None,
-    url: str | None,
-    token: str | None,
-    token_file: Any,
-    store: str | None,
-    modules: tuple[str, ...],
+    target: Target,
     as_json: bool,
 ) -> int:
     """Print one JSON line per snapshot and event of the object ID, until interrupted.
@@ -231,7 +217,6 @@ def watch(
     object's event log no longer held all of them. Ctrl-C ends
     it with status 0. --json is accepted for symmetry; the lines are JSON anyway.
     """
-    target = Target.from_options(url, token, token_file, store, modules)
     name = target.model_name(model)
     output = Output(as_json)
 
