@@ -457,9 +457,14 @@ async def _settled_memory_kib(server: ServerProcess) -> int:
 async def test_a_client_that_never_reads_is_closed_with_4008(kind: Kind, tmp_path: Path) -> None:
     """5,000 calls answered with 200 KB each (1 GB of replies), sent by a client that
     reads nothing: the server closes the connection (4008) once 1,000 frames or 8 MiB
-    wait unread. Measured on the second such client, after a first one warmed the
-    server up (a client like this made workerd grow by about 220 MB, the network host
-    by about 200 MB)."""
+    wait unread. Four such clients one after the other: together they grow the
+    network host by less than 64 MiB (at most 256 calls in flight, each with its
+    200 KB reply, and 8 MiB queued) and the Worker (node and workerd) by less than
+    128 MiB (V8's heap grows before it collects: 60 to 110 MiB in our runs), so
+    nothing is kept per client: one client like this made workerd grow by about
+    220 MB, the network host by about 200 MB. Which client pays for the growth
+    depends on the allocator, the event loop (uvloop or not) and V8's collector, so
+    the bound is on the whole run."""
     server: ServerProcess = await anyio.to_thread.run_sync(start_server, kind, tmp_path)
     try:
         room = proto.object_path("ChatRoom", "big")
@@ -473,17 +478,22 @@ async def test_a_client_that_never_reads_is_closed_with_4008(kind: Kind, tmp_pat
             ).encode()
             for n in range(5_000)
         ]
-        for attempt in ("warm-up", "measured"):
+        start = await _settled_memory_kib(server)
+        growth: list[float] = []
+        for attempt in range(4):
             before = await _settled_memory_kib(server)
             socket_ = await anyio.to_thread.run_sync(
                 _silent_client, server.url, room + "/ws", frames
             )
-            grown = (await _settled_memory_kib(server) - before) / 1024
+            growth.append((await _settled_memory_kib(server) - before) / 1024)
             texts, code = await anyio.to_thread.run_sync(_close_code_after_reading, socket_)
-            print(f"{kind} ({attempt}): +{grown:.1f} MiB, {texts} replies read, closed with {code}")
+            print(f"{kind} (client {attempt + 1}): +{growth[-1]:.1f} MiB, {texts} replies read")
             assert code == proto.CLOSE_LAGGING
             assert texts < 1_000
-        assert grown < 32, f"the server grew by {grown:.1f} MiB"
+        total = (server_memory_kib(server) - start) / 1024
+        print(f"{kind}: +{total:.1f} MiB in all")
+        bound = 64 if kind == "network" else 128
+        assert total < bound, f"four clients grew the server by {total:.1f} MiB ({growth})"
     finally:
         server.close()
 
