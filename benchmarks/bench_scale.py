@@ -29,7 +29,7 @@ Servers run on 127.0.0.1 and are stopped at the end. The Worker serves the same
 models from a project ``durable init worker`` makes of ``benchmarks/models.py``.
 Stores and the Worker's state are on tmpfs (``/dev/shm``) unless ``--disk`` is
 given: an fsync per commit would hide a cost that grows behind it. A full run
-takes three to six minutes (more with ``--full``); ``--quick`` is a smoke run.
+takes two to six minutes (more with ``--full``); ``--quick`` is a smoke run.
 """
 
 from __future__ import annotations
