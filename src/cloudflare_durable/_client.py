@@ -319,16 +319,24 @@ class DurableClient:
         object_id: str,
         frame: proto.SubscribeFrame,
         convert: Callable[[proto.Message], T | None],
+        *,
+        states_to_start: bool = False,
     ) -> Subscription[T]:
-        """Items ``convert`` makes of the messages of a subscription that resumes by version."""
+        """Items ``convert`` makes of the messages of a subscription that resumes by version.
+
+        With ``states_to_start`` (a subscription to events, which asks for states only
+        to learn the version it starts from), a connection that resumes from a version
+        asks for events alone: what it missed, and nothing else, so that a connection
+        too short to carry a state still moves on."""
         self._check_open()
         metadata = {"model": model, "object_id": object_id}
 
         async def open_stream(since: int | None) -> MessageStream:
             started = time.perf_counter()
-            stream = await self._transport.stream(
-                model, object_id, dataclasses.replace(frame, since=since)
-            )
+            sent = dataclasses.replace(frame, since=since)
+            if states_to_start and since is not None:
+                sent = dataclasses.replace(sent, snapshots=False, patches=False)
+            stream = await self._transport.stream(model, object_id, sent)
             telemetry.emit(
                 "websocket.connected",
                 {"duration": time.perf_counter() - started},

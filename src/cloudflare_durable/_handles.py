@@ -302,11 +302,16 @@ def events(handle: DurableModel, types: tuple[type[E], ...]) -> Subscription[E]:
         except pydantic.ValidationError as error:
             raise translate(error, f"event {message.name} does not validate") from error
 
-    # The states come too (as patches when they can): their versions tell the subscription
-    # where to resume, so that the events it misses while away are replayed.
+    # The first connection asks for states too (as patches when it can): their versions
+    # tell the subscription where to resume, so that the events it misses while away are
+    # replayed. A connection that resumes from a version asks for events alone.
     frame = proto.SubscribeFrame(None, snapshots=True, events=True, patches=True)
     return client_of(handle)._subscribe(
-        type(handle).__durable_name__, object_id_of(handle), frame, convert
+        type(handle).__durable_name__,
+        object_id_of(handle),
+        frame,
+        convert,
+        states_to_start=True,
     )
 
 
