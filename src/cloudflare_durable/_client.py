@@ -16,7 +16,7 @@ import enum
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
@@ -280,21 +280,10 @@ class DurableClient:
         self._check_open()
         transport = self._transport
         what = f"{query.kind} {query.model}"
-        if transport.in_process:
-            if _context.current() is None:
-                return await transport.query(query)
-            with deadline(self.settings.timeout, what):
-                return await transport.query(query)
-        settings = self.settings
-        return await retrying(
-            lambda: transport.query(query),
-            retries=settings.retries,
-            delay=settings.retry_delay,
-            within=settings.timeout,
-            what=what,
-        )
+        return await self._under_policy(lambda: transport.query(query), what)
 
     async def _in_process(self, op: proto.Operation) -> proto.Reply:
+        """``_under_policy`` for an in-process transport, unrolled: the hot path."""
         if _context.current() is None:
             return await self._transport.perform(op)
         with deadline(self.settings.timeout, _Described(op)):
@@ -302,15 +291,25 @@ class DurableClient:
 
     async def _attempts(self, op: proto.Operation, metadata: dict[str, Any]) -> proto.Reply:
         transport = self._transport
-        if transport.in_process:
-            return await self._in_process(op)
+        what = _Described(op) if transport.in_process else metadata
+        return await self._under_policy(lambda: transport.perform(op), what)
+
+    async def _under_policy(self, attempt: Callable[[], Awaitable[T]], what: object) -> T:
+        """``attempt`` under this client's timeouts: in-process, once (within the timeout
+        when a method body makes it, so that a cycle of calls cannot wait forever);
+        over the network, retried with backoff while its failures are retryable."""
+        if self._transport.in_process:
+            if _context.current() is None:
+                return await attempt()
+            with deadline(self.settings.timeout, what):
+                return await attempt()
         settings = self.settings
         return await retrying(
-            lambda: transport.perform(op),
+            attempt,
             retries=settings.retries,
             delay=settings.retry_delay,
             within=settings.timeout,
-            what=metadata,
+            what=what,
         )
 
     def _subscribe(

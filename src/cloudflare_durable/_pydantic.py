@@ -113,11 +113,15 @@ def validate_wire_state(cls: type[B], text: str) -> B:
     return cls.model_validate_json(text, **WIRE)
 
 
-def dump_state(instance: pydantic.BaseModel) -> dict[str, Any]:
-    """An instance's fields as JSON, refusing values that do not match their types."""
+def dump_state(instance: pydantic.BaseModel, names: Iterable[str] | None = None) -> dict[str, Any]:
+    """An instance's fields (or those of ``names``) as JSON, refusing values that do not
+    match their types."""
     try:
         dumped: dict[str, Any] = type(instance).__pydantic_serializer__.to_python(
-            instance, mode="json", warnings="error"
+            instance,
+            mode="json",
+            include=None if names is None else set(names),
+            warnings="error",
         )
     except PydanticSerializationError as error:
         raise exc.InvalidResultError(
@@ -248,20 +252,6 @@ class Tracking:
         fields.update(self.hidden)
         self.hidden.clear()
         return touched
-
-
-def dump_fields_of(instance: pydantic.BaseModel, names: Iterable[str]) -> dict[str, Any]:
-    """Some fields of an instance as JSON, refusing values that do not match their types."""
-    try:
-        dumped: dict[str, Any] = type(instance).__pydantic_serializer__.to_python(
-            instance, mode="json", include=set(names), warnings="error"
-        )
-    except PydanticSerializationError as error:
-        raise exc.InvalidResultError(
-            f"the method left a state {type(instance).__qualname__}'s fields reject; "
-            "nothing was changed"
-        ) from error
-    return dumped
 
 
 def assign_fields(instance: pydantic.BaseModel, values: dict[str, Any]) -> None:

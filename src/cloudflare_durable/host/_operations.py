@@ -40,7 +40,6 @@ from .._models import event_name
 from .._pydantic import (
     Tracking,
     dump_event,
-    dump_fields_of,
     dump_state,
     translate,
     unknown_fields,
@@ -393,7 +392,7 @@ class Batch:
         """The touched fields whose values differ now, as JSON."""
         if not touched:
             return {}
-        after = dump_fields_of(live, touched)
+        after = dump_state(live, touched)
         return {name: value for name, value in after.items() if value != self.value(name)}
 
     def _texts_after(
