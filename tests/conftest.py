@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from cloudflare_durable import DurableClient
@@ -83,6 +84,15 @@ def _client(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Durabl
         return DurableClient(store=str(tmp_path / "embedded.sqlite3"), **CLIENT_OPTIONS)
     server = request.getfixturevalue(f"{kind}_host")
     return DurableClient(server.url, token=TOKEN, **CLIENT_OPTIONS)
+
+
+@pytest.fixture
+def network_http(network_host: NetworkHost) -> Iterator[httpx.Client]:
+    """A raw HTTP client of the session's network host, with the suite's token."""
+    with httpx.Client(
+        base_url=network_host.url, headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as http:
+        yield http
 
 
 @pytest.fixture(params=["embedded", "network", "worker"])

@@ -8,7 +8,6 @@ exact on the Python hosts, including right after concurrent creates and deletes.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,9 +19,7 @@ from cloudflare_durable import DurableClient, UnknownModelError, UsageError
 from cloudflare_durable import _protocol as proto
 from cloudflare_durable.host import Host
 from cloudflare_durable.host._store import prefix_end
-from cloudflare_durable.testing import NetworkHost
 
-from .conftest import TOKEN
 from .models import Alarm, Counter
 
 pytestmark = pytest.mark.anyio
@@ -150,56 +147,53 @@ def test_prefix_end_bounds_every_id_with_the_prefix() -> None:
 class TestWire:
     """``GET /v1/objects/{model}`` on the network host, as bytes."""
 
-    @pytest.fixture
-    def http(self, network_host: NetworkHost) -> Iterator[httpx.Client]:
-        with httpx.Client(
-            base_url=network_host.url, headers={"Authorization": f"Bearer {TOKEN}"}
-        ) as http:
-            yield http
-
-    def test_pages_and_cursor(self, http: httpx.Client, oid: str) -> None:
+    def test_pages_and_cursor(self, network_http: httpx.Client, oid: str) -> None:
         for n in range(5):
-            reply = http.post(proto.object_path("Counter", f"{oid}-{n}", "call", "increment"))
+            reply = network_http.post(
+                proto.object_path("Counter", f"{oid}-{n}", "call", "increment")
+            )
             assert reply.status_code == 200
-        page = http.get(f"/v1/objects/Counter?prefix={quote(oid)}&limit=2")
+        page = network_http.get(f"/v1/objects/Counter?prefix={quote(oid)}&limit=2")
         assert page.status_code == 200
         assert page.headers["durable-protocol"] == "1"
         assert page.json() == {"ids": [f"{oid}-0", f"{oid}-1"], "next": f"{oid}-1"}
         after = quote(f"{oid}-1", safe="")
-        page = http.get(f"/v1/objects/Counter?prefix={quote(oid)}&after={after}&limit=3")
+        page = network_http.get(f"/v1/objects/Counter?prefix={quote(oid)}&after={after}&limit=3")
         assert page.json() == {"ids": [f"{oid}-2", f"{oid}-3", f"{oid}-4"], "next": None}
-        page = http.get(f"/v1/objects/Counter?limit=1000&prefix={quote(oid)}&other=x")
+        page = network_http.get(f"/v1/objects/Counter?limit=1000&prefix={quote(oid)}&other=x")
         assert page.json()["ids"] == [f"{oid}-{n}" for n in range(5)]
-        default = http.get(f"/v1/objects/Counter?prefix={quote(oid)}&after=")
+        default = network_http.get(f"/v1/objects/Counter?prefix={quote(oid)}&after=")
         assert default.json()["next"] is None
 
     @pytest.mark.parametrize("limit", ["0", "1001", "x", "-1", "1.5", "", "%2B1", "%EF%BC%91"])
-    def test_a_bad_limit_is_refused(self, http: httpx.Client, limit: str) -> None:
-        reply = http.get(f"/v1/objects/Counter?limit={limit}")
+    def test_a_bad_limit_is_refused(self, network_http: httpx.Client, limit: str) -> None:
+        reply = network_http.get(f"/v1/objects/Counter?limit={limit}")
         assert reply.status_code == 400
         assert reply.json()["error"]["code"] == "bad_request"
 
     @pytest.mark.parametrize("query", ["prefix=%G1", "after=%", "prefix=%E0%A4", "after=%FF"])
-    def test_a_bad_escape_is_refused(self, http: httpx.Client, query: str) -> None:
-        reply = http.get(f"/v1/objects/Counter?{query}")
+    def test_a_bad_escape_is_refused(self, network_http: httpx.Client, query: str) -> None:
+        reply = network_http.get(f"/v1/objects/Counter?{query}")
         assert reply.status_code == 400
         assert reply.json()["error"]["code"] == "invalid_id"
 
-    def test_values_are_decoded_once_and_plus_is_a_plus(self, http: httpx.Client, oid: str) -> None:
+    def test_values_are_decoded_once_and_plus_is_a_plus(
+        self, network_http: httpx.Client, oid: str
+    ) -> None:
         for suffix in ["a+b", "a b", "a%20b"]:
             path = proto.object_path("Counter", f"{oid}{suffix}", "call", "increment")
-            assert http.post(path).status_code == 200
-        listed = http.get(f"/v1/objects/Counter?prefix={quote(oid)}a+").json()["ids"]
+            assert network_http.post(path).status_code == 200
+        listed = network_http.get(f"/v1/objects/Counter?prefix={quote(oid)}a+").json()["ids"]
         assert listed == [f"{oid}a+b"]
-        listed = http.get(f"/v1/objects/Counter?prefix={quote(oid)}a%2520").json()["ids"]
+        listed = network_http.get(f"/v1/objects/Counter?prefix={quote(oid)}a%2520").json()["ids"]
         assert listed == [f"{oid}a%20b"]
 
-    def test_unknown_model_other_methods_and_no_token(self, http: httpx.Client) -> None:
-        assert http.get("/v1/objects/Nope").json()["error"]["code"] == "unknown_model"
-        refused = http.post("/v1/objects/Counter")
+    def test_unknown_model_other_methods_and_no_token(self, network_http: httpx.Client) -> None:
+        assert network_http.get("/v1/objects/Nope").json()["error"]["code"] == "unknown_model"
+        refused = network_http.post("/v1/objects/Counter")
         assert (refused.status_code, refused.json()["error"]["code"]) == (
             405,
             "method_not_allowed",
         )
-        anonymous = http.get("/v1/objects/Counter", headers={"Authorization": ""})
+        anonymous = network_http.get("/v1/objects/Counter", headers={"Authorization": ""})
         assert anonymous.status_code == 401

@@ -12,7 +12,7 @@ import datetime
 import logging
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -228,20 +228,15 @@ async def _failed(alarm: Alarm) -> bool:
 
 
 class TestWire:
-    @pytest.fixture
-    def http(self, network_host: NetworkHost) -> Iterator[httpx.Client]:
-        with httpx.Client(
-            base_url=network_host.url, headers={"Authorization": f"Bearer {TOKEN}"}
-        ) as http:
-            yield http
-
-    def test_the_schedules_of_an_object(self, http: httpx.Client, oid: str) -> None:
+    def test_the_schedules_of_an_object(self, network_http: httpx.Client, oid: str) -> None:
         path = proto.object_path("test.Alarm", oid)
-        assert http.get(f"{path}/schedules").json() == {"schedules": []}
+        assert network_http.get(f"{path}/schedules").json() == {"schedules": []}
         for token, delay in [("b", 60), ("a", 30), ("c", 60)]:
-            reply = http.post(f"{path}/call/arm", json={"args": {"delay": delay, "token": token}})
+            reply = network_http.post(
+                f"{path}/call/arm", json={"args": {"delay": delay, "token": token}}
+            )
             assert reply.status_code == 200
-        listed = http.get(f"{path}/schedules")
+        listed = network_http.get(f"{path}/schedules")
         assert listed.status_code == 200
         entries = listed.json()["schedules"]
         assert entries[0]["args"]["token"] == "a"
@@ -259,11 +254,11 @@ class TestWire:
                 None,
             )
 
-    def test_refusals(self, http: httpx.Client) -> None:
-        assert http.post("/v1/objects/test.Alarm/a/schedules").status_code == 405
-        unknown = http.get("/v1/objects/Nope/a/schedules")
+    def test_refusals(self, network_http: httpx.Client) -> None:
+        assert network_http.post("/v1/objects/test.Alarm/a/schedules").status_code == 405
+        unknown = network_http.get("/v1/objects/Nope/a/schedules")
         assert unknown.json()["error"]["code"] == "unknown_model"
-        bad = http.get("/v1/objects/test.Alarm/%00/schedules")
+        bad = network_http.get("/v1/objects/test.Alarm/%00/schedules")
         assert bad.json()["error"]["code"] == "invalid_id"
 
 

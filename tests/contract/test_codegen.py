@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from cloudflare_durable import DurableModel, remote
 from cloudflare_durable._codegen import generate, stale_files, write_files
 from cloudflare_durable._codegen.fidelity import inspect_models
-from cloudflare_durable._codegen.typescript import UnsupportedSchemaError
+from cloudflare_durable._codegen.typescript import RESERVED_METHODS, UnsupportedSchemaError
 from cloudflare_durable._schema import schema_document
 
 from . import models
@@ -34,6 +35,14 @@ def test_the_checked_in_example_code_is_what_the_examples_generate() -> None:
             "examples/counter.py examples/chat_room.py examples/collaborative_document.py "
             "examples/bank.py examples/auction.py --out worker/src/generated"
         )
+
+
+def test_codegen_and_the_worker_library_reserve_the_same_method_names() -> None:
+    """``durable codegen`` refuses the names the Worker's base class refuses."""
+    source = (ROOT / "worker" / "lib" / "src" / "object.ts").read_text()
+    found = re.search(r"const RESERVED = new Set\(\[(.*?)\]\);", source, re.S)
+    assert found is not None
+    assert set(re.findall(r'"([^"]+)"', found.group(1))) == RESERVED_METHODS
 
 
 def test_the_test_workers_code_is_what_its_models_generate() -> None:
